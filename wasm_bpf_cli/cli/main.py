@@ -1,0 +1,57 @@
+"""The `wasm-bpf` command group. Subcommands live in their own modules and are
+imported only when invoked, so `wasm-bpf --help` stays fast."""
+import importlib
+import sys
+
+import click
+
+# name -> (module, attribute, one-line help shown by `wasm-bpf --help`)
+COMMANDS = {
+    "run": ("wasm_bpf_cli.cli.run_cmd", "run", "Run a wasm-bpf guest module on the real kernel."),
+    "inspect": ("wasm_bpf_cli.cli.inspect_cmd", "inspect", "Show what is inside a module or BPF object."),
+    "sdk": ("wasm_bpf_cli.cli.sdk_cmd", "sdk", "Print compiler flags for building C guests."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        entry = COMMANDS.get(name)
+        if entry is None:
+            return None
+        module, attr, _ = entry
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _print_version(ctx, _param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    from wasm_bpf_cli.version import version_report
+
+    click.echo(version_report())
+    ctx.exit(0)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show the version and the engines available.")
+def cli():
+    """Run WebAssembly eBPF programs (wasm-bpf guests).
+
+    A guest is a wasm32-wasi module that embeds eBPF objects and uses the
+    wasm_bpf host functions to load, attach and poll them.
+    """
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="wasm-bpf", standalone_mode=True)
+    except KeyboardInterrupt:  # Ctrl-C outside a run (e.g. while parsing)
+        sys.exit(130)

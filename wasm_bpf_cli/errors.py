@@ -1,0 +1,26 @@
+"""The project's own exception types. Every layer raises these; the CLI maps
+them to exit codes and prints their message as one line."""
+
+
+class WasmBpfError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(WasmBpfError):
+    """The user asked for something malformed (bad option value, bad path)."""
+
+    exit_code = 2
+
+
+class ModuleError(WasmBpfError):
+    """The .wasm file is missing, unreadable, not wasm, or needs imports we lack."""
+
+
+class EngineError(WasmBpfError):
+    """The wasm engine is unavailable or failed outside the guest's control."""
+
+
+class PrivilegeError(WasmBpfError):
+    """The process lacks what the kernel needs (root / CAP_BPF, BTF, mounts)."""
