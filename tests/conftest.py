@@ -1,0 +1,68 @@
+"""Shared fixtures. Kernel tests run against the real kernel as root; under
+CI=true a kernel test that cannot run is a failure, never a skip."""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def skip_or_fail(reason: str):
+    """Skip locally; fail under CI=true, where every test must really run."""
+    if IN_CI:
+        pytest.fail(f"cannot run under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("kernel"):
+            item.fixturenames.append("_kernel_ready")
+
+
+@pytest.fixture
+def _kernel_ready():
+    if os.geteuid() != 0:
+        skip_or_fail("kernel tests need root")
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        skip_or_fail("kernel has no BTF")
+    if not shutil.which("bpftool"):
+        skip_or_fail("bpftool is not installed")
+
+
+def _bpftool_ids(kind: str) -> set:
+    out = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True)
+    if out.returncode != 0 or not out.stdout.strip():
+        return set()
+    return {entry["id"] for entry in json.loads(out.stdout)}
+
+
+def bpf_snapshot() -> dict:
+    return {kind: _bpftool_ids(kind) for kind in ("prog", "link", "map")}
+
+
+def wait_no_new_bpf(before: dict, deadline_s: float = 5.0) -> dict:
+    """Poll until no prog/link/map exists that was not there `before` (the kernel
+    frees them asynchronously after the last fd closes). Returns what is left."""
+    end = time.monotonic() + deadline_s
+    while True:
+        now = bpf_snapshot()
+        left = {k: sorted(now[k] - before[k]) for k in now if now[k] - before[k]}
+        if not left or time.monotonic() > end:
+            return left
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def no_bpf_leaks():
+    """Asserts after the test that every BPF program, link and map the test
+    created is gone from the kernel."""
+    before = bpf_snapshot()
+    yield
+    left = wait_no_new_bpf(before)
+    assert not left, f"BPF objects left in the kernel: {left}"

@@ -1,0 +1,143 @@
+"""The engine contract: what the runner needs from a wasm engine.
+
+One adapter per engine (wasmtime, wasmer) implements it. The host ABI code
+(`wasm_bpf_cli.abi`) knows only these types, never an engine.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from wasm_bpf_cli.abi.signatures import Signature
+
+# Writes the guest made to its stdout/stderr; called on the guest's thread.
+OutputSink = Callable[[bytes], None]
+
+
+@dataclass
+class WasiOptions:
+    """What the guest sees of the host through WASI. Nothing is inherited by default."""
+
+    argv: List[str] = field(default_factory=list)
+    env: List[Tuple[str, str]] = field(default_factory=list)
+    preopens: List[Tuple[str, str]] = field(default_factory=list)  # (host dir, guest path)
+    stdout: Optional[OutputSink] = None  # None: the process's own fd 1, byte for byte
+    stderr: Optional[OutputSink] = None  # None: the process's own fd 2
+    stdin_path: Optional[str] = None  # None: empty stdin; a path (may be /proc/self/fd/N)
+
+
+@dataclass
+class HostFunction:
+    """One import the host provides. `func` takes and returns Python ints and
+    must not raise except to abort the guest (GuestExit / GuestAbort)."""
+
+    module: str
+    name: str
+    signature: Signature
+    func: Callable[..., int]
+
+
+class GuestExit(BaseException):
+    """The guest called proc_exit(code), possibly deep inside a host call.
+    BaseException so that no `except Exception` in host code swallows it."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+class GuestTrap(Exception):
+    """The guest trapped (unreachable, out-of-bounds, stack overflow, interrupt)."""
+
+    def __init__(self, message: str, interrupted: bool = False):
+        super().__init__(message)
+        self.interrupted = interrupted
+
+
+class GuestMemory:
+    """Bounds-checked view of the guest's linear memory.
+
+    `host_address(ptr, size)` is the only way host code turns a guest pointer
+    into a native address: it returns None unless [ptr, ptr+size) lies inside
+    the memory as it is now. Addresses stay valid until the guest grows its
+    memory (i.e. until control returns to wasm).
+    """
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def base_address(self) -> int:
+        raise NotImplementedError
+
+    def host_address(self, ptr: int, size: int) -> Optional[int]:
+        if ptr < 0 or size < 0:
+            return None
+        if ptr + size > self.size():
+            return None
+        return self.base_address() + ptr
+
+    def read(self, ptr: int, size: int) -> Optional[bytes]:
+        import ctypes
+
+        addr = self.host_address(ptr, size)
+        return None if addr is None else ctypes.string_at(addr, size)
+
+    def read_cstring(self, ptr: int, limit: int = 4096) -> Optional[str]:
+        """A NUL-terminated UTF-8 string at `ptr`, or None if it runs off memory
+        or past `limit` bytes, or is not valid UTF-8."""
+        import ctypes
+
+        if ptr <= 0:
+            return None
+        avail = min(limit, self.size() - ptr)
+        addr = self.host_address(ptr, max(avail, 0))
+        if addr is None or avail <= 0:
+            return None
+        raw = ctypes.string_at(addr, avail)
+        end = raw.find(b"\0")
+        if end < 0:
+            return None
+        try:
+            return raw[:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+
+class Instance:
+    """An instantiated guest."""
+
+    memory: GuestMemory
+
+    def run_main(self) -> int:
+        """Call `_start`; return the exit code (0 if it returns, proc_exit's code
+        otherwise). Raises GuestTrap on a trap."""
+        raise NotImplementedError
+
+    def table_caller(self, index: int, signature: Signature) -> Optional[Callable[..., int]]:
+        """A callable for entry `index` of the exported function table, or None
+        if there is no such entry of that signature."""
+        raise NotImplementedError
+
+    def export_caller(self, name: str, signature: Signature) -> Optional[Callable[..., int]]:
+        """A callable for the exported function `name`, or None if absent or of
+        another signature."""
+        raise NotImplementedError
+
+
+class Engine:
+    name: str = "?"
+
+    @classmethod
+    def version(cls) -> str:
+        raise NotImplementedError
+
+    def compile(self, wasm: bytes, cache: bool = True):
+        """Compile a module; raises ModuleError with a one-line reason."""
+        raise NotImplementedError
+
+    def instantiate(self, module, wasi: WasiOptions,
+                    host_functions: Sequence[HostFunction]) -> Instance:
+        raise NotImplementedError
+
+    def interrupt(self) -> bool:
+        """Make running guest code trap soon, from any thread. False if this
+        engine cannot interrupt wasm code."""
+        return False
