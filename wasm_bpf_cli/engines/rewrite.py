@@ -1,0 +1,371 @@
+"""A small wasm binary section editor: add exported functions to a module.
+
+Why: wasmer-python cannot hand a table's funcref to the host, so the host
+cannot call a guest's sample callback by its table index. Adding an exported
+trampoline that does `call_indirect` inside wasm solves that for every guest.
+
+Only the sections that must change are re-encoded (type, function, export,
+code); every other section, custom ones included, is copied byte for byte, in
+its place. Existing type and function indices never change: types and
+defined functions are only appended. Self-contained on purpose (its own
+LEB128 and section walking), so it depends on no other reader.
+"""
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from wasm_bpf_cli.errors import ModuleError
+
+MAGIC = b"\0asm"
+VERSION_1 = b"\x01\0\0\0"
+TABLE_EXPORT = "__indirect_function_table"
+
+VALTYPES = {"i32": 0x7F, "i64": 0x7E, "f32": 0x7D, "f64": 0x7C, "v128": 0x7B,
+            "funcref": 0x70, "externref": 0x6F}
+
+# Section ids.
+CUSTOM, TYPE, IMPORT, FUNCTION, TABLE, MEMORY, GLOBAL, EXPORT = 0, 1, 2, 3, 4, 5, 6, 7
+START, ELEMENT, CODE, DATA, DATACOUNT, TAG = 8, 9, 10, 11, 12, 13
+# The order non-custom sections must appear in (tag sits between memory and global).
+_ORDER = [TYPE, IMPORT, FUNCTION, TABLE, MEMORY, TAG, GLOBAL, EXPORT, START, ELEMENT,
+          DATACOUNT, CODE, DATA]
+
+# Export / import kinds.
+KIND_FUNC, KIND_TABLE, KIND_MEMORY, KIND_GLOBAL, KIND_TAG = 0, 1, 2, 3, 4
+
+
+class RewriteError(ModuleError):
+    """The module cannot be rewritten (not wasm, truncated, lacks what is needed)."""
+
+
+# ---------------------------------------------------------------- LEB128
+
+def encode_u32(value: int) -> bytes:
+    if value < 0 or value > 0xFFFFFFFF:
+        raise ValueError(f"u32 out of range: {value}")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_name(name: str) -> bytes:
+    raw = name.encode("utf-8")
+    return encode_u32(len(raw)) + raw
+
+
+class _Reader:
+    """A cursor over bytes; every read past the end is a RewriteError."""
+
+    def __init__(self, data: bytes, pos: int = 0, end: Optional[int] = None, what: str = "module"):
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+        self.what = what
+
+    def _truncated(self):
+        return RewriteError(f"truncated wasm {self.what} at byte {self.pos}")
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise self._truncated()
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise self._truncated()
+        raw = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return raw
+
+    def leb_u(self, bits: int = 32) -> int:
+        result = shift = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+            if shift >= bits + 7:
+                raise RewriteError(f"malformed LEB128 in wasm {self.what} at byte {self.pos}")
+        if result >> bits:
+            raise RewriteError(f"LEB128 value too large in wasm {self.what} at byte {self.pos}")
+        return result
+
+    def name(self) -> str:
+        raw = self.take(self.leb_u())
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RewriteError(f"invalid UTF-8 name in wasm {self.what}") from None
+
+    def limits(self) -> None:
+        flags = self.byte()
+        bits = 64 if flags & 0x04 else 32
+        self.leb_u(bits)
+        if flags & 0x01:
+            self.leb_u(bits)
+
+    def at_end(self) -> bool:
+        return self.pos >= self.end
+
+
+# ---------------------------------------------------------------- sections
+
+class Section(NamedTuple):
+    id: int
+    payload: bytes
+    raw: bytes  # id + size + payload exactly as found (copied back unchanged)
+
+
+def split_sections(wasm: bytes) -> List[Section]:
+    """The module's sections in file order; checks the header and every size."""
+    wasm = bytes(wasm)
+    if len(wasm) < 8 or wasm[:4] != MAGIC:
+        raise RewriteError("not a wasm module (no \\0asm header)")
+    if wasm[4:8] != VERSION_1:
+        raise RewriteError(f"unsupported wasm version {wasm[4:8].hex()} (only 1 is)")
+    r = _Reader(wasm, 8)
+    sections = []
+    seen = []
+    while not r.at_end():
+        start = r.pos
+        sid = r.byte()
+        size = r.leb_u()
+        payload = r.take(size)
+        if sid != CUSTOM:
+            if sid not in _ORDER:
+                raise RewriteError(f"unknown wasm section id {sid} at byte {start}")
+            if sid in seen or (seen and _ORDER.index(sid) < _ORDER.index(seen[-1])):
+                raise RewriteError(f"wasm section {sid} out of order or repeated at byte {start}")
+            seen.append(sid)
+        sections.append(Section(sid, payload, wasm[start:r.pos]))
+    return sections
+
+
+def join_sections(sections: Iterable[Section]) -> bytes:
+    return MAGIC + VERSION_1 + b"".join(s.raw for s in sections)
+
+
+def make_section(sid: int, payload: bytes) -> Section:
+    return Section(sid, payload, bytes([sid]) + encode_u32(len(payload)) + payload)
+
+
+def _find(sections: Sequence[Section], sid: int) -> Optional[int]:
+    for i, s in enumerate(sections):
+        if s.id == sid:
+            return i
+    return None
+
+
+def _put(sections: List[Section], sid: int, payload: bytes) -> None:
+    """Replace section `sid`, or insert it where the section order says:
+    right after the last non-custom section that must precede it."""
+    new = make_section(sid, payload)
+    i = _find(sections, sid)
+    if i is not None:
+        sections[i] = new
+        return
+    rank = _ORDER.index(sid)
+    at = 0
+    for j, s in enumerate(sections):
+        if s.id != CUSTOM and _ORDER.index(s.id) < rank:
+            at = j + 1
+    sections.insert(at, new)
+
+
+def _vec_items(payload: bytes, what: str) -> Tuple[int, _Reader]:
+    r = _Reader(payload, what=f"{what} section")
+    return r.leb_u(), r
+
+
+def _append_to_vec(payload: Optional[bytes], item: bytes, what: str) -> bytes:
+    """A vector section's payload with one more item: new count, old items as they were."""
+    if payload is None:
+        return encode_u32(1) + item
+    count, r = _vec_items(payload, what)
+    return encode_u32(count + 1) + payload[r.pos:] + item
+
+
+# ---------------------------------------------------------------- reading what we need
+
+FuncType = Tuple[Tuple[int, ...], Tuple[int, ...]]  # valtype bytes
+
+
+def _types(sections: Sequence[Section]) -> List[Optional[FuncType]]:
+    i = _find(sections, TYPE)
+    if i is None:
+        return []
+    count, r = _vec_items(sections[i].payload, "type")
+    out: List[Optional[FuncType]] = []
+    for _ in range(count):
+        form = r.byte()
+        if form != 0x60:
+            # GC proposal types (rec/sub/struct/array): we never match or renumber them.
+            raise RewriteError(f"unsupported type form 0x{form:02x} in type section")
+        params = tuple(r.take(r.leb_u()))
+        results = tuple(r.take(r.leb_u()))
+        out.append((params, results))
+    return out
+
+
+class _Imports(NamedTuple):
+    funcs: int
+    tables: int
+
+
+def _imports(sections: Sequence[Section]) -> _Imports:
+    i = _find(sections, IMPORT)
+    funcs = tables = 0
+    if i is None:
+        return _Imports(0, 0)
+    count, r = _vec_items(sections[i].payload, "import")
+    for _ in range(count):
+        r.name()
+        r.name()
+        kind = r.byte()
+        if kind == KIND_FUNC:
+            r.leb_u()
+            funcs += 1
+        elif kind == KIND_TABLE:
+            r.byte()
+            r.limits()
+            tables += 1
+        elif kind == KIND_MEMORY:
+            r.limits()
+        elif kind == KIND_GLOBAL:
+            r.byte()
+            r.byte()
+        elif kind == KIND_TAG:
+            r.byte()
+            r.leb_u()
+        else:
+            raise RewriteError(f"unknown import kind {kind}")
+    return _Imports(funcs, tables)
+
+
+def _count(sections: Sequence[Section], sid: int, what: str) -> int:
+    i = _find(sections, sid)
+    return 0 if i is None else _vec_items(sections[i].payload, what)[0]
+
+
+def _exports(sections: Sequence[Section]) -> List[Tuple[str, int, int]]:
+    i = _find(sections, EXPORT)
+    if i is None:
+        return []
+    count, r = _vec_items(sections[i].payload, "export")
+    out = []
+    for _ in range(count):
+        name = r.name()
+        kind = r.byte()
+        out.append((name, kind, r.leb_u()))
+    return out
+
+
+def _valtype_bytes(names: Sequence[str]) -> Tuple[int, ...]:
+    try:
+        return tuple(VALTYPES[n] for n in names)
+    except KeyError as e:
+        raise ValueError(f"unknown wasm value type {e.args[0]!r}") from None
+
+
+# ---------------------------------------------------------------- public API
+
+def ensure_type(wasm: bytes, params: Sequence[str], results: Sequence[str]) -> Tuple[bytes, int]:
+    """(module, index of a function type (params) -> (results)): the first
+    existing one, or a new one appended to the type section."""
+    sections = split_sections(wasm)
+    wanted = (_valtype_bytes(params), _valtype_bytes(results))
+    types = _types(sections)
+    for idx, t in enumerate(types):
+        if t == wanted:
+            return bytes(wasm), idx
+    entry = (b"\x60" + encode_u32(len(wanted[0])) + bytes(wanted[0])
+             + encode_u32(len(wanted[1])) + bytes(wanted[1]))
+    i = _find(sections, TYPE)
+    _put(sections, TYPE, _append_to_vec(None if i is None else sections[i].payload, entry, "type"))
+    return join_sections(sections), len(types)
+
+
+def export_index(wasm: bytes, name: str, kind: int) -> Optional[int]:
+    """Index of the export `name` of that kind (KIND_FUNC, KIND_TABLE...), or None."""
+    for ename, ekind, idx in _exports(split_sections(wasm)):
+        if ename == name and ekind == kind:
+            return idx
+    return None
+
+
+def add_function(wasm: bytes, type_index: int, locals: Sequence[str], body: bytes,
+                 export_name: str) -> Tuple[bytes, int]:
+    """Append a defined function of type `type_index` and export it.
+
+    `locals` are the value types of the extra locals (beyond the params);
+    `body` is the instruction bytes *without* the final `end`. Returns
+    (module, the new function's index). Imported and defined function
+    indices are unchanged; the new one is the last.
+    """
+    sections = split_sections(wasm)
+    ntypes = len(_types(sections))
+    if not 0 <= type_index < ntypes:
+        raise RewriteError(f"type index {type_index} out of range ({ntypes} types)")
+    exports = _exports(sections)
+    if any(name == export_name for name, _, _ in exports):
+        raise RewriteError(f"module already exports `{export_name}`")
+    ndefined = _count(sections, FUNCTION, "function")
+    ncode = _count(sections, CODE, "code")
+    if ndefined != ncode:
+        raise RewriteError(f"function and code sections disagree ({ndefined} vs {ncode} entries)")
+    func_index = _imports(sections).funcs + ndefined
+
+    # Locals are run-length encoded: (count, type) groups.
+    groups: List[Tuple[int, int]] = []
+    for vt in _valtype_bytes(locals):
+        if groups and groups[-1][1] == vt:
+            groups[-1] = (groups[-1][0] + 1, vt)
+        else:
+            groups.append((1, vt))
+    code = encode_u32(len(groups)) + b"".join(encode_u32(n) + bytes([vt]) for n, vt in groups)
+    code += bytes(body) + b"\x0b"
+    entry = encode_u32(len(code)) + code
+
+    def payload(sid):
+        i = _find(sections, sid)
+        return None if i is None else sections[i].payload
+
+    new_func = _append_to_vec(payload(FUNCTION), encode_u32(type_index), "function")
+    new_code = _append_to_vec(payload(CODE), entry, "code")
+    new_export = _append_to_vec(payload(EXPORT),
+                                encode_name(export_name) + bytes([KIND_FUNC]) + encode_u32(func_index),
+                                "export")
+    _put(sections, FUNCTION, new_func)
+    _put(sections, CODE, new_code)
+    _put(sections, EXPORT, new_export)
+    return join_sections(sections), func_index
+
+
+def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table",
+                         params: Sequence[str] = ("i32", "i32", "i32"),
+                         results: Sequence[str] = ("i32",),
+                         table_export: str = TABLE_EXPORT) -> bytes:
+    """Add an exported function `(idx: i32, *params) -> results` that calls
+    entry `idx` of the exported function table with `params` (call_indirect:
+    traps on a null entry, a bad index, or an entry of another type)."""
+    table = export_index(wasm, table_export, KIND_TABLE)
+    if table is None:
+        raise RewriteError(f"module exports no function table `{table_export}`: "
+                           "cannot call sample callbacks by table index")
+    if any(name == export_name for name, _, _ in _exports(split_sections(wasm))):
+        raise RewriteError(f"module already exports `{export_name}`")
+    wasm, callee_type = ensure_type(wasm, params, results)
+    wasm, tramp_type = ensure_type(wasm, ("i32",) + tuple(params), results)
+    body = bytearray()
+    for i in range(1, len(params) + 1):
+        body += b"\x20" + encode_u32(i)  # local.get i (the callback's args)
+    body += b"\x20\x00"  # local.get 0 (the table index)
+    body += b"\x11" + encode_u32(callee_type) + encode_u32(table)  # call_indirect type table
+    return add_function(wasm, tramp_type, (), bytes(body), export_name)[0]
