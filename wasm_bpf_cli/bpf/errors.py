@@ -1,0 +1,61 @@
+"""BpfError and the two helpers every libbpf call goes through, so that each
+failure says what failed, why (strerror and errno name), and carries the errno."""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+from typing import Optional
+
+from ..errors import WasmBpfError
+
+PRIVILEGE_HINT = "run as root or with CAP_BPF and CAP_PERFMON"
+
+
+class BpfError(WasmBpfError):
+    """A libbpf or kernel operation failed.
+
+    `errno` is the positive Linux errno (or None when not errno-shaped);
+    `details` holds extra lines (e.g. the verifier log tail) kept out of the
+    one-line message."""
+
+    def __init__(self, message: str, errno: Optional[int] = None, details: str = "") -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.details = details
+
+
+def describe_errno(err: int) -> str:
+    """'No such file or directory (ENOENT)' for 2."""
+    name = _errno.errorcode.get(err, f"errno {err}")
+    return f"{os.strerror(err)} ({name})"
+
+
+def error_from_errno(err: int, what: str, details: str = "", privileged: bool = False) -> BpfError:
+    """Build the BpfError for positive errno `err`. With `privileged`, EPERM (and
+    EACCES when not root: as root EACCES is the verifier's verdict) gets a hint."""
+    message = f"{what}: {describe_errno(err)}"
+    if privileged and (err == _errno.EPERM or (err == _errno.EACCES and os.geteuid() != 0)):
+        message += f": {PRIVILEGE_HINT}"
+    return BpfError(message, errno=err, details=details)
+
+
+def check_int(ret: int, what: str, details: str = "", privileged: bool = False) -> int:
+    """Return `ret` unchanged if >= 0; a negative return is libbpf's -errno."""
+    if ret < 0:
+        raise error_from_errno(-ret, what, details, privileged)
+    return ret
+
+
+def check_ptr(ptr, what: str, details: str = "", privileged: bool = False):
+    """Return `ptr` if it is a valid pointer. libbpf 1.x returns NULL and sets
+    errno; an ERR_PTR (legacy mode) is decoded with libbpf_get_error."""
+    from .lib import libbpf
+
+    if not ptr:
+        err = ctypes.get_errno() or _errno.EINVAL
+        raise error_from_errno(err, what, details, privileged)
+    ret = libbpf().libbpf_get_error(ptr)
+    if ret:
+        raise error_from_errno(-ret, what, details, privileged)
+    return ptr
