@@ -1,0 +1,9 @@
+"""`wasm-bpf inspect`: read a wasm-bpf module or BPF object without a kernel.
+
+Public API: `inspect_path`, `inspect_bytes` (the report document, keys in
+`report.py`), `InspectError`. Lower layers: wasm_reader, elf_reader,
+btf_reader, bpf_object, verdict."""
+from .errors import InspectError
+from .report import inspect_bytes, inspect_path
+
+__all__ = ["InspectError", "inspect_bytes", "inspect_path"]
