@@ -25,8 +25,19 @@ class BpfError(WasmBpfError):
         self.details = details
 
 
+LIBBPF_ERRNO_START = 4000  # libbpf's own error codes (enum libbpf_errno) start here
+
+
 def describe_errno(err: int) -> str:
-    """'No such file or directory (ENOENT)' for 2."""
+    """'No such file or directory (ENOENT)' for 2; libbpf's own codes (4000+)
+    are described by libbpf_strerror: 'Invalid BPF object format (LIBBPF_ERRNO__FORMAT)'."""
+    if err >= LIBBPF_ERRNO_START:
+        from . import _libbpf_generated as gen
+
+        names = {v: k for k, v in vars(gen).items() if k.startswith("LIBBPF_ERRNO__") and isinstance(v, int)}
+        buf = ctypes.create_string_buffer(128)
+        if gen.libbpf_strerror is not None and gen.libbpf_strerror(err, buf, len(buf)) == 0:
+            return f"{buf.value.decode()} ({names.get(err, f'errno {err}')})"
     name = _errno.errorcode.get(err, f"errno {err}")
     return f"{os.strerror(err)} ({name})"
 
