@@ -210,18 +210,19 @@ def _looks_like_bpf(data: bytes, off: int) -> bool:
             and data[off + 18:off + 20] == EM_BPF.to_bytes(2, "little"))
 
 
-def scan_bpf_objects(data: bytes) -> List[Tuple[int, int, Optional[str]]]:
+def scan_bpf_objects(data: bytes, origin: int = 0) -> List[Tuple[int, int, Optional[str]]]:
     """Every ELF64 LE header with e_machine EM_BPF in `data`, as
     (offset, length, error). `length` is the object's real length when its
     headers are readable (error None); otherwise what remains of `data` and
-    the error message."""
+    the error message. `origin` is where `data` starts in the file, used
+    only to name offsets in messages."""
     out = []
     pos = data.find(ELF_MAGIC)
     while pos >= 0:
         step = 4
         if _looks_like_bpf(data, pos):
             try:
-                obj = ElfObject(data, f"BPF object at offset 0x{pos:x}", base=pos)
+                obj = ElfObject(data, f"BPF object at offset 0x{origin + pos:x}", base=pos)
                 out.append((pos, obj.length, None))
                 step = max(obj.length, 4)
             except InspectError as exc:

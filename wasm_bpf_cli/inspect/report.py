@@ -105,7 +105,7 @@ def _wasm_report(data: bytes, name: str, wrapper_module: str, callback_export: s
         if not seg.size:
             continue
         chunk = mod.segment_bytes(seg)
-        for off, length, error in scan_bpf_objects(chunk):
+        for off, length, error in scan_bpf_objects(chunk, seg.file_offset):
             file_off = seg.file_offset + off
             entry: Dict = {"offset": file_off, "size": length,
                            "address": seg.offset + off if seg.offset is not None else None,
