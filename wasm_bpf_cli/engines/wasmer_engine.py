@@ -1,0 +1,435 @@
+"""The wasmer adapter (PyPI `wasmer` 1.1 + `wasmer-compiler-cranelift`, CPython <= 3.10).
+
+What wasmer-python cannot do, and how this adapter copes:
+- No funcref from a table reaches the host: `compile` adds an exported
+  `call_indirect` trampoline to the module binary (see `rewrite.py`), and
+  `table_caller` calls that.
+- No interruption of running wasm (no epochs, no interrupt handle):
+  `interrupt()` returns False; the runner must stop a spinning guest some
+  other way.
+- No custom stdout/stderr/stdin in its WASI state builder, and its own stdout
+  is Rust's line-buffered `io::stdout()`: the guest's `fd_write` and `fd_read`
+  are imported from Python instead. fds 0, 1 and 2 are served here (stdout and
+  stderr go byte for byte to the sink or to the process's fd 1 / fd 2 with
+  `os.write`; stdin is empty or the `stdin_path` file); every other fd is
+  passed on to wasmer's own WASI functions through a tiny helper instance
+  that shares the guest's memory and WASI state.
+- Every wasmer object (store, module, instance) is bound to the thread that
+  created it (pyo3 `unsendable`; another thread gets a PanicException): the
+  store is per thread, and compile, instantiate and run must happen on one.
+
+Python exceptions raised by host functions cross wasm unchanged in wasmer
+(pyo3 restores them), so host functions are registered as they are, with no
+wrapper on the hot path; a trap is a RuntimeError raised by wasmer itself,
+told apart by having no Python frame below the call that entered wasm.
+"""
+import ctypes
+import hashlib
+import os
+import struct
+import sys
+import threading
+from typing import Callable, Dict, Optional, Sequence
+
+from wasm_bpf_cli.abi.signatures import MEMORY_EXPORT, SAMPLE_CALLBACK, TABLE_EXPORT, Signature
+from wasm_bpf_cli.engines import rewrite
+from wasm_bpf_cli.engines.base import (Engine, GuestExit, GuestMemory, GuestTrap, HostFunction,
+                                       Instance, WasiOptions)
+from wasm_bpf_cli.errors import EngineError, ModuleError
+
+TRAMPOLINE_EXPORT = "__wasm_bpf_call_table"
+WASI = "wasi_snapshot_preview1"
+
+# WASI errno numbers used by the fd_read / fd_write replacements.
+_EBADF, _EFAULT, _EIO, _EPIPE, _EAGAIN, _EINTR = 8, 21, 29, 64, 6, 27
+_LINUX_TO_WASI = {9: _EBADF, 14: _EFAULT, 32: _EPIPE, 11: _EAGAIN, 4: _EINTR}
+
+# Shares the guest's memory (so wasmer's WASI functions, which find their
+# memory through the instance that imports them, work on the guest's), and
+# wraps the WASI functions in wasm: a native function cannot be called from
+# Python directly in wasmer-python 1.1.
+_DELEGATE_WAT = """(module
+  (import "env" "memory" (memory 0))
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $r (param i32 i32 i32 i32) (result i32)))
+  (export "memory" (memory 0))
+  (func (export "fd_write") (param i32 i32 i32 i32) (result i32)
+    (call $w (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+  (func (export "fd_read") (param i32 i32 i32 i32) (result i32)
+    (call $r (local.get 0) (local.get 1) (local.get 2) (local.get 3))))"""
+
+
+def _wasmer():
+    """Import wasmer and its Cranelift compiler, or say in one line why not."""
+    try:
+        import wasmer
+        import wasmer_compiler_cranelift
+    except ImportError:
+        v = sys.version_info
+        raise EngineError(
+            "engine wasmer needs CPython <= 3.10 with `pip install 'wasm-bpf[wasmer]'` "
+            f"(this is Python {v.major}.{v.minor}); use --engine wasmtime") from None
+    return wasmer, wasmer_compiler_cranelift
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    if text.startswith("RuntimeError: "):
+        text = text[len("RuntimeError: "):]
+    lines = text.splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def _from_wasmer(err: RuntimeError) -> bool:
+    """True if wasmer raised `err` itself (a trap), False if Python code below
+    the current frame did (a host function's own RuntimeError, passed through)."""
+    tb = err.__traceback__
+    return tb is None or tb.tb_next is None
+
+
+def _exit_code(err: RuntimeError) -> Optional[int]:
+    """wasmer's own proc_exit (not normally reached: proc_exit is ours)."""
+    text = _one_line(err)
+    prefix = "WASI exited with code: "
+    if text.startswith(prefix):
+        try:
+            return int(text[len(prefix):])
+        except ValueError:
+            return None
+    return None
+
+
+def _converted(err: RuntimeError) -> BaseException:
+    """What to raise for a RuntimeError out of wasm: a trap becomes GuestTrap
+    (wasmer's own proc_exit GuestExit); a host function's own error stays."""
+    if not _from_wasmer(err):
+        return err
+    code = _exit_code(err)
+    if code is not None:
+        return GuestExit(code)
+    return GuestTrap(_one_line(err))
+
+
+class WasmerMemory(GuestMemory):
+    """The guest's linear memory. The base address is looked up again only
+    when the size changed (growing is the only thing that can move it)."""
+
+    def __init__(self, memory):
+        self._mem = memory
+        self._size = -1
+        self._base = 0
+
+    def size(self) -> int:
+        return self._mem.data_size
+
+    def base_address(self) -> int:
+        size = self._mem.data_size
+        if size != self._size:
+            self._refresh(size)
+        return self._base
+
+    def _refresh(self, size: int) -> None:
+        view = (ctypes.c_char * 1).from_buffer(self._mem.buffer)
+        self._base = ctypes.addressof(view)
+        self._size = size
+
+    def host_address(self, ptr: int, size: int) -> Optional[int]:
+        now = self._mem.data_size
+        if ptr < 0 or size < 0 or ptr + size > now:
+            return None
+        if now != self._size:
+            self._refresh(now)
+        return self._base + ptr
+
+
+class _StdStreams:
+    """fd_write / fd_read for the guest: fds 0-2 here, the rest to wasmer's WASI."""
+
+    def __init__(self, wasi: WasiOptions):
+        self.sinks = {1: wasi.stdout, 2: wasi.stderr}
+        self.stdin = open(wasi.stdin_path, "rb", buffering=0) if wasi.stdin_path else None
+        self.memory: Optional[WasmerMemory] = None
+        self.delegate = None  # the helper instance's exports
+
+    def _iovecs(self, iovs: int, count: int):
+        raw = self.memory.read(iovs, 8 * count) if count >= 0 else None
+        if raw is None:
+            return None
+        return [struct.unpack_from("<II", raw, 8 * i) for i in range(count)]
+
+    def _store_u32(self, ptr: int, value: int) -> bool:
+        addr = self.memory.host_address(ptr, 4)
+        if addr is None:
+            return False
+        ctypes.c_uint32.from_address(addr).value = value
+        return True
+
+    def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
+        if fd not in self.sinks:
+            return self.delegate.fd_write(fd, iovs, count, nwritten)
+        vecs = self._iovecs(iovs, count)
+        if vecs is None:
+            return _EFAULT
+        chunks = []
+        for ptr, length in vecs:
+            data = self.memory.read(ptr, length)
+            if data is None:
+                return _EFAULT
+            chunks.append(data)
+        data = b"".join(chunks)
+        sink = self.sinks[fd]
+        try:
+            if sink is not None:
+                sink(data)
+            else:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+        except OSError as err:
+            return _LINUX_TO_WASI.get(err.errno, _EIO)
+        return 0 if self._store_u32(nwritten, len(data)) else _EFAULT
+
+    def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
+        if fd != 0:
+            return self.delegate.fd_read(fd, iovs, count, nread)
+        vecs = self._iovecs(iovs, count)
+        if vecs is None:
+            return _EFAULT
+        total = 0
+        for ptr, length in vecs:
+            if self.memory.host_address(ptr, length) is None:
+                return _EFAULT
+            if self.stdin is None or length == 0:
+                continue
+            try:
+                data = self.stdin.read(length)
+            except OSError as err:
+                return _LINUX_TO_WASI.get(err.errno, _EIO)
+            ctypes.memmove(self.memory.host_address(ptr, len(data)), data, len(data))
+            total += len(data)
+            if len(data) < length:
+                break
+        return 0 if self._store_u32(nread, total) else _EFAULT
+
+    def close(self) -> None:
+        if self.stdin is not None:
+            self.stdin.close()
+            self.stdin = None
+
+
+class WasmerInstance(Instance):
+    def __init__(self, instance, streams: _StdStreams):
+        self._instance = instance
+        self._exports = instance.exports
+        self._streams = streams
+        mem = self._export(MEMORY_EXPORT)
+        wasmer, _ = _wasmer()
+        if not isinstance(mem, wasmer.Memory):
+            raise ModuleError("module does not export its memory as `memory`")
+        self.memory = WasmerMemory(mem)
+        table = self._export(TABLE_EXPORT)
+        self._table_size = table.size if isinstance(table, wasmer.Table) else 0
+        self._trampoline = self._export(TRAMPOLINE_EXPORT)
+        self._table_callers: Dict[tuple, Optional[Callable[..., int]]] = {}
+
+    def _export(self, name: str):
+        try:
+            return getattr(self._exports, name)
+        except (LookupError, AttributeError, RuntimeError):
+            return None
+
+    def run_main(self) -> int:
+        wasmer, _ = _wasmer()
+        start = self._export("_start")
+        if not isinstance(start, wasmer.Function):
+            raise ModuleError("module exports no `_start` function (is it a WASI command?)")
+        try:
+            try:
+                start()
+            except RuntimeError as err:
+                raised = _converted(err)
+                if raised is err:
+                    raise
+                raise raised from None
+        except GuestExit as exit_:
+            return exit_.code
+        finally:
+            self._streams.close()
+        return 0
+
+    def export_caller(self, name: str, signature: Signature) -> Optional[Callable[..., int]]:
+        wasmer, _ = _wasmer()
+        func = self._export(name)
+        if not isinstance(func, wasmer.Function) or _signature_of(func.type) != signature:
+            return None
+        return _caller(func, (), bool(signature.results))
+
+    def table_caller(self, index: int, signature: Signature) -> Optional[Callable[..., int]]:
+        """Entry `index` through the trampoline. Only the sample-callback
+        signature has one; wasmer cannot read the entry, so a null entry or
+        one of another type traps (GuestTrap) when called, not here."""
+        key = (index, tuple(signature))
+        if key in self._table_callers:
+            return self._table_callers[key]
+        caller = None
+        if (self._trampoline is not None and tuple(signature) == tuple(SAMPLE_CALLBACK)
+                and 0 <= index < self._table_size):
+            caller = _caller(self._trampoline, (index,), True)
+        self._table_callers[key] = caller
+        return caller
+
+
+def _caller(func, prefix, has_result: bool) -> Callable[..., int]:
+    def call(*args: int) -> int:
+        try:
+            result = func(*prefix, *args)
+        except RuntimeError as err:
+            raised = _converted(err)
+            if raised is err:
+                raise
+            raise raised from None
+        return result if has_result else 0
+    return call
+
+
+_TYPE_NAMES = {}
+
+
+def _signature_of(functype) -> Signature:
+    wasmer, _ = _wasmer()
+    if not _TYPE_NAMES:
+        _TYPE_NAMES.update({wasmer.Type.I32: "i32", wasmer.Type.I64: "i64",
+                            wasmer.Type.F32: "f32", wasmer.Type.F64: "f64"})
+    return Signature(tuple(_TYPE_NAMES.get(t, str(t)) for t in functype.params),
+                     tuple(_TYPE_NAMES.get(t, str(t)) for t in functype.results))
+
+
+class _Compiled:
+    """A compiled module and the thread whose store owns it."""
+
+    def __init__(self, module, thread: int, has_trampoline: bool):
+        self.module = module
+        self.thread = thread
+        self.has_trampoline = has_trampoline
+
+
+class WasmerEngine(Engine):
+    name = "wasmer"
+
+    def __init__(self) -> None:
+        _wasmer()  # fail now, in one line, if wasmer is missing
+        self._local = threading.local()
+
+    @classmethod
+    def version(cls) -> str:
+        wasmer, _ = _wasmer()
+        return wasmer.__version__
+
+    def _store(self):
+        store = getattr(self._local, "store", None)
+        if store is None:
+            wasmer, cranelift = _wasmer()
+            store = wasmer.Store(wasmer.engine.Universal(cranelift.Compiler))
+            self._local.store = store
+            self._local.cache = {}
+        return store
+
+    def compile(self, wasm: bytes, cache: bool = True) -> _Compiled:
+        wasmer, _ = _wasmer()
+        wasm = bytes(wasm)
+        if wasm[:4] != b"\0asm":
+            raise ModuleError("not a wasm module (bad magic number)")
+        store = self._store()
+        key = hashlib.sha256(wasm).digest()
+        if cache and key in self._local.cache:
+            return self._local.cache[key]
+        has_table = rewrite.export_index(wasm, TABLE_EXPORT, rewrite.KIND_TABLE) is not None
+        if has_table:
+            wasm = rewrite.add_table_trampoline(wasm, TRAMPOLINE_EXPORT, SAMPLE_CALLBACK.params,
+                                                SAMPLE_CALLBACK.results)
+        try:
+            module = wasmer.Module(store, wasm)
+        except (RuntimeError, ValueError, TypeError) as err:
+            raise ModuleError(f"invalid wasm module: {_one_line(err)}") from None
+        compiled = _Compiled(module, threading.get_ident(), has_table)
+        if cache:
+            self._local.cache[key] = compiled
+        return compiled
+
+    def instantiate(self, module: _Compiled, wasi: WasiOptions,
+                    host_functions: Sequence[HostFunction]) -> WasmerInstance:
+        wasmer, _ = _wasmer()
+        if module.thread != threading.get_ident():
+            raise EngineError("wasmer objects belong to the thread that made them: "
+                              "compile, instantiate and run a guest on one thread")
+        store = self._store()
+        wasi_env = self._wasi_env(wasi)
+        imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
+        streams = _StdStreams(wasi)
+        ty = lambda sig: wasmer.FunctionType(  # noqa: E731
+            [_wasm_type(wasmer, t) for t in sig.params], [_wasm_type(wasmer, t) for t in sig.results])
+        i32 = wasmer.Type.I32
+        wasi_ns = imports.setdefault(WASI, {})
+        wasi_ns["proc_exit"] = wasmer.Function(store, _proc_exit, wasmer.FunctionType([i32], []))
+        fd_type = wasmer.FunctionType([i32] * 4, [i32])
+        wasi_ns["fd_write"] = wasmer.Function(store, streams.fd_write, fd_type)
+        wasi_ns["fd_read"] = wasmer.Function(store, streams.fd_read, fd_type)
+        for hf in host_functions:
+            imports.setdefault(hf.module, {})[hf.name] = wasmer.Function(store, hf.func, ty(hf.signature))
+        try:
+            instance = wasmer.Instance(module.module, imports)
+        except RuntimeError as err:
+            streams.close()
+            if not _from_wasmer(err):
+                raise
+            raise ModuleError(f"cannot instantiate module: {_one_line(err)}") from None
+        except BaseException:
+            streams.close()
+            raise
+        inst = WasmerInstance(instance, streams)
+        streams.memory = inst.memory
+        # wasmer's fd_write / fd_read for every fd other than 0-2 (files, preopens).
+        delegate_imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
+        delegate_imports["env"] = {"memory": inst.memory._mem}
+        delegate = wasmer.Instance(self._delegate_module(store), delegate_imports)
+        streams.delegate = delegate.exports
+        return inst
+
+    def _delegate_module(self, store):
+        wasmer, _ = _wasmer()
+        module = getattr(self._local, "delegate", None)
+        if module is None:
+            module = self._local.delegate = wasmer.Module(store, _DELEGATE_WAT)
+        return module
+
+    @staticmethod
+    def _wasi_env(opts: WasiOptions):
+        """A WASI environment with exactly the given argv, env and preopens
+        (wasmer inherits nothing from the host by itself)."""
+        wasmer, _ = _wasmer()
+        argv = list(opts.argv) or [""]
+        builder = wasmer.wasi.StateBuilder(argv[0])
+        for arg in argv[1:]:
+            builder.argument(arg)
+        for key, value in opts.env:
+            builder.environment(key, value)
+        for host, guest in opts.preopens:
+            if not os.path.isdir(host):
+                raise EngineError(f"cannot preopen {host!r} as {guest!r}: not a directory")
+            builder.map_directory(guest, host)
+        try:
+            return builder.finalize()
+        except RuntimeError as err:
+            raise EngineError(f"cannot set up WASI: {_one_line(err)}") from None
+
+    def interrupt(self) -> bool:
+        return False
+
+
+def _wasm_type(wasmer, name: str):
+    return {"i32": wasmer.Type.I32, "i64": wasmer.Type.I64,
+            "f32": wasmer.Type.F32, "f64": wasmer.Type.F64}[name]
+
+
+def _proc_exit(code: int) -> None:
+    raise GuestExit(code)
