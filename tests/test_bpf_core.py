@@ -275,7 +275,7 @@ def test_verifier_rejection_carries_log(bpf_objects, no_bpf_leaks):
         with pytest.raises(BpfError) as exc:
             obj.load()
     err = exc.value
-    assert str(err).startswith("load bpf object 'rejected': ")
+    assert str(err).startswith("load bpf object 'rejected': program 'unchecked_lookup': ")
     assert "\n" not in str(err)
     assert err.errno in (errno.EACCES, errno.EINVAL)
     assert "invalid mem access" in err.details or "R0" in err.details, err.details
@@ -300,3 +300,19 @@ def test_close_is_idempotent_and_destroys_links(bpf_objects, no_bpf_leaks):
 def test_empty_buffer_is_rejected(no_bpf_leaks):
     with pytest.raises(BpfError, match="empty buffer"):
         BpfObject.open_mem(0, 0)
+
+
+def test_own_programs_gone_after_close(bpf_objects, no_bpf_leaks):
+    """Leak check scoped to this module's own program names (the global
+    no_bpf_leaks snapshot can also see other processes' objects)."""
+    obj = open_bytes(bpf_objects["events"], "events")
+    try:
+        obj.load()
+        arm(obj)
+        ids = {_prog_id(p.fd) for p in obj.programs}
+    finally:
+        obj.close()
+    end = time.monotonic() + 5
+    while ids & set(prog_names()) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not ids & set(prog_names())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import socket
 from typing import Callable, List, Optional
 
@@ -15,6 +16,9 @@ from .errors import BpfError, check_int, check_ptr, describe_errno
 from .lib import require_libbpf, libbpf
 from .link import Link
 from .maps import Map
+
+
+_FAILED_PROG = re.compile(r"prog '([^']+)': failed to load")
 
 
 class Program:
@@ -133,7 +137,12 @@ class BpfObject:
         self._check_open()
         mark = log.mark()
         ret = libbpf().bpf_object__load(self._ptr)
-        check_int(ret, f"load bpf object '{self._name}'", details=log.tail_since(mark), privileged=True)
+        if ret < 0:
+            what = f"load bpf object '{self._name}'"
+            failed = [m.group(1) for m in map(_FAILED_PROG.search, log.lines_since(mark, limit=1000)) if m]
+            if failed:
+                what += f": program '{failed[-1]}'"
+            check_int(ret, what, details=log.tail_since(mark), privileged=True)
 
     @property
     def programs(self) -> List[Program]:
