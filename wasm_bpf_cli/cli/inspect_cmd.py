@@ -129,9 +129,9 @@ def _verdict(console: Console, verdict: Dict) -> None:
     else:
         console.print("[bold red]Not runnable[/bold red]:")
         for p in verdict["problems"]:
-            console.print(f"  - {_escape(p)}")
+            console.print(f"  - {_escape(p)}", soft_wrap=True)  # one problem, one line
     for w in verdict["warnings"]:
-        console.print(f"[yellow]warning[/yellow]: {_escape(w)}")
+        console.print(f"[yellow]warning[/yellow]: {_escape(w)}", soft_wrap=True)
 
 
 def _object(console: Console, index: int, obj: Dict) -> None:
