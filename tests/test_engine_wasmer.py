@@ -299,6 +299,21 @@ def test_memory_bounds_base_and_grow(engine):
     assert inst.export_caller("peek", CB)(3 * page - 1, 0, 0) == 0x7F
 
 
+def test_max_memory_caps_growth(engine):
+    guest = """(module (memory (export "memory") 1)
+      (func (export "_start"))
+      (func (export "grow") (param i32 i32 i32) (result i32) (memory.grow (local.get 0))))"""
+    module = engine.compile(wat(guest))
+    inst = engine.instantiate(module, NO_WASI, [], max_memory=3 * 65536 + 100)
+    grow = inst.export_caller("grow", CB)
+    assert grow(3, 0, 0) == -1 and grow(2, 0, 0) == 1 and grow(1, 0, 0) == -1
+    assert inst.memory.size() == 3 * 65536
+    uncapped = engine.instantiate(module, NO_WASI, [])
+    assert uncapped.export_caller("grow", CB)(10, 0, 0) == 1
+    with pytest.raises(ModuleError, match="starts with 1 pages"):
+        engine.instantiate(module, NO_WASI, [], max_memory=100)
+
+
 def test_bad_modules_are_one_line_module_errors(engine):
     with pytest.raises(ModuleError, match="not a wasm module"):
         engine.compile(b"\x7fELF")

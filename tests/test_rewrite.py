@@ -273,6 +273,31 @@ def test_add_function_generic_with_locals_and_i64():
         ensure_type(before, ("i128",), ())
 
 
+@pytest.mark.parametrize("limits,cap,want_max", [
+    ("1", 3 * 65536 + 5, 3), ("1 10", 3 * 65536, 3), ("2 2", 5 * 65536, 2), ("1", 65536, 1)])
+def test_set_memory_max(limits, cap, want_max):
+    before = with_customs(wat(f'(module (memory (export "memory") {limits}) (data (i32.const 0) "x")'
+                              ' (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))'),
+                          {1: [custom("c", b"1")]})
+    after = rewrite.set_memory_max(before, cap)
+    keep = lambda w: [s.raw for s in split_sections(w) if s.id != rewrite.MEMORY]  # noqa: E731
+    assert keep(before) == keep(after)
+    store, inst = instantiate(after)
+    grow, mem = inst.exports(store)["grow"], inst.exports(store)["memory"]
+    have = mem.size(store)
+    assert grow(store, want_max - have + 1) == -1
+    assert grow(store, want_max - have) == have
+    assert mem.size(store) == want_max
+
+
+def test_set_memory_max_edges():
+    assert rewrite.set_memory_max(wat("(module)"), 0) == wat("(module)")
+    imported = wat('(module (import "env" "m" (memory 1)))')
+    assert rewrite.set_memory_max(imported, 0) == imported
+    with pytest.raises(RewriteError, match="starts with 4 pages"):
+        rewrite.set_memory_max(wat("(module (memory 4))"), 3 * 65536)
+
+
 def test_leb_encoding_round_trip():
     for value in [0, 1, 63, 64, 127, 128, 300, 16383, 16384, 2**31, 2**32 - 1]:
         raw = rewrite.encode_u32(value)

@@ -348,6 +348,35 @@ def add_function(wasm: bytes, type_index: int, locals: Sequence[str], body: byte
     return join_sections(sections), func_index
 
 
+def set_memory_max(wasm: bytes, max_bytes: int) -> bytes:
+    """Cap the module's own memory 0 at `max_bytes` (rounded down to whole
+    64 KiB pages) by lowering the maximum in its memory section, so that
+    `memory.grow` past it fails in the guest (-1), as the spec says. A lower
+    existing maximum is kept. An imported memory or a module without memory
+    is returned unchanged (nothing of its own to cap)."""
+    sections = split_sections(wasm)
+    i = _find(sections, MEMORY)
+    if i is None or _count(sections, MEMORY, "memory") == 0:
+        return bytes(wasm)
+    pages = max_bytes // 65536
+    count, r = _vec_items(sections[i].payload, "memory")
+    start = r.pos
+    flags = r.byte()
+    if flags & 0x04:
+        raise RewriteError("cannot cap a 64-bit memory")
+    minimum = r.leb_u()
+    maximum = r.leb_u() if flags & 0x01 else None
+    if minimum > pages:
+        raise RewriteError(f"module starts with {minimum} pages of memory, "
+                           f"more than the cap of {max_bytes} bytes ({pages} pages)")
+    if maximum is not None and maximum <= pages:
+        return bytes(wasm)
+    limits = bytes([flags | 0x01]) + encode_u32(minimum) + encode_u32(pages)
+    payload = sections[i].payload
+    _put(sections, MEMORY, payload[:start] + limits + payload[r.pos:])
+    return join_sections(sections)
+
+
 def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table",
                          params: Sequence[str] = ("i32", "i32", "i32"),
                          results: Sequence[str] = ("i32",),

@@ -305,12 +305,15 @@ def _signature_of(functype) -> Signature:
 
 
 class _Compiled:
-    """A compiled module and the thread whose store owns it."""
+    """A compiled module, the bytes it was compiled from (after rewriting),
+    and the thread whose store owns it."""
 
-    def __init__(self, module, thread: int, has_trampoline: bool):
+    def __init__(self, module, wasm: bytes, thread: int, has_trampoline: bool):
         self.module = module
+        self.wasm = wasm
         self.thread = thread
         self.has_trampoline = has_trampoline
+        self.capped: Dict[int, object] = {}  # max_memory -> module compiled with that cap
 
 
 class WasmerEngine(Engine):
@@ -347,22 +350,36 @@ class WasmerEngine(Engine):
         if has_table:
             wasm = rewrite.add_table_trampoline(wasm, TRAMPOLINE_EXPORT, SAMPLE_CALLBACK.params,
                                                 SAMPLE_CALLBACK.results)
-        try:
-            module = wasmer.Module(store, wasm)
-        except (RuntimeError, ValueError, TypeError) as err:
-            raise ModuleError(f"invalid wasm module: {_one_line(err)}") from None
-        compiled = _Compiled(module, threading.get_ident(), has_table)
+        compiled = _Compiled(self._module(store, wasm), wasm, threading.get_ident(), has_table)
         if cache:
             self._local.cache[key] = compiled
         return compiled
 
+    @staticmethod
+    def _module(store, wasm: bytes):
+        wasmer, _ = _wasmer()
+        try:
+            return wasmer.Module(store, wasm)
+        except (RuntimeError, ValueError, TypeError) as err:
+            raise ModuleError(f"invalid wasm module: {_one_line(err)}") from None
+
     def instantiate(self, module: _Compiled, wasi: WasiOptions,
-                    host_functions: Sequence[HostFunction]) -> WasmerInstance:
+                    host_functions: Sequence[HostFunction],
+                    max_memory: Optional[int] = None) -> WasmerInstance:
+        """`max_memory` (bytes): wasmer has no store limits, so the cap is
+        written into the module's memory maximum and that variant compiled
+        (once per cap); growing past it fails in the guest."""
         wasmer, _ = _wasmer()
         if module.thread != threading.get_ident():
             raise EngineError("wasmer objects belong to the thread that made them: "
                               "compile, instantiate and run a guest on one thread")
         store = self._store()
+        compiled = module.module
+        if max_memory is not None:
+            compiled = module.capped.get(max_memory)
+            if compiled is None:
+                compiled = self._module(store, rewrite.set_memory_max(module.wasm, max_memory))
+                module.capped[max_memory] = compiled
         wasi_env = self._wasi_env(wasi)
         imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
         streams = _StdStreams(wasi)
@@ -377,7 +394,7 @@ class WasmerEngine(Engine):
         for hf in host_functions:
             imports.setdefault(hf.module, {})[hf.name] = wasmer.Function(store, hf.func, ty(hf.signature))
         try:
-            instance = wasmer.Instance(module.module, imports)
+            instance = wasmer.Instance(compiled, imports)
         except RuntimeError as err:
             streams.close()
             if not _from_wasmer(err):
