@@ -100,15 +100,14 @@ int main(void)
 	  wasm_bpf_map_operate(kv, 2, BAD, &val, NULL, 0));
 	R("map_op_update_bad_value",
 	  wasm_bpf_map_operate(kv, 2, &key, BAD, NULL, 0));
-	R("map_op_update_null_value",
-	  wasm_bpf_map_operate(kv, 2, &key, NULL, NULL, 0));
 	R("map_op_update_bad_flags",
 	  wasm_bpf_map_operate(kv, 2, &key, &val, NULL, 0x100));
 	R("map_op_delete_bad_key", wasm_bpf_map_operate(kv, 3, BAD, NULL, NULL, 0));
+	/* with one element present, get-next-key must write next_key */
+	R("map_op_update_ok", wasm_bpf_map_operate(kv, 2, &key, &val, NULL, 0));
 	R("map_op_next_bad_key", wasm_bpf_map_operate(kv, 4, BAD, NULL, &key, 0));
 	R("map_op_next_bad_next", wasm_bpf_map_operate(kv, 4, NULL, NULL, BAD, 0));
-	R("map_op_next_null_next",
-	  wasm_bpf_map_operate(kv, 4, NULL, NULL, NULL, 0));
+	R("map_op_delete_ok", wasm_bpf_map_operate(kv, 3, &key, NULL, NULL, 0));
 	R("map_op_cmd_99", wasm_bpf_map_operate(kv, 99, &key, &val, NULL, 0));
 	R("map_op_cmd_0", wasm_bpf_map_operate(kv, 0, &key, &val, NULL, 0));
 	R("map_op_cmd_neg", wasm_bpf_map_operate(kv, -1, &key, &val, NULL, 0));
