@@ -238,6 +238,19 @@ def test_table_caller_and_guest_exit_nested_inside_a_table_call(engine):
     assert calls == [306, ("inner", 55)]
 
 
+def test_trap_in_a_callback_called_from_a_host_function_is_a_guest_trap(engine):
+    inst = None
+
+    def poll(index):
+        return inst.table_caller(0, CB)(1, 2, 3)  # null entry: traps inside the trampoline
+
+    host = [HostFunction("wasm_bpf", "poll", Signature(("i32",), ("i32",)), poll),
+            HostFunction("wasm_bpf", "inner", Signature(("i32",), ("i32",)), lambda x: x)]
+    inst = engine.instantiate(engine.compile(wat(TABLE_GUEST)), NO_WASI, host)
+    with pytest.raises(GuestTrap):
+        inst.run_main()
+
+
 def test_table_caller_edges(engine):
     host = [HostFunction("wasm_bpf", n, Signature(("i32",), ("i32",)), lambda x: x) for n in ("poll", "inner")]
     inst = engine.instantiate(engine.compile(wat(TABLE_GUEST)), NO_WASI, host)

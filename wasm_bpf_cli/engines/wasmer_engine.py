@@ -274,7 +274,7 @@ class WasmerInstance(Instance):
         caller = None
         if (self._trampoline is not None and tuple(signature) == tuple(SAMPLE_CALLBACK)
                 and 0 <= index < self._table_size):
-            caller = _caller(self._trampoline, (index,), True)
+            caller = _table_entry_caller(self._trampoline, index)
         self._table_callers[key] = caller
         return caller
 
@@ -289,6 +289,19 @@ def _caller(func, prefix, has_result: bool) -> Callable[..., int]:
                 raise
             raise raised from None
         return result if has_result else 0
+    return call
+
+
+def _table_entry_caller(trampoline, index: int) -> Callable[[int, int, int], int]:
+    """The hot path (one call per sample): no argument packing."""
+    def call(ctx: int, data: int, size: int) -> int:
+        try:
+            return trampoline(index, ctx, data, size)
+        except RuntimeError as err:
+            raised = _converted(err)
+            if raised is err:
+                raise
+            raise raised from None
     return call
 
 
