@@ -99,11 +99,16 @@ class Cursor:
             self.fail("name is not UTF-8", self.pos - n)
 
 
+MAX_NAME = 4096  # longer names are refused: keeps many lookups linear overall
+
+
 def c_string(data: bytes, start: int, end: int, what: str) -> str:
     """The NUL-terminated string at `start`, which must end before `end`."""
     if not 0 <= start < end <= len(data):
         raise InspectError(f"{what}: string offset 0x{start:x} out of range")
-    stop = data.find(b"\0", start, end)
+    stop = data.find(b"\0", start, min(end, start + MAX_NAME))
     if stop < 0:
+        if end > start + MAX_NAME:
+            raise InspectError(f"{what}: string at offset 0x{start:x} is longer than {MAX_NAME} bytes")
         raise InspectError(f"{what}: unterminated string at offset 0x{start:x}")
     return data[start:stop].decode("utf-8", errors="replace")

@@ -7,8 +7,8 @@ import struct
 from typing import Dict, List, Optional
 
 from .btf_reader import Btf, core_relocation_count
-from .elf_reader import (EM_BPF, SHN_LORESERVE, STT_FUNC, STT_OBJECT, ElfObject,
-                         Section)
+from .elf_reader import (EM_BPF, SHN_LORESERVE, SHT_NOBITS, STT_FUNC, STT_OBJECT,
+                         ElfObject, Section)
 from .errors import InspectError
 from .sec_defs import classify_section, map_type_name
 
@@ -18,8 +18,14 @@ LEGACY_MAP_DEF = struct.Struct("<IIIII")  # type, key_size, value_size, max_entr
 MAX_INITIAL_BYTES = 64  # initial values shown for globals up to this size
 
 
-def global_data_kind(name: str) -> Optional[str]:
+SHT_PROGBITS = 1
+
+
+def global_data_kind(sec: Section) -> Optional[str]:
     """'rodata' | 'data' | 'bss' for the sections libbpf turns into global-data maps."""
+    if sec.type not in (SHT_PROGBITS, SHT_NOBITS):
+        return None
+    name = sec.name
     for kind in ("rodata", "data", "bss"):
         if name == "." + kind or name.startswith("." + kind + "."):
             return kind
@@ -106,7 +112,7 @@ def _maps(elf: ElfObject, btf: Optional[Btf], what: str) -> List[Dict]:
             t, ks, vs, me, fl = LEGACY_MAP_DEF.unpack_from(raw, sym.value)
             maps.append(_map(sym.name, t, ks, vs, me, fl))
     for sec in elf.sections[1:]:
-        kind = global_data_kind(sec.name)
+        kind = global_data_kind(sec)
         if kind is None or not sec.size:
             continue
         flags = BPF_F_MMAPABLE | (BPF_F_RDONLY_PROG if kind == "rodata" else 0)
@@ -118,25 +124,27 @@ def _globals(elf: ElfObject, btf: Optional[Btf]) -> List[Dict]:
     # Symbol values are the real offsets (clang leaves DATASEC offsets for
     # libbpf to fix up from the symbol table), so prefer them.
     symbols = {}
+    by_section: Dict[int, List] = {}
     for sym in elf.symbols:
         if sym.type == STT_OBJECT and _section_of(elf, sym.shndx) is not None:
             symbols[(sym.shndx, sym.name)] = sym
+            by_section.setdefault(sym.shndx, []).append(sym)
     out = []
     for sec in elf.sections[1:]:
-        if global_data_kind(sec.name) is None:
+        if global_data_kind(sec) is None:
             continue
         if btf is not None and btf.datasec(sec.name) is not None:
             entries = btf.variables(btf.datasec(sec.name))
         else:
             entries = [{"name": s.name, "type": None, "offset": s.value, "size": s.size}
-                       for (shndx, _), s in symbols.items() if shndx == sec.index]
+                       for s in by_section.get(sec.index, ())]
         for var in entries:
             sym = symbols.get((sec.index, var["name"]))
             if sym is not None:
                 var["offset"] = sym.value
                 var["size"] = var["size"] or sym.size
             var["section"] = sec.name
-            var["read_only"] = global_data_kind(sec.name) == "rodata"
+            var["read_only"] = global_data_kind(sec) == "rodata"
             inside = sec.has_bytes and var["offset"] + var["size"] <= sec.size
             var["file_offset"] = sec.offset + var["offset"] if inside else None
             var["initial"] = None

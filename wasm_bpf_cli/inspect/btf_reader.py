@@ -9,6 +9,7 @@ chains are followed at most MAX_DEPTH deep, so cycles in hostile input end.
 import struct
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from ._cursor import MAX_NAME
 from .errors import InspectError
 
 BTF_MAGIC = 0xEB9F
@@ -61,15 +62,19 @@ class Btf:
         self.strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
         self.types: List[Optional[BtfType]] = [None]  # id 0 is void
         self._parse_types(data, hdr_len + type_off, hdr_len + type_off + type_len)
+        self._datasecs: Dict[str, BtfType] = {}
+        for t in self.types[1:]:
+            if t.kind == DATASEC:
+                self._datasecs.setdefault(t.name, t)
 
     def string(self, off: int) -> str:
         if off == 0:
             return ""
         if off >= len(self.strings):
             raise InspectError(f"{self.what}: string offset 0x{off:x} out of range")
-        stop = self.strings.find(b"\0", off)
+        stop = self.strings.find(b"\0", off, off + MAX_NAME)
         if stop < 0:
-            raise InspectError(f"{self.what}: unterminated string at 0x{off:x}")
+            raise InspectError(f"{self.what}: unterminated or overlong string at 0x{off:x}")
         return self.strings[off:stop].decode("utf-8", errors="replace")
 
     def _parse_types(self, data: bytes, pos: int, end: int) -> None:
@@ -174,13 +179,10 @@ class Btf:
         return t.name or KIND_NAMES[k]
 
     def datasec(self, name: str) -> Optional[BtfType]:
-        for t in self.types[1:]:
-            if t.kind == DATASEC and t.name == name:
-                return t
-        return None
+        return self._datasecs.get(name)
 
     def datasecs(self) -> List[BtfType]:
-        return [t for t in self.types[1:] if t.kind == DATASEC]
+        return list(self._datasecs.values())
 
     def variables(self, sec: BtfType) -> List[Dict]:
         """The VARs of a DATASEC: name, C type, offset and size within the section."""

@@ -77,6 +77,7 @@ class WasmModule:
         self.data_segments: List[DataSegment] = []
         self.custom_sections: List[str] = []
         self.data_count: Optional[int] = None
+        self._imported_funcs = None
 
     @property
     def imported_functions(self) -> List[Import]:
@@ -84,7 +85,9 @@ class WasmModule:
 
     def func_type(self, index: int) -> Optional[FuncType]:
         """The type of function `index` in the function index space."""
-        imported = self.imported_functions
+        if self._imported_funcs is None or len(self._imported_funcs[0]) != len(self.imports):
+            self._imported_funcs = (list(self.imports), self.imported_functions)
+        imported = self._imported_funcs[1]
         if index < len(imported):
             return imported[index].type
         index -= len(imported)
