@@ -13,7 +13,7 @@ from wasm_bpf_cli.inspect.btf_reader import Btf, core_relocation_count
 from wasm_bpf_cli.inspect.elf_reader import read_elf, scan_bpf_objects
 from wasm_bpf_cli.inspect.wasm_reader import read_wasm
 
-FUZZ = settings(max_examples=150, deadline=1000,
+FUZZ = settings(max_examples=400, deadline=1000,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
