@@ -134,7 +134,10 @@ class Engine:
         raise NotImplementedError
 
     def instantiate(self, module, wasi: WasiOptions,
-                    host_functions: Sequence[HostFunction]) -> Instance:
+                    host_functions: Sequence[HostFunction],
+                    max_memory: Optional[int] = None) -> Instance:
+        """Instantiate with WASI and the host functions. `max_memory` caps the
+        guest's linear memory in bytes (growth past it fails in the guest)."""
         raise NotImplementedError
 
     def interrupt(self) -> bool:
