@@ -121,6 +121,10 @@ class Instance:
         another signature."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release the engine's store and WASI state (on the guest's thread,
+        before interpreter shutdown). Idempotent."""
+
 
 class Engine:
     name: str = "?"

@@ -1,0 +1,341 @@
+"""The wasm_bpf host functions (ABI.md), engine-neutral.
+
+Each function takes the guest's raw wasm integers, validates every pointer
+and size against the guest memory as it is at that moment, and answers with
+0/a count/a handle or a negative WASI errno. No exception crosses back into
+the guest, except the ones that must end it: GuestExit / GuestTrap raised by
+the guest's own callback, and BaseExceptions such as KeyboardInterrupt.
+"""
+import ctypes
+import logging
+import os
+import threading
+from typing import Callable, Dict, List, Optional
+
+from wasm_bpf_cli.abi import errno as werr
+from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats
+from wasm_bpf_cli.abi.signatures import (SAMPLE_CALLBACK, WASM_BPF_FUNCTIONS, WASM_BPF_MODULE,
+                                         WRAPPER_POLL, WRAPPER_POLL_NAME)
+from wasm_bpf_cli.bpf import BpfError, BpfObject, MapInfo, map_info
+from wasm_bpf_cli.bpf import maps as raw_maps
+from wasm_bpf_cli.engines.base import GuestExit, GuestTrap, HostFunction, Instance
+
+log = logging.getLogger("wasm_bpf.host")
+
+U32 = 0xFFFFFFFF
+MAX_NAME = 4096
+BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 2, 3, 4
+PERCPU_MAP_TYPES = {5, 6, 10, 21}  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
+CGROUP_SECTION_PREFIXES = ("sockops", "cgroup/", "cgroup_skb/", "sk_msg", "cgroup.")
+
+
+def _possible_cpus() -> int:
+    from wasm_bpf_cli.bpf import libbpf
+
+    return max(1, libbpf().libbpf_num_possible_cpus())
+
+
+class GuestObject:
+    """One BPF object a guest loaded, and everything hanging off it."""
+
+    def __init__(self, handle: int, obj: BpfObject):
+        self.handle = handle
+        self.obj = obj
+        self.maps: Dict[int, MapInfo] = {}  # fd -> info; the only fds this guest may use
+        self.pollers: Dict[int, BufferPoller] = {}
+
+    def close(self) -> None:
+        pollers, self.pollers = self.pollers, {}
+        for poller in pollers.values():
+            poller.close()
+        self.obj.close()  # destroys links first
+
+
+class HostAbi:
+    """State and implementation of the host functions for one guest."""
+
+    def __init__(self, object_name: str = "guest", wrapper_module: str = "callback-wrapper",
+                 callback_export: str = "go-callback", max_object_size: Optional[int] = None):
+        self.object_name = object_name
+        self.wrapper_module = wrapper_module
+        self.callback_export = callback_export
+        self.max_object_size = max_object_size
+        self.instance: Optional[Instance] = None
+        self.objects: Dict[int, GuestObject] = {}
+        self.buffers: List[BufferStats] = []
+        self.links_attached = 0
+        self._next_handle = 1
+        self._lock = threading.RLock()  # objects may be read from other threads
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._fd_owner: Dict[int, GuestObject] = {}
+        self._cpus: Optional[int] = None
+
+    # -- wiring ---------------------------------------------------------
+    def host_functions(self) -> List[HostFunction]:
+        impl = {
+            "wasm_load_bpf_object": self.load_bpf_object,
+            "wasm_attach_bpf_program": self.attach_bpf_program,
+            "wasm_bpf_buffer_poll": self.buffer_poll,
+            "wasm_bpf_map_fd_by_name": self.map_fd_by_name,
+            "wasm_bpf_map_operate": self.map_operate,
+            "wasm_close_bpf_object": self.close_bpf_object,
+        }
+        funcs = [HostFunction(WASM_BPF_MODULE, name, sig, self._guarded(name, impl[name], sig))
+                 for name, sig in WASM_BPF_FUNCTIONS.items()]
+        funcs.append(HostFunction(self.wrapper_module, WRAPPER_POLL_NAME, WRAPPER_POLL,
+                                  self._guarded("wrapper poll", self.wrapper_buffer_poll, WRAPPER_POLL)))
+        return funcs
+
+    def bind(self, instance: Instance) -> None:
+        self.instance = instance
+
+    @staticmethod
+    def _guarded(name: str, func: Callable[..., int], sig) -> Callable[..., int]:
+        """Whatever goes wrong inside host code becomes an error return, never
+        an exception into the engine (which would kill the guest)."""
+        failure = 0 if sig.results == ("i64",) else werr.EIO_NEG
+
+        def guarded(*args: int) -> int:
+            try:
+                return func(*args)
+            except (GuestExit, GuestTrap):
+                raise  # the guest ended inside its own callback
+            except Exception:  # noqa: BLE001 - a host bug must not crash the guest
+                log.exception("host function %s failed", name)
+                return failure
+
+        guarded.__name__ = name
+        return guarded
+
+    # -- stopping -------------------------------------------------------
+    def request_stop(self) -> None:
+        """From any thread: pending and later polls return -EINTR."""
+        self._stop.set()
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # the pipe is already full: a wakeup is pending anyway
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def close_all(self) -> None:
+        """Destroy every link, poller and object the guest left open."""
+        with self._lock:
+            objects, self.objects = list(self.objects.values()), {}
+            self._fd_owner.clear()
+        for gobj in objects:
+            try:
+                gobj.close()
+            except Exception:  # noqa: BLE001 - keep closing the others
+                log.exception("closing BPF object %d failed", gobj.handle)
+
+    def close(self) -> None:
+        self.close_all()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+    # -- helpers --------------------------------------------------------
+    def _addr(self, ptr: int, size: int) -> Optional[int]:
+        return self.instance.memory.host_address(ptr & U32, size)
+
+    def _string(self, ptr: int) -> Optional[str]:
+        return self.instance.memory.read_cstring(ptr & U32, MAX_NAME)
+
+    def _object(self, handle: int) -> Optional[GuestObject]:
+        with self._lock:
+            return self.objects.get(handle)
+
+    @staticmethod
+    def _fail(err: BpfError) -> int:
+        log.warning("%s", err)
+        if getattr(err, "details", ""):
+            log.info("%s", err.details)
+        return werr.neg(err.errno) if err.errno else werr.EIO_NEG
+
+    # -- the six functions ------------------------------------------------
+    def load_bpf_object(self, buf: int, size: int) -> int:
+        if size <= 0:
+            return 0
+        if self.max_object_size is not None and size > self.max_object_size:
+            log.warning("refused to load a %d-byte BPF object: the limit is %d bytes", size, self.max_object_size)
+            return 0
+        address = self._addr(buf, size)
+        if address is None:
+            return 0
+        handle = self._next_handle
+        try:
+            obj = BpfObject.open_mem(address, size, name=self.object_name)
+        except BpfError as err:
+            self._fail(err)
+            return 0
+        try:
+            obj.load()
+            gobj = GuestObject(handle, obj)
+            for m in obj.maps:
+                gobj.maps[m.fd] = map_info(m.fd)
+        except BpfError as err:
+            obj.close()
+            self._fail(err)
+            return 0
+        with self._lock:
+            self._next_handle += 1
+            self.objects[handle] = gobj
+            for fd in gobj.maps:
+                self._fd_owner[fd] = gobj
+        log.debug("loaded BPF object %d: programs %s", handle, [p.name for p in obj.programs])
+        return handle
+
+    def attach_bpf_program(self, handle: int, name_ptr: int, target_ptr: int) -> int:
+        gobj = self._object(handle)
+        if gobj is None:
+            return werr.EINVAL
+        name = self._string(name_ptr)
+        if name is None:
+            return werr.EFAULT
+        target = ""
+        if target_ptr & U32:
+            target = self._string(target_ptr)
+            if target is None:
+                return werr.EFAULT
+        prog = gobj.obj.find_program(name)
+        if prog is None:
+            log.warning("attach: object %d has no program named %r", handle, name)
+            return werr.ENOENT
+        section = prog.section
+        try:
+            if target and section.startswith(CGROUP_SECTION_PREFIXES):
+                prog.attach_cgroup(target)
+            elif target and section.startswith("xdp"):
+                prog.attach_xdp(target)
+            else:
+                prog.attach()
+        except BpfError as err:
+            return self._fail(err)
+        self.links_attached += 1  # the object owns `link` and destroys it on close
+        log.debug("attached %s (%s)%s", name, section, f" to {target}" if target else "")
+        return 0
+
+    def map_fd_by_name(self, handle: int, name_ptr: int) -> int:
+        gobj = self._object(handle)
+        if gobj is None:
+            return werr.EINVAL
+        name = self._string(name_ptr)
+        if name is None:
+            return werr.EFAULT
+        m = gobj.obj.find_map(name)
+        if m is None:
+            return werr.ENOENT
+        return m.fd
+
+    def close_bpf_object(self, handle: int) -> int:
+        with self._lock:
+            gobj = self.objects.pop(handle, None)
+            if gobj is None:
+                return werr.EINVAL
+            for fd in gobj.maps:
+                self._fd_owner.pop(fd, None)
+        self.links_attached -= len(gobj.obj.links)
+        gobj.close()
+        return 0
+
+    def map_operate(self, fd: int, cmd: int, key: int, value: int, next_key: int, flags: int) -> int:
+        with self._lock:
+            gobj = self._fd_owner.get(fd)
+        if gobj is None:
+            return werr.EBADF
+        info = gobj.maps[fd]
+        key_size = info.key_size
+        value_size = info.value_size
+        if info.type in PERCPU_MAP_TYPES:
+            if self._cpus is None:
+                self._cpus = _possible_cpus()
+            value_size = ((value_size + 7) & ~7) * self._cpus
+        key = key & U32
+        if cmd == BPF_MAP_GET_NEXT_KEY:
+            k = 0 if key == 0 else self._addr(key, key_size)
+            nk = self._addr(next_key & U32, key_size) if next_key & U32 else None
+            if k is None or nk is None:
+                return werr.EFAULT
+            ret = raw_maps.next_key(fd, k, nk)
+        elif cmd in (BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM):
+            k = self._addr(key, key_size) if (key or key_size == 0) else None
+            if k is None:
+                return werr.EFAULT
+            if cmd == BPF_MAP_DELETE_ELEM:
+                ret = raw_maps.delete(fd, k)
+            else:
+                v = self._addr(value & U32, value_size) if value & U32 else None
+                if v is None:
+                    return werr.EFAULT
+                if cmd == BPF_MAP_LOOKUP_ELEM:
+                    ret = raw_maps.lookup(fd, k, v)
+                else:
+                    ret = raw_maps.update(fd, k, v, flags & 0xFFFFFFFFFFFFFFFF)
+        else:
+            return werr.EINVAL
+        return werr.neg(ret) if ret < 0 else 0
+
+    def buffer_poll(self, handle: int, fd: int, sample_func: int, ctx: int, data: int,
+                    max_size: int, timeout_ms: int) -> int:
+        caller = self.instance.table_caller(sample_func & U32, SAMPLE_CALLBACK)
+        if caller is None:
+            log.warning("poll: table entry %d is not a (i32, i32, i32) -> i32 function", sample_func & U32)
+            return werr.EINVAL
+        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms)
+
+    def wrapper_buffer_poll(self, handle: int, fd: int, ctx: int, data: int,
+                            max_size: int, timeout_ms: int) -> int:
+        caller = self.instance.export_caller(self.callback_export, SAMPLE_CALLBACK)
+        if caller is None:
+            log.warning("poll: the module exports no function %r of type (i32, i32, i32) -> i32",
+                        self.callback_export)
+            return werr.EINVAL
+        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms)
+
+    def _poll(self, handle: int, fd: int, caller, ctx: int, data: int, max_size: int,
+              timeout_ms: int) -> int:
+        gobj = self._object(handle)
+        if gobj is None:
+            return werr.EINVAL
+        info = gobj.maps.get(fd)
+        if info is None:
+            return werr.EBADF
+        if info.type not in BUFFER_MAP_TYPES:
+            return werr.EINVAL
+        data &= U32
+        if max_size <= 0 or self._addr(data, max_size) is None:
+            return werr.EFAULT
+        if self._stop.is_set():
+            return werr.EINTR
+        poller = gobj.pollers.get(fd)
+        if poller is None:
+            try:
+                poller = BufferPoller(fd, info.type, info.name, self._wake_r)
+            except BpfError as err:
+                return self._fail(err)
+            gobj.pollers[fd] = poller
+            self.buffers.append(poller.stats)
+        stats = poller.stats
+        memory = self.instance.memory
+        memmove = ctypes.memmove
+
+        def dispatch(address: int, size: int) -> int:
+            n = size if size < max_size else max_size
+            dst = memory.host_address(data, n)  # re-checked: the callback may grow memory
+            if dst is None:
+                return werr.EFAULT
+            memmove(dst, address, n)
+            stats.delivered += 1
+            return caller(ctx, data, n)
+
+        got = poller.poll(dispatch, timeout_ms, self._stop.is_set)
+        if got is None:
+            return werr.EINTR
+        return got

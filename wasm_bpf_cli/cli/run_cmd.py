@@ -1,0 +1,173 @@
+"""`wasm-bpf run`: argument parsing, signals and the terminal UI around the
+public Runner API."""
+import logging
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from wasm_bpf_cli.cli.errors import fail
+from wasm_bpf_cli.errors import UsageError, WasmBpfError
+
+EPILOG = """\b
+Exit status:
+  N    the guest's own exit status (proc_exit, or main's return)
+  1    runner error (message on stderr), or the guest trapped
+  2    usage error
+  124  --duration elapsed and the guest had to be interrupted
+  130  Ctrl-C and the guest had to be interrupted
+  143  SIGTERM and the guest had to be interrupted
+
+\b
+Stopping: Ctrl-C, SIGTERM or --duration make the guest's pending or next
+wasm_bpf_buffer_poll return -EINTR; a guest that does not return within
+--grace-period is interrupted (wasmtime: in place, by epoch interruption;
+wasmer cannot interrupt wasm code: its BPF objects are destroyed and the
+guest abandoned). A second Ctrl-C stops at once. Every link, poller and BPF
+object the guest opened is destroyed before exit.
+"""
+
+
+def _parse_env(values):
+    env = []
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env {item!r}: expected KEY=VALUE")
+        env.append((key, value))
+    return env
+
+
+def _parse_dirs(values):
+    dirs = []
+    for item in values:
+        host, sep, guest = item.partition("::")
+        guest = guest if sep else host
+        if not os.path.isdir(host):
+            raise UsageError(f"--dir {item!r}: {host!r} is not a directory")
+        dirs.append((host, guest))
+    return dirs
+
+
+class _UiLogHandler(logging.Handler):
+    """Log records on stderr, one line each, around the status line if any."""
+
+    def __init__(self, ui=None):
+        super().__init__()
+        self.ui = ui
+
+    def emit(self, record):
+        try:
+            text = f"wasm-bpf: {record.levelname.lower()}: {record.getMessage()}"
+            if record.exc_info and logging.getLogger("wasm_bpf").isEnabledFor(logging.DEBUG):
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            if self.ui is not None:
+                self.ui.log(text)
+            else:
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
+    handler = _UiLogHandler()
+    root = logging.getLogger("wasm_bpf")
+    root.handlers = [h for h in root.handlers if not isinstance(h, _UiLogHandler)]
+    root.addHandler(handler)
+    root.propagate = False
+    root.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING)
+    return handler
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
+                                 "help_option_names": ["-h", "--help"]},
+               epilog=EPILOG)
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop the guest (as Ctrl-C does) after this many seconds.")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
+              help="Set a guest environment variable (repeatable). None are inherited.")
+@click.option("--dir", "dirs", multiple=True, metavar="HOST[::GUEST]",
+              help="Preopen a host directory for the guest (repeatable). None by default.")
+@click.option("--engine", type=click.Choice(["auto", "wasmtime", "wasmer"]), default="auto",
+              envvar="WASM_BPF_ENGINE", show_default=True,
+              help="Wasm engine. auto: wasmer where it imports (CPython <= 3.10), else wasmtime.")
+@click.option("--grace-period", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              metavar="SECONDS", help="How long a stopped guest may take to return by itself.")
+@click.option("--wrapper-module-name", default="callback-wrapper", show_default=True,
+              help="Import module of the Go/TinyGo buffer-poll variant.")
+@click.option("--callback-export-name", default="go-callback", show_default=True,
+              help="Guest export that receives samples in the Go/TinyGo variant.")
+@click.option("-v", "--verbose", count=True, help="Show libbpf's log and the host calls.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no status line or summary.")
+@click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
+        verbose, quiet, module, args):
+    """Run MODULE.wasm; everything after it goes to the guest (which sees
+    MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
+    from wasm_bpf_cli.runner import RunOptions, Runner
+
+    handler = _setup_logging(verbose, quiet)
+    try:
+        options = RunOptions(args=list(args), env=_parse_env(env), dirs=_parse_dirs(dirs),
+                             engine=engine, duration=duration, grace_period=grace_period,
+                             wrapper_module_name=wrapper_module_name,
+                             callback_export_name=callback_export_name)
+    except UsageError as err:
+        fail(err)
+
+    ui = None
+    if not quiet and sys.stderr.isatty():
+        from wasm_bpf_cli.cli.ui import StatusLine
+
+        ui = StatusLine(os.path.basename(module))
+        handler.ui = ui
+        options.stderr = ui.stderr
+        if sys.stdout.isatty():  # a pipe gets the guest's bytes directly
+            options.stdout = ui.stdout
+
+    runner = Runner(module, options)
+    _install_signal_handlers(runner)
+    try:
+        runner.start()
+        while True:
+            result = runner.wait(0.25)
+            if result is not None:
+                break
+            if ui is not None:
+                ui.refresh(runner.status())
+    except WasmBpfError as err:
+        if ui is not None:
+            ui.close()
+        fail(err)
+    if ui is not None:
+        ui.close()
+    if result.message:
+        click.echo(f"error: {result.message}", err=True)
+    if ui is not None:
+        from wasm_bpf_cli.cli.ui import print_summary
+
+        print_summary(os.path.basename(module), result)
+    if result.abandoned:  # a guest thread still runs: skip interpreter teardown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.exit_code)
+    sys.exit(result.exit_code)
+
+
+def _install_signal_handlers(runner) -> None:
+    seen = []
+
+    def handler(signum, _frame):
+        reason = "sigint" if signum == signal.SIGINT else "sigterm"
+        if seen:  # the second one: stop now
+            threading.Thread(target=runner.kill, daemon=True).start()
+        else:
+            runner.stop(reason)
+        seen.append(signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,269 @@
+"""The wasmtime adapter (PyPI `wasmtime`).
+
+The hot crossings (host functions, guest callbacks) use wasmtime's raw
+`*_unchecked` C API with preallocated argument arrays: ~20x cheaper per call
+than wasmtime-py's `Func.__call__` (see shared/PERF.md). Everything else uses
+the public Python API. Interruption uses epochs: the store's deadline is one
+tick away and only `interrupt()` ever advances the epoch.
+"""
+import ctypes
+from typing import Callable, Dict, List, Optional, Sequence
+
+import wasmtime
+from wasmtime import _bindings as raw
+from wasmtime import _ffi as ffi
+
+from wasm_bpf_cli.abi.signatures import Signature
+from wasm_bpf_cli.engines.base import (Engine, GuestExit, GuestMemory, GuestTrap, HostFunction,
+                                       Instance, WasiOptions)
+from wasm_bpf_cli.errors import EngineError, ModuleError
+
+_RAW_CALL = raw._wasmtime_func_call_unchecked
+_RAW_NEW = raw._wasmtime_func_new_unchecked
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
+_VALTYPES = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+
+
+def _functype(sig: Signature) -> wasmtime.FuncType:
+    return wasmtime.FuncType([_VALTYPES[t]() for t in sig.params],
+                             [_VALTYPES[t]() for t in sig.results])
+
+
+def _signature_of(ft: wasmtime.FuncType) -> Signature:
+    return Signature(tuple(str(t) for t in ft.params), tuple(str(t) for t in ft.results))
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+class WasmtimeMemory(GuestMemory):
+    """Reads base and size straight from wasmtime on each use: cheap raw calls,
+    and always right even after the guest grows its memory."""
+
+    def __init__(self, context, memory: wasmtime.Memory):
+        self._ctx = context
+        self._mem = ctypes.byref(memory._memory)
+
+    def size(self) -> int:
+        return ffi.wasmtime_memory_data_size(self._ctx, self._mem)
+
+    def base_address(self) -> int:
+        return ctypes.cast(ffi.wasmtime_memory_data(self._ctx, self._mem), ctypes.c_void_p).value or 0
+
+    def host_address(self, ptr: int, size: int) -> Optional[int]:
+        if ptr < 0 or size < 0 or ptr + size > ffi.wasmtime_memory_data_size(self._ctx, self._mem):
+            return None
+        return ctypes.cast(ffi.wasmtime_memory_data(self._ctx, self._mem), ctypes.c_void_p).value + ptr
+
+
+class _RawCaller:
+    """Calls one wasm function through the unchecked API; args are ints."""
+
+    def __init__(self, instance: "WasmtimeInstance", func: wasmtime.Func, sig: Signature):
+        self._instance = instance
+        self._func = ctypes.byref(func._func)
+        self._ctx = instance.context
+        self._kinds = [t == "i64" for t in sig.params]
+        self._result64 = bool(sig.results) and sig.results[0] == "i64"
+        self._has_result = bool(sig.results)
+        self._buf = (ffi.wasmtime_val_raw_t * max(1, len(sig.params), len(sig.results)))()
+        self._nbuf = len(self._buf)
+
+    def __call__(self, *args: int) -> int:
+        buf = self._buf
+        for i, (value, is64) in enumerate(zip(args, self._kinds)):
+            if is64:
+                buf[i].i64 = value
+            else:
+                buf[i].i32 = value
+        trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        error = _RAW_CALL(self._ctx, self._func, buf, self._nbuf, ctypes.byref(trap))
+        if error or trap:
+            self._instance.raise_failure(error, trap)
+        if not self._has_result:
+            return 0
+        return buf[0].i64 if self._result64 else buf[0].i32
+
+
+class WasmtimeInstance(Instance):
+    def __init__(self, engine: "WasmtimeEngine", store: wasmtime.Store):
+        self._engine = engine
+        self.store = store
+        self.context = store._context()
+        self.pending: Optional[BaseException] = None  # raised by a host function
+        self._keep: List[object] = []  # raw callbacks must outlive the store
+        self._exports = None
+        self._table_callers: Dict[int, Optional[Callable[..., int]]] = {}
+
+    # -- failures -------------------------------------------------------
+    def raise_failure(self, error, trap) -> None:
+        """Turn a failed call into the right Python exception. A Python
+        exception from a nested host function wins: it is why wasm trapped."""
+        pending, self.pending = self.pending, None
+        if error:
+            err = wasmtime.WasmtimeError._from_ptr(error)
+            if pending is not None:
+                raise pending
+            if isinstance(err, wasmtime.ExitTrap):
+                raise GuestExit(err.code)
+            raise GuestTrap(_one_line(err), interrupted=self._engine.interrupted)
+        t = wasmtime.Trap._from_ptr(trap)
+        if pending is not None:
+            raise pending
+        interrupted = t.trap_code == wasmtime.TrapCode.INTERRUPT
+        raise GuestTrap(_one_line(t), interrupted=interrupted)
+
+    def host_trampoline(self, func: Callable[..., int], sig: Signature):
+        """A raw host callback: reads args, calls `func`, writes its result.
+        Any exception is stashed and the guest traps; the call that entered
+        wasm re-raises it (see raise_failure)."""
+        kinds = [t == "i64" for t in sig.params]
+        has_result = bool(sig.results)
+        result64 = has_result and sig.results[0] == "i64"
+        instance = self
+
+        def callback(_env, _caller, args, _nargs):
+            try:
+                values = [args[i].i64 if k else args[i].i32 for i, k in enumerate(kinds)]
+                result = func(*values)
+                if has_result:
+                    if result64:
+                        args[0].i64 = result
+                    else:
+                        args[0].i32 = result
+                return 0
+            except BaseException as exc:  # noqa: B902 - must not unwind through wasm
+                instance.pending = exc
+                return ctypes.cast(wasmtime.Trap("host function raised")._consume(), ctypes.c_void_p).value
+
+        cb = raw.wasmtime_func_unchecked_callback_t(callback)
+        self._keep.append(cb)
+        handle = ffi.wasmtime_func_t()
+        functype = _functype(sig)  # must outlive the call below
+        _RAW_NEW(self.context, functype.ptr(), cb, None, _NO_FINALIZER, ctypes.byref(handle))
+        return wasmtime.Func._from_raw(handle)
+
+    # -- the contract ---------------------------------------------------
+    def bind(self, instance: wasmtime.Instance) -> None:
+        self._exports = instance.exports(self.store)
+        mem = self._exports.get("memory")
+        if not isinstance(mem, wasmtime.Memory):
+            raise ModuleError("module does not export its memory as `memory`")
+        self.memory = WasmtimeMemory(self.context, mem)
+
+    def run_main(self) -> int:
+        start = self._exports.get("_start")
+        if not isinstance(start, wasmtime.Func):
+            raise ModuleError("module exports no `_start` function (is it a WASI command?)")
+        try:
+            _RawCaller(self, start, Signature((), ()))()
+        except GuestExit as exit_:
+            return exit_.code
+        return 0
+
+    def close(self) -> None:
+        # Dropping the store runs wasmtime's WASI finalizers, which call back
+        # into Python: do it now, not during interpreter shutdown (a panic).
+        self._exports = None
+        self._table_callers.clear()
+        self.memory = None
+        self.store = None
+        self.context = None
+        import gc
+
+        gc.collect()
+
+    def export_caller(self, name: str, signature: Signature) -> Optional[Callable[..., int]]:
+        func = self._exports.get(name) if self._exports is not None else None
+        if not isinstance(func, wasmtime.Func) or _signature_of(func.type(self.store)) != signature:
+            return None
+        return _RawCaller(self, func, signature)
+
+    def table_caller(self, index: int, signature: Signature) -> Optional[Callable[..., int]]:
+        if index in self._table_callers:
+            return self._table_callers[index]
+        caller = None
+        table = self._exports.get("__indirect_function_table") if self._exports is not None else None
+        if isinstance(table, wasmtime.Table) and 0 <= index < table.size(self.store):
+            func = table.get(self.store, index)
+            if isinstance(func, wasmtime.Func) and _signature_of(func.type(self.store)) == signature:
+                caller = _RawCaller(self, func, signature)
+        self._table_callers[index] = caller
+        return caller
+
+
+class WasmtimeEngine(Engine):
+    name = "wasmtime"
+
+    def __init__(self) -> None:
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        self._engine = wasmtime.Engine(config)
+        self.interrupted = False
+
+    @classmethod
+    def version(cls) -> str:
+        from importlib.metadata import version
+
+        return version("wasmtime")
+
+    def compile(self, wasm: bytes, cache: bool = True) -> wasmtime.Module:
+        if wasm[:4] != b"\0asm":
+            raise ModuleError("not a wasm module (bad magic number)")
+        try:
+            return wasmtime.Module(self._engine, wasm)
+        except wasmtime.WasmtimeError as err:
+            raise ModuleError(f"invalid wasm module: {_one_line(err)}") from None
+
+    def instantiate(self, module: wasmtime.Module, wasi: WasiOptions,
+                    host_functions: Sequence[HostFunction], max_memory: Optional[int] = None) -> WasmtimeInstance:
+        store = wasmtime.Store(self._engine)
+        store.set_epoch_deadline(1)
+        if max_memory is not None:
+            store.set_limits(memory_size=max_memory)
+        store.set_wasi(self._wasi_config(wasi))
+        inst = WasmtimeInstance(self, store)
+        linker = wasmtime.Linker(self._engine)
+        linker.define_wasi()
+        for hf in host_functions:
+            linker.define(store, hf.module, hf.name, inst.host_trampoline(hf.func, hf.signature))
+        try:
+            instance = linker.instantiate(store, module)
+        except GuestExit:
+            raise
+        except wasmtime.WasmtimeError as err:
+            if inst.pending is not None:  # a start function called into the host
+                pending, inst.pending = inst.pending, None
+                raise pending
+            raise ModuleError(f"cannot instantiate module: {_one_line(err)}") from None
+        inst.bind(instance)
+        return inst
+
+    @staticmethod
+    def _wasi_config(opts: WasiOptions) -> wasmtime.WasiConfig:
+        cfg = wasmtime.WasiConfig()
+        cfg.argv = list(opts.argv)
+        cfg.env = [list(kv) for kv in opts.env]
+        for host, guest in opts.preopens:
+            try:
+                cfg.preopen_dir(host, guest)
+            except wasmtime.WasmtimeError as err:
+                raise EngineError(f"cannot preopen {host!r} as {guest!r}: {_one_line(err)}") from None
+        if opts.stdout is None:
+            cfg.inherit_stdout()
+        else:
+            cfg.stdout_custom = opts.stdout
+        if opts.stderr is None:
+            cfg.inherit_stderr()
+        else:
+            cfg.stderr_custom = opts.stderr
+        if opts.stdin_path is not None:
+            cfg.stdin_file = opts.stdin_path
+        return cfg
+
+    def interrupt(self) -> bool:
+        self.interrupted = True
+        self._engine.increment_epoch()
+        return True

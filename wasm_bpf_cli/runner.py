@@ -1,0 +1,442 @@
+"""The public Python API: run a wasm-bpf guest, in the foreground or in the
+background, and watch or stop it from any thread.
+
+    from wasm_bpf_cli import Runner, RunOptions
+
+    with Runner("bootstrap.wasm", RunOptions(args=["-d", "10"], stdout=print_bytes)) as r:
+        r.start()
+        ...                   # r.status(), r.maps() while it runs
+        r.stop()
+    print(r.result.exit_code)
+
+The guest runs on a worker thread of its own. stop() makes its pending or
+next `wasm_bpf_buffer_poll` return -EINTR; a guest that does not return by
+itself within `grace_period` is interrupted by the engine, and one the engine
+cannot interrupt is abandoned after all its BPF objects were destroyed.
+Whatever happens, every link, poller and object the guest opened is destroyed
+before the result is reported.
+"""
+import enum
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO, Callable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, DEFAULT_WRAPPER_MODULE
+from wasm_bpf_cli.errors import ModuleError, PrivilegeError, WasmBpfError
+
+log = logging.getLogger("wasm_bpf.runner")
+
+Output = Union[None, Callable[[bytes], object], IO]
+Input = Union[None, bytes, IO]
+
+
+class Outcome(str, enum.Enum):
+    EXITED = "exited"  # the guest returned from main or called proc_exit
+    TRAPPED = "trapped"  # the guest trapped (or a host error aborted it)
+    INTERRUPTED = "interrupted"  # stop() was needed to end it, the guest did not exit by itself
+    TIMED_OUT = "timed_out"  # like INTERRUPTED, after RunOptions.duration
+
+
+# Exit statuses for a guest that had to be interrupted, by stop reason.
+STOP_EXIT_CODES = {"sigint": 130, "stop": 130, "sigterm": 143, "duration": 124}
+
+
+@dataclass
+class RunOptions:
+    """How to run a guest. Nothing of the host (environment, files, stdin)
+    reaches the guest unless given here."""
+
+    args: Sequence[str] = ()  # argv[1:] of the guest
+    env: Union[Mapping[str, str], Sequence[Tuple[str, str]]] = ()
+    dirs: Sequence[Tuple[str, str]] = ()  # (host dir, guest path) preopens
+    engine: str = "auto"  # "auto" (wasmer where it imports, else wasmtime) | "wasmtime" | "wasmer"
+    duration: Optional[float] = None  # seconds; then stop as with stop("duration")
+    grace_period: float = 2.0  # seconds a stopped guest has to return by itself
+    stdout: Output = None  # None: this process's fd 1, byte for byte; or a callable/file
+    stderr: Output = None  # None: this process's fd 2
+    stdin: Input = None  # None: empty; bytes; or a file object
+    wrapper_module_name: str = DEFAULT_WRAPPER_MODULE
+    callback_export_name: str = DEFAULT_CALLBACK_EXPORT
+    max_memory: Optional[int] = None  # bytes of guest linear memory
+    max_object_size: Optional[int] = None  # bytes of one BPF object the guest loads
+    argv0: Optional[str] = None  # default: the module path
+
+
+@dataclass
+class BufferResult:
+    name: str  # the map's name
+    kind: str  # "ringbuf" | "perf"
+    delivered: int
+    lost: int
+
+
+@dataclass
+class RunStatus:
+    phase: str  # "starting" | "running" | "stopping" | "finished"
+    objects: int
+    programs_attached: int
+    buffers: List[BufferResult]
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    outcome: Outcome
+    stop_reason: Optional[str]  # why stop() was called, if it was
+    message: Optional[str]  # one line on a trap or runner error
+    buffers: List[BufferResult] = field(default_factory=list)
+    wall_time: float = 0.0
+    cpu_time: float = 0.0
+    abandoned: bool = False  # the guest thread could not be stopped (see module doc)
+
+    @property
+    def delivered(self) -> int:
+        return sum(b.delivered for b in self.buffers)
+
+    @property
+    def lost(self) -> int:
+        return sum(b.lost for b in self.buffers)
+
+
+def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
+    """Turn a callable or a file into a guest output sink that never raises."""
+    if out is None:
+        return None
+    write = out if callable(out) and not hasattr(out, "write") else None
+    if write is None:
+        target = getattr(out, "buffer", out)  # text files: write their binary buffer
+
+        def write(data: bytes) -> None:
+            target.write(data)
+            flush = getattr(target, "flush", None)
+            if flush is not None:
+                flush()
+
+    def sink(data: bytes) -> None:
+        try:
+            write(data)
+        except Exception:  # noqa: BLE001 - the guest's write must not fail for our sake
+            log.exception("guest output sink failed")
+
+    return sink
+
+
+def _stdin_path(stdin: Input, cleanup: List[Callable[[], None]]) -> Optional[str]:
+    """A path the engine can open for the guest's stdin."""
+    if stdin is None:
+        return None
+    if not isinstance(stdin, (bytes, bytearray)):
+        try:
+            return f"/proc/self/fd/{stdin.fileno()}"
+        except (AttributeError, OSError, ValueError):
+            stdin = stdin.read()  # a file-like without a descriptor
+            if isinstance(stdin, str):
+                stdin = stdin.encode()
+    read_fd, write_fd = os.pipe()
+    data = bytes(stdin)
+
+    def feed() -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view):]
+        except OSError:
+            pass  # the guest closed its stdin early
+        finally:
+            os.close(write_fd)
+
+    threading.Thread(target=feed, name="wasm-bpf-stdin", daemon=True).start()
+    cleanup.append(lambda: os.close(read_fd))
+    return f"/proc/self/fd/{read_fd}"
+
+
+def _has_bpf_privilege() -> bool:
+    """CAP_BPF (39) or CAP_SYS_ADMIN (21) in the effective set."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    caps = int(line.split()[1], 16)
+                    return bool(caps & (1 << 39) or caps & (1 << 21))
+    except OSError:
+        pass
+    return os.geteuid() == 0
+
+
+def check_module(wasm: bytes, options: RunOptions) -> bool:
+    """Raise ModuleError naming every import/export this runner cannot serve.
+    True when the guest imports the BPF loader (so it needs privileges)."""
+    from wasm_bpf_cli.inspect.errors import InspectError
+    from wasm_bpf_cli.inspect.verdict import check_module as verdict
+    from wasm_bpf_cli.inspect.wasm_reader import read_wasm
+
+    try:
+        mod = read_wasm(wasm)
+    except InspectError as err:
+        raise ModuleError(f"not a valid wasm module: {err}") from None
+    problems = verdict(mod, options.wrapper_module_name, options.callback_export_name)
+    if problems:
+        raise ModuleError("cannot run this module: " + "; ".join(problems))
+    return any(i.module == "wasm_bpf" and i.name == "wasm_load_bpf_object" for i in mod.imports)
+
+
+class Runner:
+    """Runs one guest once. Not reusable: make a new Runner per run."""
+
+    def __init__(self, module: Union[str, os.PathLike, bytes], options: Optional[RunOptions] = None):
+        self.options = options or RunOptions()
+        if isinstance(module, (bytes, bytearray)):
+            self._wasm: Optional[bytes] = bytes(module)
+            self.path = "module.wasm"
+        else:
+            self._wasm = None
+            self.path = os.fspath(module)
+        self.result: Optional[RunResult] = None
+        self._error: Optional[BaseException] = None
+        self._phase = "starting"
+        self._abi = None
+        self._engine = None
+        self._thread: Optional[threading.Thread] = None
+        self._done = threading.Event()
+        self._stop_reason: Optional[str] = None
+        self._stop_lock = threading.Lock()
+        self._timers: List[threading.Timer] = []
+        self._interrupted = False
+        self._started_at = 0.0
+
+    # -- running --------------------------------------------------------
+    def run(self) -> RunResult:
+        """Run to completion on a worker thread; return how it ended. Raises
+        WasmBpfError for what prevented the guest from running at all."""
+        self.start()
+        try:
+            return self.wait()
+        except BaseException:
+            self.stop("stop")
+            self.kill()
+            raise
+
+    def start(self) -> None:
+        """Start the guest in the background and return at once."""
+        if self._thread is not None:
+            raise WasmBpfError("this Runner was already started; make a new one")
+        self._started_at = time.monotonic()
+        self._thread = threading.Thread(target=self._main, name="wasm-bpf-guest", daemon=True)
+        self._thread.start()
+        if self.options.duration is not None:
+            self._timer(self.options.duration, lambda: self.stop("duration"))
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[RunResult]:
+        """The result once the guest has ended (None if `timeout` passed first).
+        Raises the WasmBpfError that kept the guest from running, if any."""
+        if self._thread is None:
+            raise WasmBpfError("the Runner was not started")
+        if not self._done.wait(timeout):
+            return None
+        self._cancel_timers()
+        if self._error is not None:
+            raise self._error
+        return self.result
+
+    def stop(self, reason: str = "stop") -> None:
+        """From any thread: ask the guest to stop (its poll returns -EINTR);
+        interrupt it after the grace period. Later calls do nothing more."""
+        with self._stop_lock:
+            if self._stop_reason is not None or self._done.is_set():
+                return
+            self._stop_reason = reason
+        self._phase = "stopping" if self._phase != "finished" else self._phase
+        if self._abi is not None:
+            self._abi.request_stop()
+        self._timer(self.options.grace_period, self.kill)
+
+    def kill(self) -> None:
+        """Stop now: interrupt the guest's wasm code; if the engine cannot, or
+        the guest is stuck in a host call, tear down its BPF objects from this
+        thread and give up on the guest thread (RunResult.abandoned)."""
+        if self._done.is_set():
+            return
+        with self._stop_lock:
+            if self._stop_reason is None:
+                self._stop_reason = "stop"
+        self._interrupted = True
+        if self._abi is not None:
+            self._abi.request_stop()
+        if self._engine is not None and self._engine.interrupt():
+            if self._done.wait(self.options.grace_period):
+                return
+        self._abandon()
+
+    def _abandon(self) -> None:
+        if self._done.is_set():
+            return
+        log.warning("the guest did not stop; destroying its BPF objects and abandoning it")
+        if self._abi is not None:
+            self._abi.close_all()
+        self._finish(self._stopped_result(abandoned=True))
+
+    # -- observing ------------------------------------------------------
+    def status(self) -> RunStatus:
+        abi = self._abi
+        if abi is None:
+            return RunStatus(self._phase, 0, 0, [])
+        return RunStatus(self._phase, len(abi.objects), abi.links_attached, self._buffers())
+
+    def maps(self):
+        """The maps of every BPF object the guest has loaded now (MapView list)."""
+        from wasm_bpf_cli.mapview import MapView
+
+        abi = self._abi
+        if abi is None:
+            return []
+        with abi._lock:
+            return [MapView(m, gobj.handle) for gobj in abi.objects.values() for m in gobj.obj.maps]
+
+    async def run_async(self) -> RunResult:
+        """Run without blocking the event loop; cancelling stops the guest."""
+        import asyncio
+
+        self.start()
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                result = await loop.run_in_executor(None, self.wait, 0.1)
+                if result is not None:
+                    return result
+        except asyncio.CancelledError:
+            self.stop("stop")
+            await loop.run_in_executor(None, self.wait)
+            raise
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None and not self._done.is_set():
+            self.stop("stop")
+            self._done.wait(self.options.grace_period * 2 + 1)
+            if not self._done.is_set():
+                self.kill()
+        self._cancel_timers()
+
+    # -- internals ------------------------------------------------------
+    def _timer(self, delay: float, action: Callable[[], None]) -> None:
+        timer = threading.Timer(delay, action)
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+    def _buffers(self) -> List[BufferResult]:
+        if self._abi is None:
+            return []
+        return [BufferResult(b.name, b.kind, b.delivered, b.lost) for b in list(self._abi.buffers)]
+
+    def _stopped_result(self, abandoned: bool = False, message: Optional[str] = None) -> RunResult:
+        reason = self._stop_reason or "stop"
+        outcome = Outcome.TIMED_OUT if reason == "duration" else Outcome.INTERRUPTED
+        return RunResult(STOP_EXIT_CODES.get(reason, 130), outcome, reason, message,
+                         abandoned=abandoned)
+
+    def _finish(self, result: Optional[RunResult], error: Optional[BaseException] = None) -> None:
+        with self._stop_lock:
+            if self._done.is_set():
+                return
+            if result is not None:
+                result.buffers = self._buffers()
+                result.wall_time = time.monotonic() - self._started_at
+                result.cpu_time = time.process_time() - self._cpu_at_start
+            self.result = result
+            self._error = error
+            self._phase = "finished"
+            self._done.set()
+
+    def _main(self) -> None:
+        from wasm_bpf_cli.engines.base import GuestTrap
+
+        self._cpu_at_start = time.process_time()
+        cleanup: List[Callable[[], None]] = []
+        instance = None
+        result: Optional[RunResult] = None
+        error: Optional[BaseException] = None
+        try:
+            instance = self._prepare(cleanup)
+            self._phase = "running" if self._stop_reason is None else "stopping"
+            try:
+                code = instance.run_main()
+                result = RunResult(code, Outcome.EXITED, self._stop_reason, None)
+            except GuestTrap as trap:
+                if self._interrupted or trap.interrupted:
+                    result = self._stopped_result()
+                else:
+                    result = RunResult(1, Outcome.TRAPPED, self._stop_reason, f"guest trapped: {trap}")
+        except WasmBpfError as err:
+            error = err
+        except BaseException as err:  # noqa: BLE001 - reported, not lost on this thread
+            log.debug("runner failed", exc_info=True)
+            error = WasmBpfError(f"internal error: {type(err).__name__}: {err}")
+        finally:
+            if self._abi is not None:
+                self._abi.close()
+            if instance is not None:
+                instance.close()
+            for action in cleanup:
+                action()
+        self._finish(result, error)
+
+    def _prepare(self, cleanup: List[Callable[[], None]]):
+        """Read, check and instantiate the module (on the guest's thread: some
+        engines bind their objects to the thread that made them)."""
+        from wasm_bpf_cli import engines
+        from wasm_bpf_cli.abi.host import HostAbi
+        from wasm_bpf_cli.engines.base import WasiOptions
+
+        opts = self.options
+        wasm = self._wasm if self._wasm is not None else self._read_module()
+        needs_bpf = check_module(wasm, opts)
+        if needs_bpf:
+            if not _has_bpf_privilege():
+                raise PrivilegeError("loading BPF programs needs root or CAP_BPF and CAP_PERFMON "
+                                     f"(running as uid {os.geteuid()})")
+            from wasm_bpf_cli.bpf import require_libbpf
+
+            require_libbpf()
+            if not os.path.exists("/sys/kernel/btf/vmlinux"):
+                log.warning("this kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE programs will not load")
+        self._engine = engines.create(opts.engine)
+        module = self._engine.compile(wasm)
+        env = list(opts.env.items()) if isinstance(opts.env, Mapping) else [tuple(kv) for kv in opts.env]
+        wasi = WasiOptions(
+            argv=[opts.argv0 or self.path] + list(opts.args),
+            env=env,
+            preopens=list(opts.dirs),
+            stdout=_sink(opts.stdout),
+            stderr=_sink(opts.stderr),
+            stdin_path=_stdin_path(opts.stdin, cleanup),
+        )
+        stem = os.path.splitext(os.path.basename(self.path))[0] or "guest"
+        abi = HostAbi(object_name=stem[:15], wrapper_module=opts.wrapper_module_name,
+                      callback_export=opts.callback_export_name, max_object_size=opts.max_object_size)
+        self._abi = abi
+        if self._stop_reason is not None:
+            abi.request_stop()
+        instance = self._engine.instantiate(module, wasi, abi.host_functions(), max_memory=opts.max_memory)
+        abi.bind(instance)
+        return instance
+
+    def _read_module(self) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise ModuleError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise ModuleError(f"{self.path}: is a directory, not a wasm module") from None
+        except OSError as err:
+            raise ModuleError(f"{self.path}: cannot read: {err.strerror}") from None
