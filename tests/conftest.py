@@ -33,6 +33,49 @@ def _kernel_ready():
         skip_or_fail("kernel has no BTF")
     if not shutil.which("bpftool"):
         skip_or_fail("bpftool is not installed")
+    if not os.path.ismount("/sys/kernel/tracing"):
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=False)
+
+
+# The engine guests run on; `make test` runs the `engine`-marked tests once per engine.
+ENGINE = os.environ.get("WASM_BPF_ENGINE", "wasmtime")
+GUESTS = os.path.join(ROOT, "tests", "guests", "build")
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def guest(name: str) -> str:
+    """Path of a built test guest (tests/guests/build/NAME.wasm); built by `make build`."""
+    path = os.path.join(GUESTS, name if name.endswith(".wasm") else name + ".wasm")
+    if not os.path.exists(path):
+        skip_or_fail(f"{path} is not built: run `make build`")
+    return path
+
+
+def example(name: str) -> str:
+    path = os.path.join(EXAMPLES, name, name + ".wasm")
+    if not os.path.exists(path):
+        skip_or_fail(f"{path} is not built: run `make build`")
+    return path
+
+
+def wasm_bpf_cmd(*args: str) -> list:
+    """argv running the CLI with this interpreter and the engine under test."""
+    import sys
+
+    return [sys.executable, "-m", "wasm_bpf_cli", *args]
+
+
+def cli_env(**extra) -> dict:
+    env = dict(os.environ, WASM_BPF_ENGINE=ENGINE, NO_COLOR="1", COLUMNS="100")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+    """Run `wasm-bpf ARGS...` to completion (stdout/stderr captured as text)."""
+    return subprocess.run(wasm_bpf_cmd(*args), capture_output=True, text=True, timeout=timeout,
+                          env=cli_env(), cwd=ROOT, **kwargs)
 
 
 def _bpftool_ids(kind: str) -> set:

@@ -18,6 +18,7 @@ from wasm_bpf_cli.abi.signatures import (SAMPLE_CALLBACK, WASM_BPF_FUNCTIONS, WA
                                          WRAPPER_POLL, WRAPPER_POLL_NAME)
 from wasm_bpf_cli.bpf import BpfError, BpfObject, MapInfo, map_info
 from wasm_bpf_cli.bpf import maps as raw_maps
+from wasm_bpf_cli.bpf.attach import attach_program
 from wasm_bpf_cli.engines.base import GuestExit, GuestTrap, HostFunction, Instance
 
 log = logging.getLogger("wasm_bpf.host")
@@ -26,7 +27,6 @@ U32 = 0xFFFFFFFF
 MAX_NAME = 4096
 BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 2, 3, 4
 PERCPU_MAP_TYPES = {5, 6, 10, 21}  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
-CGROUP_SECTION_PREFIXES = ("sockops", "cgroup/", "cgroup_skb/", "sk_msg", "cgroup.")
 
 
 def _possible_cpus() -> int:
@@ -43,6 +43,7 @@ class GuestObject:
         self.obj = obj
         self.maps: Dict[int, MapInfo] = {}  # fd -> info; the only fds this guest may use
         self.pollers: Dict[int, BufferPoller] = {}
+        self.attached = 0  # programs attached
 
     def close(self) -> None:
         pollers, self.pollers = self.pollers, {}
@@ -63,7 +64,6 @@ class HostAbi:
         self.instance: Optional[Instance] = None
         self.objects: Dict[int, GuestObject] = {}
         self.buffers: List[BufferStats] = []
-        self.links_attached = 0
         self._next_handle = 1
         self._lock = threading.RLock()  # objects may be read from other threads
         self._stop = threading.Event()
@@ -116,6 +116,11 @@ class HostAbi:
             os.write(self._wake_w, b"x")
         except BlockingIOError:
             pass  # the pipe is already full: a wakeup is pending anyway
+
+    @property
+    def links_attached(self) -> int:
+        with self._lock:
+            return sum(g.attached for g in self.objects.values())
 
     @property
     def stop_requested(self) -> bool:
@@ -208,18 +213,12 @@ class HostAbi:
         if prog is None:
             log.warning("attach: object %d has no program named %r", handle, name)
             return werr.ENOENT
-        section = prog.section
         try:
-            if target and section.startswith(CGROUP_SECTION_PREFIXES):
-                prog.attach_cgroup(target)
-            elif target and section.startswith("xdp"):
-                prog.attach_xdp(target)
-            else:
-                prog.attach()
+            attach_program(prog, target)
         except BpfError as err:
             return self._fail(err)
-        self.links_attached += 1  # the object owns `link` and destroys it on close
-        log.debug("attached %s (%s)%s", name, section, f" to {target}" if target else "")
+        gobj.attached += 1
+        log.debug("attached %s (%s)%s", name, prog.section, f" to {target}" if target else "")
         return 0
 
     def map_fd_by_name(self, handle: int, name_ptr: int) -> int:
@@ -241,7 +240,6 @@ class HostAbi:
                 return werr.EINVAL
             for fd in gobj.maps:
                 self._fd_owner.pop(fd, None)
-        self.links_attached -= len(gobj.obj.links)
         gobj.close()
         return 0
 

@@ -10,6 +10,8 @@ COMMANDS = {
     "run": ("wasm_bpf_cli.cli.run_cmd", "run", "Run a wasm-bpf guest module on the real kernel."),
     "inspect": ("wasm_bpf_cli.cli.inspect_cmd", "inspect", "Show what is inside a module or BPF object."),
     "sdk": ("wasm_bpf_cli.cli.sdk_cmd", "sdk", "Print compiler flags for building C guests."),
+    "gen": ("wasm_bpf_cli.cli.gen_cmd", "gen", "Generate skeleton headers and C types from a BPF object."),
+    "doctor": ("wasm_bpf_cli.cli.doctor_cmd", "doctor", "Check what this machine can run."),
 }
 
 

@@ -1,0 +1,89 @@
+# wasm-bpf: the two commands a new machine needs are `make run` and `make test`.
+# Both install what is missing (Debian 12 packages, a Python venv) first.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+# wasmer-python has wheels only for CPython <= 3.10: a second venv for it.
+PY310 ?= $(shell command -v python3.10 2>/dev/null || ls /root/.pyenv/versions/3.10.*/bin/python 2>/dev/null | tail -1)
+VENV310 := .venv310
+APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 libbpf1 libbpf-dev \
+	libelf-dev bpftool libstd-rust-dev-wasm32 rustc iproute2 python3-venv python3-pip gcc make
+EXAMPLE ?= examples/bootstrap/bootstrap.wasm
+PYTEST_ARGS ?=
+
+.PHONY: all deps venv venv310 build examples guests bindings run test test-wasmtime test-wasmer \
+	bench soak clean mounts
+
+all: build
+
+# Debian packages, installed only when one is missing.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "run as root (or install: $$missing)"; exit 1; fi; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+$(VPY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $(VPY)
+
+venv: $(VPY)
+
+$(VENV310)/bin/python: pyproject.toml
+	@if [ -z "$(PY310)" ]; then echo "no CPython 3.10 found: install one (e.g. pyenv install 3.10) and set PY310=/path/to/python3.10"; exit 1; fi
+	$(PY310) -m venv $(VENV310)
+	$(VENV310)/bin/python -m pip install -q --upgrade pip
+	$(VENV310)/bin/python -m pip install -q -e '.[test,wasmer]'
+	touch $(VENV310)/bin/python
+
+venv310: $(VENV310)/bin/python
+
+build: examples guests
+
+examples: deps
+	$(MAKE) -C examples
+
+guests: deps venv
+	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY))
+
+bindings: venv
+	$(VPY) bindings/generate.py
+
+mounts:
+	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing || true
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || true
+
+# Set up, build the bootstrap example and run it (Ctrl-C to stop).
+run: deps venv examples mounts
+	$(VENV)/bin/wasm-bpf run $(EXAMPLE) $(ARGS)
+
+# The whole suite on wasmtime (default Python), then on wasmer (CPython 3.10).
+test: deps venv venv310 build mounts
+	$(MAKE) test-wasmtime
+	$(MAKE) test-wasmer
+
+test-wasmtime:
+	WASM_BPF_ENGINE=wasmtime $(VPY) -m pytest -q $(PYTEST_ARGS)
+
+test-wasmer:
+	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q tests/test_engine_wasmer.py tests/test_rewrite.py $(PYTEST_ARGS)
+	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q -m engine $(PYTEST_ARGS)
+
+# Speed figures (not part of `make test`): a table on stdout and bench/results.json.
+bench: deps venv venv310 mounts
+	$(VPY) bench/run_bench.py --python310 $(abspath $(VENV310)/bin/python)
+
+# 10 minutes of a busy event stream, RSS and fds sampled (not part of `make test`).
+soak: deps venv build mounts
+	$(VPY) bench/soak.py
+
+clean:
+	$(MAKE) -C examples clean
+	$(MAKE) -C tests/guests clean
