@@ -1,0 +1,131 @@
+"""`wasm-bpf doctor`: real facts of this machine, and simulated failures."""
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import run_cli
+from wasm_bpf_cli import doctor
+from wasm_bpf_cli.cli.doctor_cmd import doctor as doctor_cmd
+
+NAMES = ["privilege", "kernel BTF", "bpffs", "tracefs", "BPF LSM", "ring buffer", "libbpf", "engines"]
+
+
+def _invoke(*args):
+    return CliRunner().invoke(doctor_cmd, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
+
+
+def _by_name(doc):
+    return {c["name"]: c for c in doc["checks"]}
+
+
+def test_json_document_shape_and_real_facts():
+    res = _invoke("--json")
+    doc = json.loads(res.stdout)
+    assert set(doc) == {"ok", "checks"}
+    assert [c["name"] for c in doc["checks"]] == NAMES
+    for c in doc["checks"]:
+        assert set(c) == {"name", "ok", "detail", "fix"}
+        assert isinstance(c["ok"], bool)
+        assert bool(c["fix"]) is (not c["ok"]), c  # a fix exactly for each failing row
+    checks = _by_name(doc)
+    assert checks["kernel BTF"]["ok"] is os.path.exists("/sys/kernel/btf/vmlinux")
+    assert checks["bpffs"]["ok"] is os.path.ismount("/sys/fs/bpf")
+    assert checks["tracefs"]["ok"] is os.path.ismount("/sys/kernel/tracing")
+    assert checks["engines"]["ok"] is True
+    assert "auto picks" in checks["engines"]["detail"]
+    assert checks["libbpf"]["ok"] is True and checks["libbpf"]["detail"].startswith("libbpf 1.")
+    try:
+        lsm_on = "bpf" in open("/sys/kernel/security/lsm").read().split(",")
+    except OSError:
+        lsm_on = False
+    assert checks["BPF LSM"]["ok"] is lsm_on
+    assert res.exit_code == (0 if doc["ok"] else 1)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root facts")
+def test_root_privilege_and_ringbuf_ok():
+    checks = _by_name(json.loads(_invoke("--json").stdout))
+    assert checks["privilege"]["ok"] is True
+    assert checks["privilege"]["detail"].startswith("root")
+    assert checks["ring buffer"]["ok"] is True
+
+
+def test_table_on_stdout():
+    res = _invoke()
+    for name in NAMES:
+        assert name in res.stdout
+    assert ("can run wasm-bpf guests" in res.stdout)
+    assert res.exit_code in (0, 1)
+
+
+def test_subprocess_json():
+    res = run_cli("doctor", "--json")
+    doc = json.loads(res.stdout)
+    assert "Traceback" not in res.stderr
+    assert res.returncode == (0 if doc["ok"] else 1)
+    if os.geteuid() == 0 and os.path.exists("/sys/kernel/btf/vmlinux") and os.path.ismount("/sys/kernel/tracing"):
+        assert doc["ok"] is True and res.returncode == 0
+
+
+def test_missing_btf_gives_fix_and_exit_1(monkeypatch, tmp_path):
+    monkeypatch.setattr(doctor, "BTF", str(tmp_path / "vmlinux"))
+    res = _invoke("--json")
+    doc = json.loads(res.stdout)
+    btf = _by_name(doc)["kernel BTF"]
+    assert btf["ok"] is False and "CONFIG_DEBUG_INFO_BTF" in btf["fix"]
+    assert doc["ok"] is False and res.exit_code == 1
+    table = _invoke()
+    assert table.exit_code == 1 and "FAIL" in table.stdout and "CONFIG_DEBUG_INFO_BTF" in table.stdout
+
+
+def test_unmounted_tracefs_and_bpffs(monkeypatch, tmp_path):
+    monkeypatch.setattr(doctor, "TRACEFS", str(tmp_path))
+    monkeypatch.setattr(doctor, "BPFFS", str(tmp_path))
+    checks = _by_name(json.loads(_invoke("--json").stdout))
+    assert checks["tracefs"]["fix"] == f"sudo mount -t tracefs tracefs {tmp_path}"
+    assert checks["bpffs"]["fix"] == f"sudo mount -t bpf bpf {tmp_path}"
+
+
+def test_lsm_list_without_bpf(monkeypatch, tmp_path):
+    lsm = tmp_path / "lsm"
+    lsm.write_text("lockdown,capability,yama\n")
+    monkeypatch.setattr(doctor, "LSM", str(lsm))
+    row = doctor.check_bpf_lsm()
+    assert not row.ok and row.fix.startswith("boot with lsm=lockdown,capability,yama,bpf")
+    lsm.write_text("capability,bpf\n")
+    assert doctor.check_bpf_lsm().ok
+    # BPF LSM is optional: the overall verdict does not depend on it
+    assert doctor.all_ok([row])
+
+
+def test_unprivileged_process(monkeypatch, tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tx\nCapEff:\t0000000000000000\n")
+    monkeypatch.setattr(doctor, "STATUS", str(status))
+    priv = doctor.check_privilege()
+    assert not priv.ok and "setcap" in priv.fix
+    ring = doctor.check_ringbuf()
+    assert not ring.ok and "needs privilege" in ring.detail
+    status.write_text("CapEff:\t000000c000000000\n")  # CAP_BPF + CAP_PERFMON only
+    assert doctor.check_privilege().ok
+
+
+def test_no_engine(monkeypatch):
+    from wasm_bpf_cli import engines
+
+    monkeypatch.setattr(engines, "available",
+                        lambda: [engines.EngineInfo("wasmtime", None, "not installed"),
+                                 engines.EngineInfo("wasmer", None, "needs CPython <= 3.10")])
+    row = doctor.check_engines()
+    assert not row.ok and "pip install wasmtime" in row.fix
+
+
+def test_broken_check_is_a_failing_row(monkeypatch):
+    def boom():
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(doctor, "CHECKS", [boom])
+    (row,) = doctor.run_checks()
+    assert not row.ok and "kaput" in row.detail and row.fix
