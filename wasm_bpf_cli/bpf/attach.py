@@ -1,16 +1,24 @@
 """How a program is attached given the guest's attach target (ABI.md):
 no target -> auto-attach from the section; cgroup sections -> a cgroup path;
 xdp -> an interface name; uprobe/uretprobe -> `BINARY:FUNCTION[+OFFSET]`;
-anything else -> auto-attach."""
+socket (socket filter) -> an interface name (the runner opens a packet socket
+on it); tc/classifier -> `IFNAME[:ingress|:egress]`; anything else -> auto-attach."""
 import ctypes
 import errno
 
 from .errors import BpfError
 from .lib import libbpf
+from .netattach import attach_socket_filter, attach_tc
 from .object import Program
 
 CGROUP_SECTION_PREFIXES = ("sockops", "cgroup/", "cgroup_skb/", "sk_msg", "cgroup.")
 UPROBE_SECTION_PREFIXES = ("uprobe", "uretprobe")
+SOCKET_FILTER_SECTION_PREFIXES = ("socket",)
+TC_SECTION_PREFIXES = ("tc", "classifier")
+
+
+def _is_net_prog(prog: Program, prefixes, prog_type: str) -> bool:
+    return prog.section.startswith(prefixes) and prog.prog_type == getattr(libbpf(), prog_type)
 
 
 def attach_program(prog: Program, target: str) -> None:
@@ -23,6 +31,10 @@ def attach_program(prog: Program, target: str) -> None:
         prog.attach_xdp(target)
     elif target and section.startswith(UPROBE_SECTION_PREFIXES):
         attach_uprobe(prog, target)
+    elif target and _is_net_prog(prog, SOCKET_FILTER_SECTION_PREFIXES, "BPF_PROG_TYPE_SOCKET_FILTER"):
+        attach_socket_filter(prog, target)
+    elif target and _is_net_prog(prog, TC_SECTION_PREFIXES, "BPF_PROG_TYPE_SCHED_CLS"):
+        attach_tc(prog, target)
     else:
         prog.attach()
 
