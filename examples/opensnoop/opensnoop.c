@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/* opensnoop: wasm-bpf guest printing openat() calls received through a
+ * perf buffer. Usage: opensnoop [-p PID] [-n NAME] [-c COUNT] [-h] */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wasm_bpf.h"
+#include "opensnoop.h"
+#include "opensnoop.skel.h" /* opensnoop_bpf_obj[], opensnoop_bpf_obj_len */
+
+static const char *name_filter;
+static long max_events, printed;
+
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"Trace openat() syscalls.\n"
+		"\n"
+		"USAGE: %s [-p PID] [-n NAME] [-c COUNT] [-h]\n"
+		"  -p PID    only process PID (filtered in BPF)\n"
+		"  -n NAME   only commands whose name contains NAME (filtered\n"
+		"            in the guest)\n"
+		"  -c COUNT  exit (status 0) after printing COUNT events\n"
+		"  -h        show this help\n",
+		prog);
+}
+
+static int parse_pos(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 0);
+	if (errno || end == s || *end || v <= 0 || v > INT32_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	const struct event *e = data;
+	char comm[TASK_COMM_LEN + 1], fname[NAME_MAX + 1];
+	int fd, err;
+
+	(void)ctx;
+	if (size < sizeof(*e)) /* perf samples may carry trailing padding */
+		return 0;
+	if (max_events && printed >= max_events)
+		return 0;
+	memcpy(comm, e->comm, TASK_COMM_LEN);
+	comm[TASK_COMM_LEN] = '\0';
+	memcpy(fname, e->fname, NAME_MAX);
+	fname[NAME_MAX] = '\0';
+	if (name_filter && !strstr(comm, name_filter))
+		return 0;
+	/* ret is the kernel's: an fd, or a negative Linux errno */
+	fd = e->ret >= 0 ? e->ret : -1;
+	err = e->ret >= 0 ? 0 : -e->ret;
+	printf("%-7d %-16s %3d %3d %s\n", e->pid, comm, fd, err, fname);
+	fflush(stdout);
+	printed++;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct bpf_buffer *pb = NULL;
+	struct bpf_object *obj;
+	long pid = 0;
+	int32_t targ_tgid;
+	int opt, err = 0;
+
+	while ((opt = getopt(argc, argv, "p:n:c:h")) != -1) {
+		switch (opt) {
+		case 'p':
+			if (parse_pos(optarg, &pid)) {
+				fprintf(stderr, "Invalid PID: %s\n", optarg);
+				usage(stderr, argv[0]);
+				return 1;
+			}
+			break;
+		case 'n':
+			name_filter = optarg;
+			break;
+		case 'c':
+			if (parse_pos(optarg, &max_events)) {
+				fprintf(stderr, "Invalid count: %s\n", optarg);
+				usage(stderr, argv[0]);
+				return 1;
+			}
+			break;
+		case 'h':
+			usage(stdout, argv[0]);
+			return 0;
+		default:
+			usage(stderr, argv[0]);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr, argv[0]);
+		return 1;
+	}
+
+	targ_tgid = (int32_t)pid;
+	err = wasm_bpf_set_global(opensnoop_bpf_obj, opensnoop_bpf_obj_len,
+				  ".rodata", "targ_tgid", &targ_tgid,
+				  sizeof(targ_tgid));
+	if (err) {
+		fprintf(stderr, "Failed to set targ_tgid: %d\n", err);
+		return 1;
+	}
+	obj = wasm_bpf_object_load(opensnoop_bpf_obj, opensnoop_bpf_obj_len);
+	if (!obj) {
+		fprintf(stderr, "Failed to open and load BPF object\n");
+		return 1;
+	}
+	err = wasm_bpf_attach_program(
+		obj, "tracepoint__syscalls__sys_enter_openat", NULL);
+	if (err < 0) {
+		fprintf(stderr, "Failed to attach sys_enter_openat: %d\n", err);
+		goto cleanup;
+	}
+	err = wasm_bpf_attach_program(
+		obj, "tracepoint__syscalls__sys_exit_openat", NULL);
+	if (err < 0) {
+		fprintf(stderr, "Failed to attach sys_exit_openat: %d\n", err);
+		goto cleanup;
+	}
+	pb = bpf_buffer__open(obj, "events", handle_event, NULL);
+	if (!pb) {
+		err = -errno;
+		fprintf(stderr, "Failed to open perf buffer: %d\n", err);
+		goto cleanup;
+	}
+
+	printf("%-7s %-16s %3s %3s %s\n", "PID", "COMM", "FD", "ERR", "PATH");
+	fflush(stdout);
+
+	while (!max_events || printed < max_events) {
+		err = bpf_buffer__poll(pb, 100 /* timeout, ms */);
+		if (err == -EINTR) {
+			err = 0;
+			break;
+		}
+		if (err < 0) {
+			fprintf(stderr, "Error polling perf buffer: %d\n", err);
+			break;
+		}
+		err = 0;
+	}
+
+cleanup:
+	bpf_buffer__free(pb);
+	wasm_bpf_object_close(obj);
+	return err < 0 ? 1 : 0;
+}
