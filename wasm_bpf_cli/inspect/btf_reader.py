@@ -38,7 +38,8 @@ class BtfType(NamedTuple):
     kind_flag: bool
     size_or_type: int
     extra: Tuple          # ARRAY: (type, index_type, nelems); VAR: (linkage,)
-    members: Tuple        # STRUCT/UNION: (name, type, offset); DATASEC: (type, offset, size)
+    members: Tuple        # STRUCT/UNION: (name, type, offset); DATASEC: (type, offset, size);
+                          # ENUM/ENUM64: (name, unsigned raw value)
 
 
 class Btf:
@@ -104,6 +105,12 @@ class Btf:
                                 struct.iter_unpack("<III", data[tail:nxt]))
             elif kind == DATASEC:
                 members = tuple(struct.iter_unpack("<III", data[tail:nxt]))
+            elif kind == ENUM:
+                members = tuple((self.string(n), v) for n, v in
+                                struct.iter_unpack("<II", data[tail:nxt]))
+            elif kind == ENUM64:
+                members = tuple((self.string(n), lo | hi << 32) for n, lo, hi in
+                                struct.iter_unpack("<III", data[tail:nxt]))
             elif kind == FUNC_PROTO:
                 members = tuple((self.string(n), t) for n, t in struct.iter_unpack("<II", data[tail:nxt]))
             self.types.append(BtfType(len(self.types), kind, self.string(name_off), vlen,
