@@ -1,0 +1,285 @@
+"""Faults against the real kernel, through `wasm-bpf run` as a subprocess.
+
+After each test nothing of ours is left in the kernel (`no_bpf_leaks`, which
+polls bpftool until a deadline: the kernel frees objects asynchronously).
+
+What the kernel cleans up by itself when the runner is SIGKILLed: every
+program, map and link of a guest is held only by file descriptors of the
+runner process (nothing is pinned in bpffs). When the process dies the kernel
+closes its fds; a perf-event/tracepoint link is detached when its last fd
+closes, and a program or map is freed when its last reference (fd, link, or a
+map referenced by a program) goes away. So a SIGKILLed runner leaves nothing
+behind: no cleanup code of ours runs, and none is needed. (What would survive
+is only something pinned in /sys/fs/bpf, which wasm-bpf never does.)
+test_sigkill_kernel_cleans_up checks exactly this with bpftool.
+"""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.conftest import ENGINE, ROOT, bpf_snapshot, cli_env, example, guest, wasm_bpf_cmd
+
+pytestmark = [pytest.mark.kernel, pytest.mark.engine]
+
+DEADLINE = 30.0  # seconds any single run may take
+
+
+def _fdinfo_ids(pid: str) -> dict:
+    """BPF ids a process holds through its fds (from /proc/PID/fdinfo)."""
+    held = {"prog": set(), "map": set(), "link": set()}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return held
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if not target.startswith("anon_inode:bpf"):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    kind = {"prog_id": "prog", "map_id": "map", "link_id": "link"}.get(key.strip())
+                    if kind:
+                        held[kind].add(int(value))
+        except (OSError, ValueError):
+            continue
+    return held
+
+
+def _foreign_ids() -> dict:
+    """Ids held by processes that are not this test's (other engineers' runs
+    share the kernel): by their fds, their links' programs, and those programs' maps."""
+    import json
+
+    held = {"prog": set(), "map": set(), "link": set()}
+    mine = str(os.getpid())
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and pid != mine:
+            for kind, ids in _fdinfo_ids(pid).items():
+                held[kind] |= ids
+    links = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True).stdout
+    for link in json.loads(links or "[]"):
+        if link["id"] in held["link"] and "prog_id" in link:
+            held["prog"].add(link["prog_id"])
+    for prog_id in list(held["prog"]):
+        out = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(prog_id)], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip():
+            held["map"] |= set(json.loads(out.stdout).get("map_ids", []))
+    return held
+
+
+def leaks_of_ours(before: dict, deadline_s: float = 5.0) -> dict:
+    """New progs/maps/links since `before` not held by any other process,
+    polled until `deadline_s` (the kernel frees them asynchronously)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        now = bpf_snapshot()
+        new = {k: now[k] - before[k] for k in now}
+        if any(new.values()):
+            foreign = _foreign_ids()
+            new = {k: ids - foreign[k] for k, ids in new.items()}
+        left = {k: sorted(ids) for k, ids in new.items() if ids}
+        if not left or time.monotonic() > end:
+            return left
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def no_bpf_leaks():
+    """conftest's no_bpf_leaks, scoped to this test: the kernel is shared with
+    other runs, so objects held by other processes are not counted."""
+    before = bpf_snapshot()
+    yield before
+    left = leaks_of_ours(before)
+    assert not left, f"BPF objects of this test left in the kernel: {left}"
+
+
+class Run:
+    """`wasm-bpf run ...` in the background; stdout read line by line."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(wasm_bpf_cmd("run", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=cli_env(), cwd=ROOT)
+        self.lines = []
+        self._got = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._err = []
+        self._err_reader = threading.Thread(target=lambda: self._err.append(self.proc.stderr.read()), daemon=True)
+        self._err_reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._got:
+                self.lines.append(line.rstrip("\n"))
+                self._got.notify_all()
+        with self._got:
+            self.lines.append(None)  # EOF
+            self._got.notify_all()
+
+    def wait_line(self, text: str, timeout: float = DEADLINE) -> bool:
+        with self._got:
+            return self._got.wait_for(lambda: text in self.lines or None in self.lines, timeout) and text in self.lines
+
+    def finish(self, timeout: float = DEADLINE, pump_getppid: bool = False):
+        """Wait for exit (calling getppid() meanwhile if asked); (rc, stdout lines, stderr)."""
+        end = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < end:
+            if pump_getppid:
+                os.getppid()
+            time.sleep(0.01)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"the runner did not exit within {timeout} s; stdout: {self.lines}")
+        self._reader.join(5)
+        self._err_reader.join(5)
+        return self.proc.returncode, [l for l in self.lines if l is not None], "".join(self._err)
+
+
+def _assert_one_error_line(stderr: str):
+    assert "Traceback" not in stderr, stderr
+    errors = [l for l in stderr.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def test_trap_inside_poll_callback(no_bpf_leaks):
+    run = Run(guest("trapcb"), "0", "trap")
+    assert run.wait_line("attached")
+    rc, out, err = run.finish(pump_getppid=True)
+    assert rc == 1, (out, err)
+    line = _assert_one_error_line(err)
+    assert line.startswith("error: guest trapped"), line
+
+
+@pytest.mark.xfail(ENGINE == "wasmtime", strict=True,
+                   reason="wasmtime_engine._one_line keeps the first line of a wasmtime trap, "
+                          "'error while executing at wasm backtrace:', not its cause")
+def test_trap_message_names_the_cause(no_bpf_leaks):
+    run = Run(guest("trapcb"), "0", "trap")
+    assert run.wait_line("attached")
+    rc, _, err = run.finish(pump_getppid=True)
+    assert rc == 1
+    assert "unreachable" in _assert_one_error_line(err)
+
+
+def test_proc_exit_inside_poll_callback(no_bpf_leaks):
+    run = Run(guest("trapcb"), "0", "exit")
+    assert run.wait_line("attached")
+    rc, out, err = run.finish(pump_getppid=True)
+    assert rc == 7, (out, err)
+    assert out == ["attached"]
+    assert "Traceback" not in err and "error" not in err, err
+
+
+def test_exit_without_closing_objects(no_bpf_leaks):
+    before = bpf_snapshot()
+    run = Run(guest("noclose"))
+    assert run.wait_line("attached")
+    rc, out, err = run.finish()
+    assert rc == 3, (out, err)
+    assert out == ["attached"]
+    assert "Traceback" not in err
+    assert not leaks_of_ours(before), "the runner left the guest's objects in the kernel"
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.8])
+def test_sigterm_during_load(no_bpf_leaks, delay):
+    """SIGTERM as early as possible, then at later moments of startup/load:
+    whatever the moment, a bounded exit without a traceback and nothing left."""
+    run = Run(example("bootstrap"))
+    time.sleep(delay)
+    run.proc.send_signal(signal.SIGTERM)
+    rc, out, err = run.finish(timeout=15)
+    # -15: killed by the default handler before the CLI installed its own;
+    # 143: the guest had to be interrupted; 0: bootstrap saw -EINTR and exited by itself
+    assert rc in (0, 143, -signal.SIGTERM), (rc, out, err)
+    assert "Traceback" not in err, err
+
+
+def test_sigterm_after_attach_guest_exits_cleanly(no_bpf_leaks):
+    run = Run(guest("ringbuf"), "1", "3")  # pid 1 never calls getppid here: the buffer stays empty
+    assert run.wait_line("attached")
+    run.proc.send_signal(signal.SIGTERM)
+    rc, out, err = run.finish(timeout=10)
+    assert rc == 0 and out[-1] == "interrupted", (rc, out, err)
+    assert "Traceback" not in err
+
+
+def _our_prog_ids(before: set, name: str = "handle_getppid") -> set:
+    import json
+
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True)
+    return {p["id"] for p in json.loads(out.stdout) if p["id"] not in before and p.get("name") == name}
+
+
+def test_sigkill_kernel_cleans_up(no_bpf_leaks):
+    """SIGKILL: no code of ours runs; the kernel frees programs, maps and links
+    when the dead process's fds close (see the module docstring)."""
+    before = bpf_snapshot()
+    run = Run(guest("ignoreint"))  # attached, polls forever
+    assert run.wait_line("attached")
+    progs = _our_prog_ids(before["prog"])
+    assert progs, "the guest's program is not in the kernel"
+    links = bpf_snapshot()["link"] - before["link"]
+    assert links, "the guest's link is not in the kernel"
+    run.proc.send_signal(signal.SIGKILL)
+    rc, _, err = run.finish(timeout=10)
+    assert rc == -signal.SIGKILL
+    end = time.monotonic() + 5.0
+    while time.monotonic() < end and (_our_prog_ids(before["prog"]) & progs):
+        time.sleep(0.05)
+    assert not (_our_prog_ids(before["prog"]) & progs), "programs survived the runner's SIGKILL"
+    assert not leaks_of_ours(before), "links or maps survived the runner's SIGKILL"
+
+
+_HELPER = ("import os, sys, time\n"
+           "print(os.getpid(), flush=True)\n"
+           "end = time.monotonic() + 30\n"
+           "while time.monotonic() < end:\n"
+           "    os.getppid(); time.sleep(0.01)\n")
+
+
+def test_two_runners_each_see_their_own_events(no_bpf_leaks):
+    import sys
+
+    helpers = [subprocess.Popen([sys.executable, "-c", _HELPER], stdout=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    try:
+        pids = [int(h.stdout.readline()) for h in helpers]
+        runs = [Run(guest("ringbuf"), str(pid), "5") for pid in pids]
+        results = [r.finish() for r in runs]
+    finally:
+        for h in helpers:
+            h.kill()
+            h.wait()
+    for pid, (rc, out, err) in zip(pids, results):
+        assert rc == 0, (out, err)
+        samples = [l for l in out if l.startswith("sample ")]
+        assert samples == [f"sample pid={pid} tag=ringevt size=20"] * 5, out
+        assert out[-1] == "got 5"
+        assert "Traceback" not in err
+
+
+def test_two_runners_different_engines_or_buffers(no_bpf_leaks):
+    """A ring-buffer guest and a perf-buffer guest at once on one helper
+    process: each gets its own kind of sample."""
+    import sys
+
+    helper = subprocess.Popen([sys.executable, "-c", _HELPER], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(helper.stdout.readline())
+        runs = {"ringevt": Run(guest("ringbuf"), str(pid), "3"), "perfevt": Run(guest("perf"), str(pid), "3")}
+        results = {tag: r.finish() for tag, r in runs.items()}
+    finally:
+        helper.kill()
+        helper.wait()
+    for tag, (rc, out, err) in results.items():
+        assert rc == 0, (tag, out, err)
+        assert [l for l in out if l.startswith("sample ")] == [f"sample pid={pid} tag={tag} size=20"] * 3
