@@ -67,9 +67,14 @@ def _datasec_struct(src: BpfSource, emitter: Wasm32Types, sec_name: str, tag: st
             # Still patchable as raw bytes; say why it is not typed.
             warnings.append(f"{sec_name} variable {name}: {exc}; emitted as bytes")
             lay.append(Member(name, -size, offset * 8, 0))
-    body, attrs, checks, align = _layout_with_bytes(emitter, lay, sec.size)
+    # The struct ends after the last variable, rounded to its alignment (the
+    # section may end unaligned; nothing copies the struct as a whole).
+    natural = max(emitter.map_type(m.type_id).align for m in lay)
+    end = max(m.bit_offset // 8 + size for (_o, _n, _t, size), m in zip(members, lay))
+    size = (end + natural - 1) // natural * natural
+    body, attrs, checks, align = _layout_with_bytes(emitter, lay, size)
     if align > 1 and sec.offset % align:
-        body, attrs, checks, align = _layout_with_bytes(emitter, lay, sec.size, force_packed=True)
+        body, attrs, checks, align = _layout_with_bytes(emitter, lay, end, force_packed=True)
     ref = f"struct {tag}"
     text = f"{ref} {{\n{body}}}{attrs};\n"
     for path, off in checks:
