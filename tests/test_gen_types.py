@@ -138,3 +138,36 @@ def test_output_file_and_determinism(layouts_obj, tmp_path):
     assert code == 0 and out == ""
     _code, again, _ = run_gen("types", layouts_obj)
     assert target.read_text() == again
+
+
+def run_wasi(wasm: str, stdout: str) -> None:
+    import wasmtime
+
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    cfg = wasmtime.WasiConfig()
+    cfg.stdout_file = stdout
+    store.set_wasi(cfg)
+    instance = linker.instantiate(store, wasmtime.Module.from_file(engine, wasm))
+    try:
+        instance.exports(store)["_start"](store)
+    except wasmtime.ExitTrap as exc:
+        assert exc.code == 0
+
+
+def test_bitfields_have_the_same_bits_on_wasm32(layouts_obj, tmp_path):
+    """offsetof() cannot see bitfields: set each to all ones and compare the
+    struct's bytes between x86-64 (original) and wasm32 (generated)."""
+    code, out, _err = run_gen("types", layouts_obj, "-o", str(tmp_path / "gen.h"))
+    assert code == 0
+    src = os.path.join(DATA, "bitfields.c")
+    subprocess.run(["gcc", "-O2", f'-DHDR="{DATA}/layouts.h"', "-o", str(tmp_path / "x86"), src],
+                   check=True)
+    x86 = subprocess.run([str(tmp_path / "x86")], capture_output=True, text=True, check=True)
+    subprocess.run(["clang-14", "--target=wasm32-wasi", "--sysroot=/usr", "-O2",
+                    f'-DHDR="{tmp_path}/gen.h"', "-o", str(tmp_path / "bf.wasm"), src], check=True)
+    run_wasi(str(tmp_path / "bf.wasm"), str(tmp_path / "wasm.txt"))
+    assert len(x86.stdout.splitlines()) == 11
+    assert (tmp_path / "wasm.txt").read_text() == x86.stdout

@@ -17,6 +17,7 @@ struct {
 
 struct packed_s gp = {};
 struct bits gbits = {};
+struct gaps ggaps = {};
 struct has_ld gld = {};
 const volatile int knob = 1;
 

@@ -24,3 +24,7 @@ struct tricky {
 struct packed_s { char a; int b; long c; } __attribute__((packed));
 typedef struct { int x; char y; } tdef_t;
 struct bits { unsigned char f1 : 1; unsigned int f2 : 31; unsigned short f3 : 9; long f4 : 60; };
+/* unnamed bitfields are not in BTF: the generator fills the gaps */
+struct gaps { char c; unsigned int : 4; unsigned int z : 4; int : 0; char d;
+	      unsigned short : 3; unsigned short w : 2; unsigned long long : 20;
+	      unsigned long long q : 30; };
