@@ -16,9 +16,9 @@ Each named type is wrapped in `#ifndef WASM_BPF_TYPE_<tag>_<name>` so that a
 """
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from wasm_bpf_cli.inspect.btf_reader import (ARRAY, CONST, DATASEC, ENUM, ENUM64, FLOAT, FWD,
+from wasm_bpf_cli.inspect.btf_reader import (ARRAY, CONST, ENUM, ENUM64, FLOAT, FWD,
                                              INT, PTR, RESTRICT, STRUCT, TYPE_TAG, TYPEDEF,
-                                             UNION, VAR, VOLATILE, Btf, BtfType)
+                                             UNION, VOLATILE, Btf, BtfType)
 
 _QUALIFIERS = (CONST, VOLATILE, RESTRICT, TYPE_TAG)
 INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
