@@ -32,7 +32,7 @@ def gen():
     """Generate C headers for wasm32 guests from a BPF object."""
 
 
-@gen.command(context_settings=CONTEXT)
+@gen.command(context_settings=CONTEXT, short_help="Skeleton header (open/load/attach, rodata knobs).")
 @click.argument("obj", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", metavar="FILE", help="Write the header here (default: stdout).")
 @click.option("--name", metavar="NAME", help="Skeleton name: struct NAME_bpf, NAME_bpf__open(), ... "
@@ -58,7 +58,7 @@ def skeleton(obj, output, name):
         fail(err)
 
 
-@gen.command(context_settings=CONTEXT)
+@gen.command(context_settings=CONTEXT, short_help="wasm32 C types laid out as on the BPF side.")
 @click.argument("obj", type=click.Path(dir_okay=False))
 @click.argument("types", nargs=-1, metavar="[TYPE]...")
 @click.option("-o", "--output", metavar="FILE", help="Write the header here (default: stdout).")
