@@ -283,3 +283,28 @@ def test_two_runners_different_engines_or_buffers(no_bpf_leaks):
     for tag, (rc, out, err) in results.items():
         assert rc == 0, (tag, out, err)
         assert [l for l in out if l.startswith("sample ")] == [f"sample pid={pid} tag={tag} size=20"] * 3
+
+
+def test_ignoreint_interrupted_after_grace_period(no_bpf_leaks):
+    """A guest that ignores -EINTR is interrupted after the grace period (143)."""
+    run = Run("--grace-period", "0.5", guest("ignoreint"))
+    assert run.wait_line("attached")
+    started = time.monotonic()
+    run.proc.send_signal(signal.SIGTERM)
+    rc, out, err = run.finish(timeout=10)
+    assert rc == 143, (rc, out, err)
+    assert out == ["attached", "ignored -27"]
+    assert time.monotonic() - started < 5
+    assert "Traceback" not in err
+
+
+@pytest.mark.xfail(ENGINE == "wasmer", strict=True,
+                   reason="wasmer runs wasm holding the GIL: a spinning guest starves the --duration "
+                          "timer, the grace-period kill and the main thread, so the runner never exits")
+def test_spinning_guest_stopped_by_duration(no_bpf_leaks):
+    """Pure-wasm infinite loop after attach: --duration must still end the run."""
+    run = Run("--duration", "1", "--grace-period", "0.5", guest("spin"))
+    assert run.wait_line("attached")
+    rc, out, err = run.finish(timeout=10)
+    assert rc == 124, (rc, out, err)
+    assert "Traceback" not in err
