@@ -38,9 +38,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BUILD = os.path.join(HERE, "build")
 EXAMPLE = os.path.join(ROOT, "examples", "bench")
-BENCH_WASM = os.path.join(EXAMPLE, "bench.wasm")
-BENCH_OBJ = os.path.join(EXAMPLE, "bench.bpf.o")
-BOOTSTRAP_WASM = os.path.join(ROOT, "examples", "bootstrap", "bootstrap.wasm")
+# Private copies made by build(): others may `make clean` the examples meanwhile.
+BENCH_WASM = os.path.join(BUILD, "bench.wasm")
+BENCH_OBJ = os.path.join(BUILD, "bench.bpf.o")
+BOOTSTRAP_WASM = os.path.join(BUILD, "bootstrap.wasm")
+BOOTSTRAP_DIR = os.path.join(ROOT, "examples", "bootstrap")
 LOADGEN = os.path.join(BUILD, "loadgen")
 NATIVE = os.path.join(BUILD, "native_consumer")
 
@@ -57,11 +59,12 @@ def log(msg: str) -> None:
 
 # ---------------------------------------------------------------- building
 def build() -> None:
-    subprocess.run(["make", "-s", "-C", EXAMPLE, f"PYTHON={sys.executable}"], check=True)
-    if not os.path.exists(BOOTSTRAP_WASM):
-        subprocess.run(["make", "-s", "-C", os.path.dirname(BOOTSTRAP_WASM),
-                        f"PYTHON={sys.executable}"], check=True)
     os.makedirs(BUILD, exist_ok=True)
+    for src_dir, names in ((EXAMPLE, ("bench.wasm", "bench.bpf.o")), (BOOTSTRAP_DIR, ("bootstrap.wasm",))):
+        subprocess.run(["make", "-s", "-C", src_dir, f"PYTHON={sys.executable}"], check=True)
+        for name in names:
+            shutil.copyfile(os.path.join(src_dir, name), os.path.join(BUILD, name + ".tmp"))
+            os.replace(os.path.join(BUILD, name + ".tmp"), os.path.join(BUILD, name))
     targets = [
         (LOADGEN, [os.path.join(HERE, "loadgen.c")], []),
         (NATIVE, [os.path.join(HERE, "native_consumer.c")], ["-I", EXAMPLE, "-lbpf"]),
@@ -149,7 +152,11 @@ class Proc:
         end = time.monotonic() + timeout
         signalled = None
         while True:
-            pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
+            try:
+                pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: no rusage
+                self.p.wait()
+                break
             if pid:
                 self.p.returncode = os.waitstatus_to_exitcode(status)
                 self.rusage = ru
@@ -211,6 +218,8 @@ def run_stream(consumer: Consumer, mode: str, load_args, stall: bool = False,
                 p.p.kill()
                 p.reap(5)
     res = c.json_line()
+    if ru is None:
+        raise RuntimeError("no rusage of the consumer")
     cpu = ru.ru_utime + ru.ru_stime - cpu0
     res.update(calls=load["calls"], load_s=load["duration_s"], load_rate=load["rate"],
                attach_s=t_att - c.t_spawn, cpu_s=cpu, maxrss_kb=ru.ru_maxrss,
@@ -249,7 +258,7 @@ def run_startup(consumer: Consumer, module: str, extra_runner=()) -> dict:
     finally:
         c.p.send_signal(signal.SIGINT)
         ru = c.reap(15)
-    return {"attach_s": t - c.t_spawn, "maxrss_kb": ru.ru_maxrss, "exit_code": c.p.returncode}
+    return {"attach_s": t - c.t_spawn, "maxrss_kb": ru.ru_maxrss if ru else None, "exit_code": c.p.returncode}
 
 
 def help_time(consumer: Consumer) -> float:
@@ -326,7 +335,7 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
                 warm = [run_startup(c, module) for _ in range(runs)]
                 res[f"{module}_cold_s"] = med([r["attach_s"] for r in cold])
                 res[f"{module}_warm_s"] = med([r["attach_s"] for r in warm])
-                res[f"{module}_maxrss_mb"] = med([r["maxrss_kb"] / 1024 for r in warm])
+                res[f"{module}_maxrss_mb"] = med([r["maxrss_kb"] / 1024 for r in warm if r["maxrss_kb"]])
                 res[f"{module}_runs"] = {"cold": cold, "warm": warm}
             if c.name != "native":
                 res["help_s"] = med([help_time(c) for _ in range(max(runs, 3))])

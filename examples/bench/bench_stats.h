@@ -15,7 +15,8 @@
 
 #include "bench.h"
 
-#define BENCH_HIST_US 100000 /* 1 us buckets up to 100 ms, then one overflow bucket */
+#define BENCH_HIST_US 100000 /* 1 us buckets up to 100 ms, */
+#define BENCH_HIST_MS 10000  /* then 1 ms buckets up to 10.1 s, then one overflow bucket */
 
 enum { BENCH_CLOCK_UNKNOWN, BENCH_CLOCK_MONO, BENCH_CLOCK_REAL };
 
@@ -27,7 +28,8 @@ struct bench_stats {
 	uint64_t sample_every; /* latency of every Nth record (0/1: every record) */
 	uint64_t sampled;
 	uint64_t short_records;
-	uint32_t hist[BENCH_HIST_US + 1];
+	uint32_t hist[BENCH_HIST_US];
+	uint32_t hist_ms[BENCH_HIST_MS + 1];
 };
 
 static struct bench_stats bs;
@@ -72,7 +74,12 @@ static inline void bench_account(const void *data, size_t size)
 			lat = now + bs.tai_off_ns - (int64_t)r->tai_ns;
 		}
 		us = lat > 0 ? (uint64_t)lat / 1000 : 0;
-		bs.hist[us < BENCH_HIST_US ? us : BENCH_HIST_US]++;
+		if (us < BENCH_HIST_US)
+			bs.hist[us]++;
+		else if ((us - BENCH_HIST_US) / 1000 < BENCH_HIST_MS)
+			bs.hist_ms[(us - BENCH_HIST_US) / 1000]++;
+		else
+			bs.hist_ms[BENCH_HIST_MS]++;
 		bs.sampled++;
 	}
 	if (bs.received == 0) {
@@ -106,19 +113,26 @@ static inline double bench_percentile_us(double p)
 	uint64_t total = 0, want, acc = 0;
 	int i;
 
-	for (i = 0; i <= BENCH_HIST_US; i++)
+	for (i = 0; i < BENCH_HIST_US; i++)
 		total += bs.hist[i];
+	for (i = 0; i <= BENCH_HIST_MS; i++)
+		total += bs.hist_ms[i];
 	if (!total)
 		return -1;
 	want = (uint64_t)(p * (double)total);
 	if (want >= total)
 		want = total - 1;
-	for (i = 0; i <= BENCH_HIST_US; i++) {
+	for (i = 0; i < BENCH_HIST_US; i++) {
 		acc += bs.hist[i];
 		if (acc > want)
 			return i + 0.5; /* bucket middle: [i, i+1) us */
 	}
-	return BENCH_HIST_US;
+	for (i = 0; i <= BENCH_HIST_MS; i++) {
+		acc += bs.hist_ms[i];
+		if (acc > want) /* [i, i+1) ms past 100 ms; the last bucket: >= 10.1 s */
+			return BENCH_HIST_US + i * 1000.0 + 500.0;
+	}
+	return BENCH_HIST_US + BENCH_HIST_MS * 1000.0;
 }
 
 /* Sum of one per-CPU counter of the `drops` map (value buffer sized for up to
