@@ -108,16 +108,30 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
         verbose, quiet, module, args):
     """Run MODULE.wasm; everything after it goes to the guest (which sees
     MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
-    from wasm_bpf_cli.runner import RunOptions, Runner
+    from wasm_bpf_cli import engines
+    from wasm_bpf_cli.runner import RunOptions
 
     handler = _setup_logging(verbose, quiet)
     try:
         options = RunOptions(args=list(args), env=_parse_env(env), dirs=_parse_dirs(dirs),
-                             engine=engine, duration=duration, grace_period=grace_period,
+                             engine=engines.resolve(engine), duration=duration,
+                             grace_period=grace_period,
                              wrapper_module_name=wrapper_module_name,
                              callback_export_name=callback_export_name)
-    except UsageError as err:
+    except WasmBpfError as err:
         fail(err)
+    if options.engine == "wasmer":
+        # wasmer cannot interrupt a spinning guest and holds the GIL meanwhile:
+        # a parent process enforces stops and --duration (see supervise.py).
+        from wasm_bpf_cli.cli.supervise import run_supervised
+
+        options.duration = None
+        run_supervised(lambda: _run_guest(module, options, quiet, handler), duration, grace_period)
+    _run_guest(module, options, quiet, handler)
+
+
+def _run_guest(module, options, quiet, handler) -> None:
+    from wasm_bpf_cli.runner import Runner
 
     ui = None
     if not quiet and sys.stderr.isatty():
@@ -171,3 +185,5 @@ def _install_signal_handlers(runner) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    # --duration, when a supervising parent enforces it (supervise.py)
+    signal.signal(signal.SIGUSR1, lambda *_: runner.stop("duration"))
