@@ -140,6 +140,17 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 
+	/* The host creates the perf buffer (opens the per-CPU perf events and
+	 * puts them in the map) on the first poll; until then the kernel drops
+	 * every event (no perf event in the map). Poll once before announcing
+	 * that tracing has started. */
+	err = bpf_buffer__poll(pb, 0);
+	if (err < 0 && err != -EINTR) {
+		fprintf(stderr, "Error polling perf buffer: %d\n", err);
+		goto cleanup;
+	}
+	err = 0;
+
 	printf("%-7s %-16s %3s %3s %s\n", "PID", "COMM", "FD", "ERR", "PATH");
 	fflush(stdout);
 
