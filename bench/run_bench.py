@@ -137,15 +137,53 @@ class Proc:
             if pred(line):
                 return t, line
 
-    def cpu_s(self) -> float:
-        """user+sys so far, from /proc (clock ticks)."""
-        with open(f"/proc/{self.p.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def tree(self):
+        """This child and its descendants (wasm-bpf on wasmer forks a
+        supervised child that runs the guest)."""
+        pids, todo = [], [self.p.pid]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/children") as f:
+                        todo.extend(int(x) for x in f.read().split())
+            except OSError:
+                pass
+        return pids
 
-    def state(self) -> str:
-        with open(f"/proc/{self.p.pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
+    @staticmethod
+    def _stat(pid: int):
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    def cpu_s(self) -> float:
+        """user+sys so far of the whole process tree, from /proc (clock ticks),
+        reaped descendants included."""
+        ticks = 0
+        for i, pid in enumerate(self.tree()):
+            try:
+                fields = self._stat(pid)
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def signal_tree(self, sig) -> None:
+        for pid in self.tree():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stopped(self) -> bool:
+        states = []
+        for pid in self.tree():
+            try:
+                states.append(self._stat(pid)[0])
+            except OSError:
+                pass
+        return all(s in ("T", "t") for s in states)
 
     def reap(self, timeout: float):
         """Wait for exit (SIGINT at the deadline, SIGKILL 5 s later); rusage of the child."""
@@ -197,8 +235,8 @@ def run_stream(consumer: Consumer, mode: str, load_args, stall: bool = False,
     try:
         t_att, _ = c.wait_line(lambda l: l == "attached", 60)
         if stall:
-            c.p.send_signal(signal.SIGSTOP)
-            while c.state() != "T":
+            c.signal_tree(signal.SIGSTOP)  # the runner may have forked a guest process
+            while not c.stopped():
                 time.sleep(0.001)
         cpu0 = c.cpu_s()
         t_release = time.time_ns()
@@ -210,7 +248,7 @@ def run_stream(consumer: Consumer, mode: str, load_args, stall: bool = False,
         if stall:
             time.sleep(0.2)
             t_resume = time.time_ns()
-            c.p.send_signal(signal.SIGCONT)
+            c.signal_tree(signal.SIGCONT)
         ru = c.reap(timeout)
     finally:
         for p in (lg, c):
@@ -220,7 +258,7 @@ def run_stream(consumer: Consumer, mode: str, load_args, stall: bool = False,
     res = c.json_line()
     if ru is None:
         raise RuntimeError("no rusage of the consumer")
-    cpu = ru.ru_utime + ru.ru_stime - cpu0
+    cpu = ru.ru_utime + ru.ru_stime - cpu0  # wait4: the child and its reaped descendants
     res.update(calls=load["calls"], load_s=load["duration_s"], load_rate=load["rate"],
                attach_s=t_att - c.t_spawn, cpu_s=cpu, maxrss_kb=ru.ru_maxrss,
                exit_code=c.p.returncode,
