@@ -140,7 +140,9 @@ static inline int wasm_bpf_object_close(struct bpf_object *obj)
 }
 
 /* Attach program `prog_name`; `target` is NULL/"" for auto-attach from the
- * section name, a cgroup path for cgroup sections, an ifname for xdp. */
+ * section name, a cgroup path for cgroup sections, an ifname for xdp and
+ * socket (the runner opens a packet socket on it for the filter), and
+ * IFNAME[:ingress|:egress] for tc/classifier. */
 static inline int wasm_bpf_attach_program(struct bpf_object *obj,
 					  const char *prog_name,
 					  const char *target)
