@@ -13,7 +13,10 @@ Cases (each figure the median of --runs runs, default 3; ratio to native):
           SIGCONT: drain rate (records from resume to the buffer left empty; latency
           of every 64th record only, so that the clock is not what is measured), the consumer's
           loss count (produced - received) against the kernel's drop counter
-  perf    the perf-buffer program flat out: records/s, loss
+  perf    the perf-buffer program flat out: records/s, loss (producer-bound: every
+          sample wakes the consumer)
+  perfstall  as stall, on the perf buffer: loadgen pinned to CPU 0 fills that CPU's
+          buffer (64 pages, ~3,276 samples) and overflows it by 20%
   mapwalk 10,000-entry hash map, get-next-key + lookup: entries/s
   startup spawn to "attached" for bootstrap and bench, cold (--no-cache if the
           runner has it; else the first run: there is no module cache) and warm;
@@ -49,7 +52,11 @@ NATIVE = os.path.join(BUILD, "native_consumer")
 RING_BYTES = 64 * 1024 * 1024  # examples/bench/bench.h BENCH_RING_BYTES
 RING_RECORDS = RING_BYTES // (64 + 8)  # 64-byte records + 8-byte ringbuf headers
 IDLE_MS = 300  # a consumer exits this long after its last record
-CASES = ("flat", "paced", "stall", "perf", "mapwalk", "startup")
+CASES = ("flat", "paced", "stall", "perf", "perfstall", "mapwalk", "startup")
+# perf buffer: 64 pages per CPU (the runner's PerfBuffer and native_consumer), a
+# sample = 8-byte header + 4-byte size + 64 bytes, 8-aligned = 80 bytes
+PERF_RECORDS_PER_CPU = 64 * 4096 // 80
+PERF_STALL_CALLS = int(PERF_RECORDS_PER_CPU * 1.2)
 
 
 def log(msg: str) -> None:
@@ -105,10 +112,11 @@ class Proc:
     """A child whose stdout lines are collected by a thread and whose own
     rusage is taken with wait4 (not RUSAGE_CHILDREN: exactly this child)."""
 
-    def __init__(self, argv, env=None, stdin=None):
+    def __init__(self, argv, env=None, stdin=None, cpu=None):
         self.t_spawn = time.monotonic()
+        pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         self.p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=env, cwd=ROOT)
+                                  stderr=subprocess.PIPE, env=env, cwd=ROOT, preexec_fn=pin)
         self.lines: "queue.Queue[tuple]" = queue.Queue()
         self.all_lines = []
         self.stderr = b""
@@ -223,11 +231,11 @@ class Proc:
 
 
 def run_stream(consumer: Consumer, mode: str, load_args, stall: bool = False,
-               timeout: float = 60.0, sample_every: int = 1) -> dict:
+               timeout: float = 60.0, sample_every: int = 1, load_cpu=None) -> dict:
     """One buffer run: loadgen waits, the consumer attaches to its pid, (stall:
     is stopped), loadgen runs to the end, (stall: consumer resumed), the
     consumer exits IDLE_MS after its last record and reports."""
-    lg = Proc([LOADGEN, *load_args], stdin=subprocess.PIPE)
+    lg = Proc([LOADGEN, *load_args], stdin=subprocess.PIPE, cpu=load_cpu)
     _, pid = lg.wait_line(lambda l: l.strip().isdigit(), 5)
     c = Proc(consumer.argv("bench", ["-p", pid, "-i", str(IDLE_MS), "-T", str(tai_offset_ns()),
                                       "-s", str(sample_every), mode]),
@@ -356,6 +364,17 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
             rs = [run_stream(c, "perf", ["-d", str(flat_s)]) for _ in range(runs)]
             record("perf", c.name, rs, ["rate", "received", "calls", "loss", "kernel_drops", "perf_lost",
                                         "gaps", "cpu_us_per_record"])
+        if "perfstall" in cases:
+            # loadgen pinned to CPU 0: one per-CPU buffer fills (and overflows a little)
+            n = PERF_STALL_CALLS
+            rs = [run_stream(c, "perf", ["-n", str(n)], stall=True, sample_every=64, load_cpu=0)
+                  for _ in range(runs)]
+            for r in rs:
+                r["loss_matches_kernel"] = (r["lost"] == r["kernel_drops"]
+                                            and r["calls"] == r["received"] + r["kernel_drops"])
+            record("perfstall", c.name, rs, ["drain_rate", "drain_rate_callbacks", "received", "calls",
+                                             "lost", "kernel_drops"])
+            out["perfstall"][c.name]["loss_matches_kernel"] = all(r["loss_matches_kernel"] for r in rs)
         if "mapwalk" in cases:
             rs = [run_mapwalk(c, walk_ms) for _ in range(runs)]
             record("mapwalk", c.name, rs, ["entries_per_s", "fill_per_s"])
@@ -422,6 +441,10 @@ ROWS = [
     ("stall: lost == kernel drops", "stall", "loss_matches_kernel", "", 1),
     ("perf flat out: records/s", "perf", "rate", "rec/s", 1),
     ("perf flat out: loss", "perf", "loss", "rec", 1),
+    ("perf stall: drain rate (resume->empty)", "perfstall", "drain_rate", "rec/s", 1),
+    ("perf stall: drain rate (1st->last cb)", "perfstall", "drain_rate_callbacks", "rec/s", 1),
+    ("perf stall: received (of 3,931 calls)", "perfstall", "received", "rec", 1),
+    ("perf stall: lost == kernel drops", "perfstall", "loss_matches_kernel", "", 1),
     ("map walk: entries/s", "mapwalk", "entries_per_s", "ent/s", 1),
     ("start->attached bench, cold", "startup", "bench_cold_s", "ms", 1000),
     ("start->attached bench, warm", "startup", "bench_warm_s", "ms", 1000),
