@@ -89,13 +89,57 @@ def bpf_snapshot() -> dict:
     return {kind: _bpftool_ids(kind) for kind in ("prog", "link", "map")}
 
 
+def _foreign_holders() -> dict:
+    """{kind: ids} of BPF objects held open by processes outside this test
+    process's tree (other runs on the same machine), read from /proc fdinfo."""
+    mine = {os.getpid()}
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parents.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                changed = True
+    held = {"prog": set(), "link": set(), "map": set()}
+    for pid in parents:
+        if pid in mine:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fdinfo")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            for kind in held:
+                for line in text.splitlines():
+                    if line.startswith(f"{kind}_id:"):
+                        held[kind].add(int(line.split()[1]))
+    return held
+
+
 def wait_no_new_bpf(before: dict, deadline_s: float = 5.0) -> dict:
     """Poll until no prog/link/map exists that was not there `before` (the kernel
-    frees them asynchronously after the last fd closes). Returns what is left."""
+    frees them asynchronously after the last fd closes). Returns what is left.
+    Objects held by processes outside this test's process tree belong to
+    someone else running on the machine and are not counted."""
     end = time.monotonic() + deadline_s
     while True:
         now = bpf_snapshot()
-        left = {k: sorted(now[k] - before[k]) for k in now if now[k] - before[k]}
+        left = {k: now[k] - before[k] for k in now if now[k] - before[k]}
+        if left:
+            foreign = _foreign_holders()
+            left = {k: sorted(ids - foreign[k]) for k, ids in left.items() if ids - foreign[k]}
         if not left or time.monotonic() > end:
             return left
         time.sleep(0.1)

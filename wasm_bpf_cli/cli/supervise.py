@@ -26,12 +26,14 @@ def run_supervised(child: Callable[[], None], duration: Optional[float], grace: 
     with the child's status, or with the stop status if it had to kill it."""
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
             os.setpgid(0, 0)  # Ctrl-C reaches the parent only; it forwards it
         except OSError:
             pass
+        _die_with_parent(parent)
         code = 1
         try:
             child()
@@ -79,6 +81,20 @@ def _supervise(pid: int, duration: Optional[float], grace: float) -> int:
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
     return 128 + os.WTERMSIG(status)
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this child when the supervising parent dies (even by SIGKILL):
+    an orphaned guest must not keep its programs attached."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _signal(pid: int, sig: int) -> None:
