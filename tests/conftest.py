@@ -89,10 +89,30 @@ def bpf_snapshot() -> dict:
     return {kind: _bpftool_ids(kind) for kind in ("prog", "link", "map")}
 
 
-def _foreign_holders() -> dict:
-    """{kind: ids} of BPF objects held open by processes outside this test
-    process's tree (other runs on the same machine), read from /proc fdinfo."""
-    mine = {os.getpid()}
+def fdinfo_ids(pid) -> dict:
+    """BPF ids a process holds through its fds (from /proc/PID/fdinfo)."""
+    held = {"prog": set(), "map": set(), "link": set()}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return held
+    for fd in fds:
+        try:
+            if not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("anon_inode:bpf"):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    kind = {"prog_id": "prog", "map_id": "map", "link_id": "link"}.get(key.strip())
+                    if kind:
+                        held[kind].add(int(value))
+        except (OSError, ValueError):
+            continue
+    return held
+
+
+def descendants(root: int) -> list:
+    """`root` and every live process below it."""
     parents = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -100,31 +120,31 @@ def _foreign_holders() -> dict:
                 parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-    changed = True
-    while changed:
-        changed = False
-        for pid, ppid in parents.items():
-            if ppid in mine and pid not in mine:
-                mine.add(pid)
-                changed = True
-    held = {"prog": set(), "link": set(), "map": set()}
-    for pid in parents:
-        if pid in mine:
-            continue
-        try:
-            fds = os.listdir(f"/proc/{pid}/fdinfo")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                    text = f.read()
-            except OSError:
-                continue
-            for kind in held:
-                for line in text.splitlines():
-                    if line.startswith(f"{kind}_id:"):
-                        held[kind].add(int(line.split()[1]))
+    tree = [root]
+    for pid in tree:
+        tree.extend(child for child, ppid in parents.items() if ppid == pid)
+    return tree
+
+
+def _foreign_holders() -> dict:
+    """{kind: ids} of BPF objects held by processes outside this test process's
+    tree (other runs share the kernel): by their fds, their links' programs,
+    and those programs' maps."""
+    mine = set(descendants(os.getpid()))
+    held = {"prog": set(), "map": set(), "link": set()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) not in mine:
+            for kind, ids in fdinfo_ids(pid).items():
+                held[kind] |= ids
+    links = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True).stdout
+    for link in json.loads(links or "[]"):
+        if link["id"] in held["link"] and "prog_id" in link:
+            held["prog"].add(link["prog_id"])
+    for prog_id in list(held["prog"]):
+        out = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(prog_id)],
+                             capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip():
+            held["map"] |= set(json.loads(out.stdout).get("map_ids", []))
     return held
 
 
@@ -150,6 +170,6 @@ def no_bpf_leaks():
     """Asserts after the test that every BPF program, link and map the test
     created is gone from the kernel."""
     before = bpf_snapshot()
-    yield
+    yield before
     left = wait_no_new_bpf(before)
     assert not left, f"BPF objects left in the kernel: {left}"

@@ -5,7 +5,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import run_cli
+from conftest import run_cli
 from wasm_bpf_cli import doctor
 from wasm_bpf_cli.cli.doctor_cmd import doctor as doctor_cmd
 

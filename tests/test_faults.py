@@ -21,82 +21,12 @@ import time
 
 import pytest
 
-from tests.conftest import ENGINE, ROOT, bpf_snapshot, cli_env, example, guest, wasm_bpf_cmd
+from conftest import (ENGINE, ROOT, bpf_snapshot, cli_env, descendants, example, fdinfo_ids,
+                      guest, wait_no_new_bpf, wasm_bpf_cmd)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
 
 DEADLINE = 30.0  # seconds any single run may take
-
-
-def _fdinfo_ids(pid: str) -> dict:
-    """BPF ids a process holds through its fds (from /proc/PID/fdinfo)."""
-    held = {"prog": set(), "map": set(), "link": set()}
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return held
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if not target.startswith("anon_inode:bpf"):
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                for line in f:
-                    key, _, value = line.partition(":")
-                    kind = {"prog_id": "prog", "map_id": "map", "link_id": "link"}.get(key.strip())
-                    if kind:
-                        held[kind].add(int(value))
-        except (OSError, ValueError):
-            continue
-    return held
-
-
-def _foreign_ids() -> dict:
-    """Ids held by processes that are not this test's (other engineers' runs
-    share the kernel): by their fds, their links' programs, and those programs' maps."""
-    import json
-
-    held = {"prog": set(), "map": set(), "link": set()}
-    mine = str(os.getpid())
-    for pid in os.listdir("/proc"):
-        if pid.isdigit() and pid != mine:
-            for kind, ids in _fdinfo_ids(pid).items():
-                held[kind] |= ids
-    links = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True).stdout
-    for link in json.loads(links or "[]"):
-        if link["id"] in held["link"] and "prog_id" in link:
-            held["prog"].add(link["prog_id"])
-    for prog_id in list(held["prog"]):
-        out = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(prog_id)], capture_output=True, text=True)
-        if out.returncode == 0 and out.stdout.strip():
-            held["map"] |= set(json.loads(out.stdout).get("map_ids", []))
-    return held
-
-
-def leaks_of_ours(before: dict, deadline_s: float = 5.0) -> dict:
-    """New progs/maps/links since `before` not held by any other process,
-    polled until `deadline_s` (the kernel frees them asynchronously)."""
-    end = time.monotonic() + deadline_s
-    while True:
-        now = bpf_snapshot()
-        new = {k: now[k] - before[k] for k in now}
-        if any(new.values()):
-            foreign = _foreign_ids()
-            new = {k: ids - foreign[k] for k, ids in new.items()}
-        left = {k: sorted(ids) for k, ids in new.items() if ids}
-        if not left or time.monotonic() > end:
-            return left
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def no_bpf_leaks():
-    """conftest's no_bpf_leaks, scoped to this test: the kernel is shared with
-    other runs, so objects held by other processes are not counted."""
-    before = bpf_snapshot()
-    yield before
-    left = leaks_of_ours(before)
-    assert not left, f"BPF objects of this test left in the kernel: {left}"
 
 
 class Run:
@@ -158,9 +88,6 @@ def test_trap_inside_poll_callback(no_bpf_leaks):
     assert line.startswith("error: guest trapped"), line
 
 
-@pytest.mark.xfail(ENGINE == "wasmtime", strict=True,
-                   reason="wasmtime_engine._one_line keeps the first line of a wasmtime trap, "
-                          "'error while executing at wasm backtrace:', not its cause")
 def test_trap_message_names_the_cause(no_bpf_leaks):
     run = Run(guest("trapcb"), "0", "trap")
     assert run.wait_line("attached")
@@ -186,7 +113,7 @@ def test_exit_without_closing_objects(no_bpf_leaks):
     assert rc == 3, (out, err)
     assert out == ["attached"]
     assert "Traceback" not in err
-    assert not leaks_of_ours(before), "the runner left the guest's objects in the kernel"
+    assert not wait_no_new_bpf(before), "the runner left the guest's objects in the kernel"
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.03, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.8])
@@ -212,25 +139,6 @@ def test_sigterm_after_attach_guest_exits_cleanly(no_bpf_leaks):
     assert "Traceback" not in err
 
 
-def _descendants(pid: int) -> list:
-    """pid and every process below it (from /proc/*/stat)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
 def test_sigkill_kernel_cleans_up(no_bpf_leaks):
     """SIGKILL of `wasm-bpf run`: no code of ours runs; the kernel frees the
     programs, maps and links when the dead process's fds close (see the module
@@ -240,10 +148,10 @@ def test_sigkill_kernel_cleans_up(no_bpf_leaks):
     before = no_bpf_leaks
     run = Run(guest("ignoreint"))  # attached, polls forever
     assert run.wait_line("attached")
-    tree = _descendants(run.proc.pid)
+    tree = descendants(run.proc.pid)
     held = {"prog": set(), "map": set(), "link": set()}
     for pid in tree:
-        for kind, ids in _fdinfo_ids(str(pid)).items():
+        for kind, ids in fdinfo_ids(str(pid)).items():
             held[kind] |= ids
     assert held["prog"] and held["map"], "the runner holds no BPF program/map fds"
     run.proc.send_signal(signal.SIGKILL)
@@ -257,7 +165,7 @@ def test_sigkill_kernel_cleans_up(no_bpf_leaks):
                 break
             time.sleep(0.05)
         assert not any(alive.values()), f"survived the runner's SIGKILL: {alive}"
-        assert not leaks_of_ours(before), "links or maps survived the runner's SIGKILL"
+        assert not wait_no_new_bpf(before), "links or maps survived the runner's SIGKILL"
     finally:
         for pid in tree[1:]:  # a child the runner forked, if it outlived it
             try:

@@ -22,8 +22,7 @@ import time
 
 import pytest
 
-from tests.conftest import ENGINE, GUESTS
-from tests.test_faults import no_bpf_leaks  # noqa: F401 - the leak check scoped to this test
+from conftest import ENGINE, GUESTS
 from wasm_bpf_cli.abi import errno as werr
 from wasm_bpf_cli.abi.host import HostAbi
 from wasm_bpf_cli.engines.base import GuestTrap, WasiOptions

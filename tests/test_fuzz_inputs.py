@@ -23,8 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ENGINE, GUESTS, ROOT, cli_env, guest, run_cli
-from tests.test_faults import no_bpf_leaks  # noqa: F401 - the leak check scoped to this test
+from conftest import ENGINE, GUESTS, ROOT, cli_env, guest, run_cli
 from wasm_bpf_cli.errors import WasmBpfError
 from wasm_bpf_cli.runner import RunOptions, Runner
 
@@ -194,8 +193,8 @@ def test_run_valid_wasm_with_corrupted_elf(no_bpf_leaks):
 
 CHILD = textwrap.dedent("""
     import json, random, sys, time
-    sys.path.insert(0, {root!r})
-    from tests.test_fuzz_inputs import _corrupt_elf_in_wasm
+    sys.path[:0] = [{root!r}, {root!r} + "/tests"]
+    from test_fuzz_inputs import _corrupt_elf_in_wasm
     from wasm_bpf_cli.runner import Runner, RunOptions
     from wasm_bpf_cli.errors import WasmBpfError
     for case in range({cases}):

@@ -3,9 +3,16 @@ them to exit codes and prints their message as one line."""
 
 
 class WasmBpfError(Exception):
-    """Base of every error this package raises on purpose."""
+    """Base of every error this package raises on purpose. The message is one
+    printable line: names read from hostile input may hold any byte, so
+    control characters are shown escaped."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *args):
+        if isinstance(message, str) and not message.isprintable():
+            message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        super().__init__(message, *args)
 
 
 class UsageError(WasmBpfError):

@@ -323,17 +323,24 @@ class HostAbi:
         stats = poller.stats
         memory = self.instance.memory
         memmove = ctypes.memmove
+        guest_stop = []  # a negative value of the guest's own, passed back unchanged
 
         def dispatch(address: int, size: int) -> int:
             n = size if size < max_size else max_size
             dst = memory.host_address(data, n)  # re-checked: the callback may grow memory
             if dst is None:
+                guest_stop.append(werr.EFAULT)
                 return werr.EFAULT
             memmove(dst, address, n)
             stats.delivered += 1
-            return caller(ctx, data, n)
+            ret = caller(ctx, data, n)
+            if ret < 0:
+                guest_stop.append(ret)
+            return ret
 
         got = poller.poll(dispatch, timeout_ms, self._stop.is_set)
         if got is None:
             return werr.EINTR
+        if got < 0:
+            return guest_stop[-1] if guest_stop else werr.neg(got)  # else libbpf's Linux errno
         return got

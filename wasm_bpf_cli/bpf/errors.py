@@ -9,6 +9,8 @@ from typing import Optional
 
 from ..errors import WasmBpfError
 
+ROOT_EPERM_HINT = ("refused although running as root: kernel lockdown or a security policy "
+                   "forbids this program type here, or 'ulimit -l' is too low")
 PRIVILEGE_HINT = "run as root or with CAP_BPF and CAP_PERFMON"
 
 
@@ -46,8 +48,11 @@ def error_from_errno(err: int, what: str, details: str = "", privileged: bool = 
     """Build the BpfError for positive errno `err`. With `privileged`, EPERM (and
     EACCES when not root: as root EACCES is the verifier's verdict) gets a hint."""
     message = f"{what}: {describe_errno(err)}"
-    if privileged and (err == _errno.EPERM or (err == _errno.EACCES and os.geteuid() != 0)):
-        message += f": {PRIVILEGE_HINT}"
+    if privileged and err in (_errno.EPERM, _errno.EACCES):
+        if os.geteuid() != 0:
+            message += f": {PRIVILEGE_HINT}"
+        elif err == _errno.EPERM:  # as root, EACCES is the verifier's verdict
+            message += f": {ROOT_EPERM_HINT}"
     return BpfError(message, errno=err, details=details)
 
 

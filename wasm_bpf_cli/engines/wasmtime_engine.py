@@ -7,6 +7,7 @@ the public Python API. Interruption uses epochs: the store's deadline is one
 tick away and only `interrupt()` ever advances the epoch.
 """
 import ctypes
+import re
 from typing import Callable, Dict, List, Optional, Sequence
 
 import wasmtime
@@ -34,8 +35,20 @@ def _signature_of(ft: wasmtime.FuncType) -> Signature:
 
 
 def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    """wasmtime's multi-line error as one line: the cause (the last line after
+    'Caused by:') and the innermost named wasm function of the backtrace."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    if "Caused by:" not in lines:
+        return lines[0]
+    cause = re.sub(r"^\d+:\s*", "", lines[-1])
+    cause = cause[len("wasm trap: "):] if cause.startswith("wasm trap: ") else cause
+    for line in lines[1:lines.index("Caused by:")]:
+        frame = re.search(r"!([^<>\s][^\s]*)$", line)
+        if frame:
+            return f"{cause} (in {frame.group(1)})"
+    return cause
 
 
 class WasmtimeMemory(GuestMemory):
