@@ -20,9 +20,22 @@ def skip_or_fail(reason: str):
 
 
 def pytest_collection_modifyitems(config, items):
+    import sys
+
+    keep, wasmer_only = [], []
     for item in items:
         if item.get_closest_marker("kernel"):
             item.fixturenames.append("_kernel_ready")
+        # The wasmer adapter's own tests need CPython <= 3.10 (no wheels later):
+        # `make test` runs them in the 3.10 pass, so the 3.11+ pass leaves them out.
+        if (sys.version_info >= (3, 11) and item.path.name == "test_engine_wasmer.py"
+                and "engine" in getattr(item, "fixturenames", ())):
+            wasmer_only.append(item)
+        else:
+            keep.append(item)
+    if wasmer_only:
+        config.hook.pytest_deselected(items=wasmer_only)
+        items[:] = keep
 
 
 @pytest.fixture
