@@ -402,8 +402,9 @@ class Runner:
         needs_bpf = check_module(wasm, opts)
         if needs_bpf:
             if not _has_bpf_privilege():
-                raise PrivilegeError("loading BPF programs needs root or CAP_BPF and CAP_PERFMON "
-                                     f"(running as uid {os.geteuid()})")
+                raise PrivilegeError("loading BPF programs needs root or CAP_BPF and CAP_PERFMON: "
+                                     "this process has neither CAP_BPF nor CAP_SYS_ADMIN "
+                                     f"(uid {os.geteuid()})")
             from wasm_bpf_cli.bpf import require_libbpf
 
             require_libbpf()
