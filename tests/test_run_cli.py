@@ -7,6 +7,7 @@ import re
 import select
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -150,3 +151,13 @@ def test_quiet_prints_no_status_or_summary():
     code, stdout, tty = _run_with_stderr_on_a_terminal("run", "-q", guest("exitcode"), "0")
     assert code == 0 and stdout == b"hello\n"
     assert tty == ""
+
+
+if sys.version_info >= (3, 11):  # on CPython <= 3.10 the wasmer engine exists and is tested
+    def test_wasmer_on_a_python_without_it_is_one_clear_line():
+        res = run_cli("run", "--engine", "wasmer", guest("exitcode"))
+        assert res.returncode == 1
+        v = sys.version_info
+        assert one_error_line(res) == (
+            f"error: engine wasmer needs CPython <= 3.10 with `pip install 'wasm-bpf[wasmer]'` "
+            f"(this is Python {v.major}.{v.minor}); use --engine wasmtime")
