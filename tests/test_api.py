@@ -94,6 +94,10 @@ def test_maps_of_a_running_guest_can_be_read(no_bpf_leaks):
         assert count >= 20  # every getppid() on the machine counts
         assert [k for k, _ in arr.items()] == [struct.pack("<I", i) for i in range(4)]
         assert list(maps["kv"].keys()) == []
+        decoded = dict(arr.decoded_items())  # u32 -> u64 from the object's BTF
+        assert sorted(decoded) == [0, 1, 2, 3] and decoded[0] >= count
+        rodata = next(m for name, m in maps.items() if name.endswith(".rodata"))
+        assert dict(rodata.decoded_items()) == {0: {"target_pid": 0xFFFFFFFF}}
         runner.stop()
         result = runner.wait(10)
     assert result.exit_code == 0 and out.all == ["attached", "stopped"]

@@ -1,6 +1,6 @@
 """Host-side read access to a running guest's maps (Runner.maps())."""
 import ctypes
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 from wasm_bpf_cli.bpf import maps as raw
 from wasm_bpf_cli.bpf.errors import BpfError, describe_errno
@@ -10,8 +10,9 @@ class MapView:
     """One map of a BPF object the guest loaded. Reads go straight to the
     kernel by fd; they fail with BpfError once the guest closed the object."""
 
-    def __init__(self, bpf_map, object_handle: int):
-        self.object_handle = object_handle
+    def __init__(self, bpf_map, guest_object):
+        self._object = guest_object
+        self.object_handle: int = guest_object.handle
         self.name: str = bpf_map.name
         self.fd: int = bpf_map.fd
         self.type: int = bpf_map.type
@@ -56,3 +57,17 @@ class MapView:
             value = self.lookup(key)
             if value is not None:
                 yield key, value
+
+    def decoded_items(self) -> Iterator[Tuple[Any, Any]]:
+        """(key, value) decoded with the types the object's BTF gives this map:
+        ints, lists for arrays, dicts for structs, str for char arrays. Raises
+        BpfError when the object carries no BTF for it."""
+        try:
+            types = self._object.map_types
+        except Exception as err:  # noqa: BLE001 - any unreadable BTF
+            raise BpfError(f"map {self.name!r}: no usable BTF in its object: {err}") from None
+        key_type, value_type = types.lookup(self.name)
+        if key_type is None and value_type is None:
+            raise BpfError(f"map {self.name!r}: its object's BTF does not describe it")
+        for key, value in self.items():
+            yield types.decode(key_type, key), types.decode(value_type, value)
