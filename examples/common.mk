@@ -15,6 +15,8 @@
 COMMON_MK_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 ROOT ?= $(abspath $(COMMON_MK_DIR)/..)
 SDK_INCLUDE ?= $(ROOT)/wasm_bpf_cli/sdk/include
+# example_util.h: helpers shared by the examples (not part of the SDK)
+EXAMPLE_INCLUDE := $(COMMON_MK_DIR)/common
 BIN2C ?= $(COMMON_MK_DIR)/tools/bin2c.py
 
 CLANG ?= clang-14
@@ -33,7 +35,7 @@ BPF_CFLAGS ?= -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH)
 WASM_CFLAGS ?= --target=wasm32-wasi --sysroot=/usr -O2 -Wall
 WASM_LDFLAGS ?= -Wl,--allow-undefined,--export-table
 
-SDK_HEADERS := $(wildcard $(SDK_INCLUDE)/*.h)
+SDK_HEADERS := $(wildcard $(SDK_INCLUDE)/*.h) $(wildcard $(EXAMPLE_INCLUDE)/*.h)
 LOCAL_HEADERS := $(filter-out vmlinux.h %.skel.h,$(wildcard *.h))
 
 # BPF object names used by guest $(1)
@@ -62,7 +64,7 @@ $(O)%.skel.h: $(O)%.bpf.o
 
 .SECONDEXPANSION:
 $(O)%.wasm: %.c $$(addprefix $(O),$$(addsuffix .skel.h,$$(call bpf_of,$$*))) $(SDK_HEADERS) $(LOCAL_HEADERS) $(if $(O),| $(OUT))
-	$(CLANG) $(WASM_CFLAGS) -I$(SDK_INCLUDE) -I$(OUT) -I. $(WASM_LDFLAGS) -o $@ $<
+	$(CLANG) $(WASM_CFLAGS) -I$(SDK_INCLUDE) -I$(EXAMPLE_INCLUDE) -I$(OUT) -I. $(WASM_LDFLAGS) -o $@ $<
 
 .PRECIOUS: $(O)%.bpf.o $(O)%.skel.h $(O)vmlinux.h
 

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "wasm_bpf.h"
+#include "example_util.h" /* ../common: argument checks, poll loops */
 #include "bootstrap.h"
 #include "bootstrap.skel.h" /* bootstrap_bpf_obj[], bootstrap_bpf_obj_len */
 
@@ -34,18 +34,13 @@ static int handle_event(void *ctx, void *data, size_t size)
 {
 	const struct event *e = data;
 	char ts[32];
-	struct tm *tm;
-	time_t t;
 
 	(void)ctx;
 	if (size < sizeof(*e)) {
 		fprintf(stderr, "short event: %zu bytes\n", size);
 		return 0;
 	}
-	time(&t);
-	tm = localtime(&t);
-	if (!tm || !strftime(ts, sizeof(ts), "%H:%M:%S", tm))
-		strcpy(ts, "??:??:??");
+	example_time(ts, sizeof(ts));
 
 	if (e->exit_event) {
 		printf("%-8s %-5s %-16.16s %-7d %-7d [%u]", ts, "EXIT", e->comm,
@@ -77,24 +72,17 @@ int main(int argc, char **argv)
 
 			errno = 0;
 			ms = strtoll(optarg, &end, 0);
-			if (errno || end == optarg || *end || ms <= 0) {
-				fprintf(stderr, "Invalid duration: %s\n",
-					optarg);
-				usage(stderr, argv[0]);
-				return 1;
-			}
+			if (errno || end == optarg || *end || ms <= 0)
+				return example_invalid(usage, argv[0],
+						       "duration", optarg);
 			min_duration_ns = (unsigned long long)ms * 1000000ULL;
 			break;
 		}
 		case 'v':
 			verbose = 1;
 			break;
-		case 'h':
-			usage(stdout, argv[0]);
-			return 0;
 		default:
-			usage(stderr, argv[0]);
-			return 1;
+			return example_help_or_usage(usage, argv[0], opt);
 		}
 	}
 
@@ -109,11 +97,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bpf object: %u bytes, min_duration_ns=%llu\n",
 			bootstrap_bpf_obj_len, min_duration_ns);
 
-	obj = wasm_bpf_object_load(bootstrap_bpf_obj, bootstrap_bpf_obj_len);
-	if (!obj) {
-		fprintf(stderr, "Failed to open and load BPF object\n");
+	obj = example_load(bootstrap_bpf_obj, bootstrap_bpf_obj_len);
+	if (!obj)
 		return 1;
-	}
 	err = wasm_bpf_attach_program(obj, "handle_exec", NULL);
 	if (err < 0) {
 		fprintf(stderr, "Failed to attach handle_exec: %d\n", err);
@@ -138,18 +124,11 @@ int main(int argc, char **argv)
 	       "PPID", "FILENAME/EXIT CODE");
 	fflush(stdout);
 
-	for (;;) {
-		err = bpf_buffer__poll(rb, 100 /* timeout, ms */);
-		if (err == -EINTR) { /* Ctrl-C / SIGTERM: clean shutdown */
-			err = 0;
-			if (verbose)
-				fprintf(stderr, "interrupted, exiting\n");
-			break;
-		}
-		if (err < 0) {
-			fprintf(stderr, "Error polling ring buffer: %d\n", err);
-			break;
-		}
+	err = example_poll_events(rb, "ring", NULL, 0);
+	if (err == -EINTR) { /* Ctrl-C / SIGTERM: clean shutdown */
+		err = 0;
+		if (verbose)
+			fprintf(stderr, "interrupted, exiting\n");
 	}
 
 cleanup:

@@ -4,11 +4,12 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "wasm_bpf.h"
+#include "example_util.h" /* ../common: argument checks, poll loops */
 #include "lsm.h"
 #include "lsm.skel.h" /* lsm_bpf_obj[], lsm_bpf_obj_len */
 
@@ -56,24 +57,13 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "c:h")) != -1) {
 		switch (opt) {
-		case 'c': {
-			char *end;
-
-			errno = 0;
-			max_events = strtol(optarg, &end, 0);
-			if (errno || end == optarg || *end || max_events <= 0) {
-				fprintf(stderr, "Invalid count: %s\n", optarg);
-				usage(stderr, argv[0]);
-				return 1;
-			}
+		case 'c':
+			if (example_parse_long(optarg, 0, LONG_MAX, &max_events))
+				return example_invalid(usage, argv[0], "count",
+						       optarg);
 			break;
-		}
-		case 'h':
-			usage(stdout, argv[0]);
-			return 0;
 		default:
-			usage(stderr, argv[0]);
-			return 1;
+			return example_help_or_usage(usage, argv[0], opt);
 		}
 	}
 	if (argc - optind != 1) {
@@ -81,11 +71,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	name = argv[optind];
-	if (!*name || strlen(name) >= DIR_NAME_LEN || strchr(name, '/')) {
-		fprintf(stderr, "Invalid directory name: %s\n", name);
-		usage(stderr, argv[0]);
-		return 1;
-	}
+	if (!*name || strlen(name) >= DIR_NAME_LEN || strchr(name, '/'))
+		return example_invalid(usage, argv[0], "directory name", name);
 	memset(dir_name, 0, sizeof(dir_name));
 	strcpy(dir_name, name);
 	err = wasm_bpf_set_global(lsm_bpf_obj, lsm_bpf_obj_len, ".rodata",
@@ -95,11 +82,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	obj = wasm_bpf_object_load(lsm_bpf_obj, lsm_bpf_obj_len);
-	if (!obj) {
-		fprintf(stderr, "Failed to open and load BPF object\n");
+	obj = example_load(lsm_bpf_obj, lsm_bpf_obj_len);
+	if (!obj)
 		return 1;
-	}
 	err = wasm_bpf_attach_program(obj, "deny_rmdir", NULL);
 	if (err < 0) {
 		fprintf(stderr,
@@ -120,18 +105,9 @@ int main(int argc, char **argv)
 	       name);
 	fflush(stdout);
 
-	while (!max_events || seen < max_events) {
-		err = bpf_buffer__poll(rb, 100 /* timeout, ms */);
-		if (err == -EINTR) {
-			err = 0;
-			break;
-		}
-		if (err < 0) {
-			fprintf(stderr, "Error polling ring buffer: %d\n", err);
-			break;
-		}
+	err = example_poll_events(rb, "ring", &seen, max_events);
+	if (err == -EINTR) /* Ctrl-C / SIGTERM: clean shutdown */
 		err = 0;
-	}
 
 cleanup:
 	bpf_buffer__free(rb);

@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "wasm_bpf.h"
+#include "example_util.h" /* ../common: argument checks, poll loops */
 #include "opensnoop.h"
 #include "opensnoop.skel.h" /* opensnoop_bpf_obj[], opensnoop_bpf_obj_len */
 
@@ -27,19 +27,6 @@ static void usage(FILE *f, const char *prog)
 		"  -c COUNT  exit (status 0) after printing COUNT events\n"
 		"  -h        show this help\n",
 		prog);
-}
-
-static int parse_pos(const char *s, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 0);
-	if (errno || end == s || *end || v <= 0 || v > INT32_MAX)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 static int handle_event(void *ctx, void *data, size_t size)
@@ -79,28 +66,21 @@ int main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "p:n:c:h")) != -1) {
 		switch (opt) {
 		case 'p':
-			if (parse_pos(optarg, &pid)) {
-				fprintf(stderr, "Invalid PID: %s\n", optarg);
-				usage(stderr, argv[0]);
-				return 1;
-			}
+			if (example_parse_long(optarg, 0, INT32_MAX, &pid))
+				return example_invalid(usage, argv[0], "PID",
+						       optarg);
 			break;
 		case 'n':
 			name_filter = optarg;
 			break;
 		case 'c':
-			if (parse_pos(optarg, &max_events)) {
-				fprintf(stderr, "Invalid count: %s\n", optarg);
-				usage(stderr, argv[0]);
-				return 1;
-			}
+			if (example_parse_long(optarg, 0, INT32_MAX,
+					       &max_events))
+				return example_invalid(usage, argv[0], "count",
+						       optarg);
 			break;
-		case 'h':
-			usage(stdout, argv[0]);
-			return 0;
 		default:
-			usage(stderr, argv[0]);
-			return 1;
+			return example_help_or_usage(usage, argv[0], opt);
 		}
 	}
 	if (optind < argc) {
@@ -116,11 +96,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Failed to set targ_tgid: %d\n", err);
 		return 1;
 	}
-	obj = wasm_bpf_object_load(opensnoop_bpf_obj, opensnoop_bpf_obj_len);
-	if (!obj) {
-		fprintf(stderr, "Failed to open and load BPF object\n");
+	obj = example_load(opensnoop_bpf_obj, opensnoop_bpf_obj_len);
+	if (!obj)
 		return 1;
-	}
 	err = wasm_bpf_attach_program(
 		obj, "tracepoint__syscalls__sys_enter_openat", NULL);
 	if (err < 0) {
@@ -154,18 +132,9 @@ int main(int argc, char **argv)
 	printf("%-7s %-16s %3s %3s %s\n", "PID", "COMM", "FD", "ERR", "PATH");
 	fflush(stdout);
 
-	while (!max_events || printed < max_events) {
-		err = bpf_buffer__poll(pb, 100 /* timeout, ms */);
-		if (err == -EINTR) {
-			err = 0;
-			break;
-		}
-		if (err < 0) {
-			fprintf(stderr, "Error polling perf buffer: %d\n", err);
-			break;
-		}
+	err = example_poll_events(pb, "perf", &printed, max_events);
+	if (err == -EINTR) /* Ctrl-C / SIGTERM: clean shutdown */
 		err = 0;
-	}
 
 cleanup:
 	bpf_buffer__free(pb);

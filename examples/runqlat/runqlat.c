@@ -3,14 +3,14 @@
  * interval, read from the BPF array map `hist` by iterating its keys.
  * Usage: runqlat [-i SECS] [-c COUNT] [-p PID] [-h] */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "wasm_bpf.h"
+#include "example_util.h" /* ../common: argument checks, poll loops */
 #include "runqlat.h"
 #include "runqlat.skel.h" /* runqlat_bpf_obj[], runqlat_bpf_obj_len */
 
@@ -26,28 +26,6 @@ static void usage(FILE *f, const char *prog)
 		"  -p PID    only trace the threads of process PID\n"
 		"  -h        show this help\n",
 		prog);
-}
-
-static int parse_pos(const char *s, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 0);
-	if (errno || end == s || *end || v <= 0)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* Never called: `tick` stays empty; polling it is the interruptible sleep. */
-static int on_tick(void *ctx, void *data, size_t size)
-{
-	(void)ctx;
-	(void)data;
-	(void)size;
-	return 0;
 }
 
 static void print_stars(unsigned long long val, unsigned long long max,
@@ -121,10 +99,27 @@ static int read_and_clear(int fd, unsigned long long *vals)
 	return err == -ENOENT ? 0 : err;
 }
 
-int main(int argc, char **argv)
+/* every interval: read, print and clear the histogram in map fd *ctx */
+static int print_hist(void *ctx)
 {
 	unsigned long long vals[MAX_SLOTS];
-	long interval = 1, count = 0, pid = 0, done = 0;
+	char ts[32];
+	int err;
+
+	err = read_and_clear(*(int *)ctx, vals);
+	if (err < 0) {
+		fprintf(stderr, "Failed to read map hist: %d\n", err);
+		return err;
+	}
+	printf("\n%s\n", example_time(ts, sizeof(ts)));
+	print_log2_hist(vals, MAX_SLOTS, "usecs");
+	fflush(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	long interval = 1, count = 0, pid = 0;
 	struct bpf_buffer *tick = NULL;
 	struct bpf_object *obj;
 	int32_t targ_tgid;
@@ -137,34 +132,23 @@ int main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "i:c:p:h")) != -1) {
 		switch (opt) {
 		case 'i':
-			if (parse_pos(optarg, &interval) ||
-			    interval > INT32_MAX / 1000) {
-				fprintf(stderr, "Invalid interval: %s\n",
-					optarg);
-				usage(stderr, argv[0]);
-				return 1;
-			}
+			if (example_parse_long(optarg, 0, INT32_MAX / 1000,
+					       &interval))
+				return example_invalid(usage, argv[0],
+						       "interval", optarg);
 			break;
 		case 'c':
-			if (parse_pos(optarg, &count)) {
-				fprintf(stderr, "Invalid count: %s\n", optarg);
-				usage(stderr, argv[0]);
-				return 1;
-			}
+			if (example_parse_long(optarg, 0, LONG_MAX, &count))
+				return example_invalid(usage, argv[0], "count",
+						       optarg);
 			break;
 		case 'p':
-			if (parse_pos(optarg, &pid) || pid > INT32_MAX) {
-				fprintf(stderr, "Invalid PID: %s\n", optarg);
-				usage(stderr, argv[0]);
-				return 1;
-			}
+			if (example_parse_long(optarg, 0, INT32_MAX, &pid))
+				return example_invalid(usage, argv[0], "PID",
+						       optarg);
 			break;
-		case 'h':
-			usage(stdout, argv[0]);
-			return 0;
 		default:
-			usage(stderr, argv[0]);
-			return 1;
+			return example_help_or_usage(usage, argv[0], opt);
 		}
 	}
 	if (optind < argc) {
@@ -180,11 +164,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Failed to set targ_tgid: %d\n", err);
 		return 1;
 	}
-	obj = wasm_bpf_object_load(runqlat_bpf_obj, runqlat_bpf_obj_len);
-	if (!obj) {
-		fprintf(stderr, "Failed to open and load BPF object\n");
+	obj = example_load(runqlat_bpf_obj, runqlat_bpf_obj_len);
+	if (!obj)
 		return 1;
-	}
 	for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
 		err = wasm_bpf_attach_program(obj, progs[i], NULL);
 		if (err < 0) {
@@ -193,13 +175,14 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 	}
-	hist_fd = wasm_bpf_map_fd(obj, "hist");
+	hist_fd = example_map_fd(obj, "hist");
 	if (hist_fd < 0) {
 		err = hist_fd;
-		fprintf(stderr, "Failed to find map hist: %d\n", err);
 		goto cleanup;
 	}
-	tick = bpf_buffer__open_sized(obj, "tick", on_tick, NULL, 64);
+	/* `tick` stays empty: polling it with the interval as timeout is the
+	 * interval "sleep", which Ctrl-C ends */
+	tick = bpf_buffer__open_sized(obj, "tick", example_no_sample, NULL, 64);
 	if (!tick) {
 		err = -errno;
 		fprintf(stderr, "Failed to open ring buffer tick: %d\n", err);
@@ -209,37 +192,8 @@ int main(int argc, char **argv)
 	printf("Tracing run queue latency... Hit Ctrl-C to end.\n");
 	fflush(stdout);
 
-	for (;;) {
-		char ts[32];
-		struct tm *tm;
-		time_t t;
-
-		/* the interval "sleep": an empty ring buffer polled with the
-		 * interval as timeout, so Ctrl-C ends it with -EINTR */
-		err = bpf_buffer__poll(tick, (int)(interval * 1000));
-		if (err == -EINTR) {
-			err = 0;
-			break;
-		}
-		if (err < 0) {
-			fprintf(stderr, "Error polling ring buffer: %d\n", err);
-			break;
-		}
-		err = read_and_clear(hist_fd, vals);
-		if (err < 0) {
-			fprintf(stderr, "Failed to read map hist: %d\n", err);
-			break;
-		}
-		time(&t);
-		tm = localtime(&t);
-		if (!tm || !strftime(ts, sizeof(ts), "%H:%M:%S", tm))
-			strcpy(ts, "??:??:??");
-		printf("\n%s\n", ts);
-		print_log2_hist(vals, MAX_SLOTS, "usecs");
-		fflush(stdout);
-		if (count && ++done >= count)
-			break;
-	}
+	err = example_every_interval(tick, interval, count, print_hist,
+				     &hist_fd);
 
 cleanup:
 	bpf_buffer__free(tick);

@@ -5,11 +5,12 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "wasm_bpf.h"
+#include "example_util.h" /* ../common: argument checks, poll loops */
 #include "uprobe.h"
 #include "uprobe.skel.h" /* uprobe_bpf_obj[], uprobe_bpf_obj_len */
 
@@ -64,24 +65,13 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "c:h")) != -1) {
 		switch (opt) {
-		case 'c': {
-			char *end;
-
-			errno = 0;
-			max_calls = strtol(optarg, &end, 0);
-			if (errno || end == optarg || *end || max_calls <= 0) {
-				fprintf(stderr, "Invalid count: %s\n", optarg);
-				usage(stderr, argv[0]);
-				return 1;
-			}
+		case 'c':
+			if (example_parse_long(optarg, 0, LONG_MAX, &max_calls))
+				return example_invalid(usage, argv[0], "count",
+						       optarg);
 			break;
-		}
-		case 'h':
-			usage(stdout, argv[0]);
-			return 0;
 		default:
-			usage(stderr, argv[0]);
-			return 1;
+			return example_help_or_usage(usage, argv[0], opt);
 		}
 	}
 	if (argc - optind > 1) {
@@ -104,11 +94,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	obj = wasm_bpf_object_load(uprobe_bpf_obj, uprobe_bpf_obj_len);
-	if (!obj) {
-		fprintf(stderr, "Failed to open and load BPF object\n");
+	obj = example_load(uprobe_bpf_obj, uprobe_bpf_obj_len);
+	if (!obj)
 		return 1;
-	}
 	/* target BINARY:FUNCTION: the runner resolves FUNCTION's offset in
 	 * BINARY and probes it in every process running BINARY */
 	err = wasm_bpf_attach_program(obj, "uprobe_add", target);
@@ -134,18 +122,9 @@ int main(int argc, char **argv)
 	printf("%-7s %-16s %s\n", "PID", "COMM", "CALL");
 	fflush(stdout);
 
-	while (!max_calls || calls < max_calls) {
-		err = bpf_buffer__poll(rb, 100 /* timeout, ms */);
-		if (err == -EINTR) {
-			err = 0;
-			break;
-		}
-		if (err < 0) {
-			fprintf(stderr, "Error polling ring buffer: %d\n", err);
-			break;
-		}
+	err = example_poll_events(rb, "ring", &calls, max_calls);
+	if (err == -EINTR) /* Ctrl-C / SIGTERM: clean shutdown */
 		err = 0;
-	}
 
 cleanup:
 	bpf_buffer__free(rb);

@@ -291,6 +291,18 @@ static inline int bpf_buffer__poll(struct bpf_buffer *b, int timeout_ms)
 				    (int32_t)b->size, timeout_ms);
 }
 
+/* Interruptible sleep: wait timeout_ms on `idle`, a ring/perf buffer that
+ * nothing is submitted to (a guest has no other way to sleep that a stop
+ * request can cut short). Returns 0 after the wait, -EINTR when a stop was
+ * requested (Ctrl-C / SIGTERM: clean up and return), or another negative
+ * errno. A sample that does arrive is delivered and ends the wait early. */
+static inline int wasm_bpf_sleep_ms(struct bpf_buffer *idle, int timeout_ms)
+{
+	int err = bpf_buffer__poll(idle, timeout_ms);
+
+	return err < 0 ? err : 0;
+}
+
 /* Free the guest-side buffer (the host poller lives until the object is
  * closed). NULL is a no-op. */
 static inline void bpf_buffer__free(struct bpf_buffer *b)
