@@ -44,6 +44,17 @@ class GuestObject:
         self.maps: Dict[int, MapInfo] = {}  # fd -> info; the only fds this guest may use
         self.pollers: Dict[int, BufferPoller] = {}
         self.attached = 0  # programs attached
+        self.elf = b""  # the ELF image it was loaded from (for BTF-typed host reads)
+        self._map_types = None
+
+    @property
+    def map_types(self):
+        """Key/value BTF types of this object's maps (parsed on first use)."""
+        if self._map_types is None:
+            from wasm_bpf_cli.btf_values import MapTypes
+
+            self._map_types = MapTypes(self.elf)
+        return self._map_types
 
     def close(self) -> None:
         pollers, self.pollers = self.pollers, {}
@@ -183,6 +194,7 @@ class HostAbi:
         try:
             obj.load()
             gobj = GuestObject(handle, obj)
+            gobj.elf = ctypes.string_at(address, size)
             for m in obj.maps:
                 gobj.maps[m.fd] = map_info(m.fd)
         except BpfError as err:
