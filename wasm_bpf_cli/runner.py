@@ -22,10 +22,13 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Callable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, TYPE_CHECKING, Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, DEFAULT_WRAPPER_MODULE
-from wasm_bpf_cli.errors import ModuleError, PrivilegeError, WasmBpfError
+from wasm_bpf_cli.errors import ModuleError, PrivilegeError, UsageError, WasmBpfError
+
+if TYPE_CHECKING:
+    from wasm_bpf_cli.policy import Policy
 
 log = logging.getLogger("wasm_bpf.runner")
 
@@ -63,6 +66,7 @@ class RunOptions:
     max_memory: Optional[int] = None  # bytes of guest linear memory
     max_object_size: Optional[int] = None  # bytes of one BPF object the guest loads
     argv0: Optional[str] = None  # default: the module path
+    policy: Optional["Policy"] = None  # wasm_bpf_cli.policy.Policy: what the guest may load/attach
 
 
 @dataclass
@@ -398,6 +402,11 @@ class Runner:
         from wasm_bpf_cli.engines.base import WasiOptions
 
         opts = self.options
+        policy = opts.policy
+        if policy is not None and opts.dirs and not policy.allow_preopens:
+            raise UsageError(f"preopened directories are not allowed by {policy.source} (allow_preopens)")
+        caps = [n for n in (opts.max_memory, policy and policy.max_memory) if n is not None]
+        max_memory = min(caps) if caps else None
         wasm = self._wasm if self._wasm is not None else self._read_module()
         needs_bpf = check_module(wasm, opts)
         if needs_bpf:
@@ -423,11 +432,12 @@ class Runner:
         )
         stem = os.path.splitext(os.path.basename(self.path))[0] or "guest"
         abi = HostAbi(object_name=stem[:15], wrapper_module=opts.wrapper_module_name,
-                      callback_export=opts.callback_export_name, max_object_size=opts.max_object_size)
+                      callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
+                      policy=policy)
         self._abi = abi
         if self._stop_reason is not None:
             abi.request_stop()
-        instance = self._engine.instantiate(module, wasi, abi.host_functions(), max_memory=opts.max_memory)
+        instance = self._engine.instantiate(module, wasi, abi.host_functions(), max_memory=max_memory)
         abi.bind(instance)
         return instance
 

@@ -86,13 +86,10 @@ int main(int argc, char **argv)
 		}
 	}
 
-	err = wasm_bpf_set_global(bootstrap_bpf_obj, bootstrap_bpf_obj_len,
-				  ".rodata", "min_duration_ns",
-				  &min_duration_ns, sizeof(min_duration_ns));
-	if (err) {
-		fprintf(stderr, "Failed to set min_duration_ns: %d\n", err);
+	if (example_set_rodata(bootstrap_bpf_obj, bootstrap_bpf_obj_len,
+			       "min_duration_ns", &min_duration_ns,
+			       sizeof(min_duration_ns)))
 		return 1;
-	}
 	if (verbose)
 		fprintf(stderr, "bpf object: %u bytes, min_duration_ns=%llu\n",
 			bootstrap_bpf_obj_len, min_duration_ns);

@@ -99,6 +99,20 @@ static inline int example_interval_args(int argc, char **argv,
 	return -1;
 }
 
+/* wasm_bpf_set_global() of `symbol` in .rodata (a `const volatile` knob of
+ * the BPF program), before loading; reports a failure. Returns 0 or < 0. */
+static inline int example_set_rodata(void *elf, size_t elf_size,
+				     const char *symbol, const void *value,
+				     size_t size)
+{
+	int err = wasm_bpf_set_global(elf, elf_size, ".rodata", symbol, value,
+				      size);
+
+	if (err)
+		fprintf(stderr, "Failed to set %s: %d\n", symbol, err);
+	return err;
+}
+
 /* wasm_bpf_object_load(), reporting a failure. */
 static inline struct bpf_object *example_load(const void *buf, size_t sz)
 {

@@ -75,12 +75,9 @@ int main(int argc, char **argv)
 		return example_invalid(usage, argv[0], "directory name", name);
 	memset(dir_name, 0, sizeof(dir_name));
 	strcpy(dir_name, name);
-	err = wasm_bpf_set_global(lsm_bpf_obj, lsm_bpf_obj_len, ".rodata",
-				  "dir_name", dir_name, sizeof(dir_name));
-	if (err) {
-		fprintf(stderr, "Failed to set dir_name: %d\n", err);
+	if (example_set_rodata(lsm_bpf_obj, lsm_bpf_obj_len, "dir_name",
+			       dir_name, sizeof(dir_name)))
 		return 1;
-	}
 
 	obj = example_load(lsm_bpf_obj, lsm_bpf_obj_len);
 	if (!obj)

@@ -89,13 +89,9 @@ int main(int argc, char **argv)
 	}
 
 	targ_tgid = (int32_t)pid;
-	err = wasm_bpf_set_global(opensnoop_bpf_obj, opensnoop_bpf_obj_len,
-				  ".rodata", "targ_tgid", &targ_tgid,
-				  sizeof(targ_tgid));
-	if (err) {
-		fprintf(stderr, "Failed to set targ_tgid: %d\n", err);
+	if (example_set_rodata(opensnoop_bpf_obj, opensnoop_bpf_obj_len, "targ_tgid",
+			       &targ_tgid, sizeof(targ_tgid)))
 		return 1;
-	}
 	obj = example_load(opensnoop_bpf_obj, opensnoop_bpf_obj_len);
 	if (!obj)
 		return 1;

@@ -10,7 +10,7 @@ import ctypes
 import logging
 import os
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats
@@ -20,8 +20,10 @@ from wasm_bpf_cli.bpf import BpfError, BpfObject, MapInfo, map_info
 from wasm_bpf_cli.bpf import maps as raw_maps
 from wasm_bpf_cli.bpf.attach import attach_program
 from wasm_bpf_cli.engines.base import GuestExit, GuestTrap, HostFunction, Instance
+from wasm_bpf_cli.policy import Policy
 
 log = logging.getLogger("wasm_bpf.host")
+policy_log = logging.getLogger("wasm_bpf.policy")
 
 U32 = 0xFFFFFFFF
 MAX_NAME = 4096
@@ -67,11 +69,15 @@ class HostAbi:
     """State and implementation of the host functions for one guest."""
 
     def __init__(self, object_name: str = "guest", wrapper_module: str = "callback-wrapper",
-                 callback_export: str = "go-callback", max_object_size: Optional[int] = None):
+                 callback_export: str = "go-callback", max_object_size: Optional[int] = None,
+                 policy: Optional[Policy] = None):
         self.object_name = object_name
         self.wrapper_module = wrapper_module
         self.callback_export = callback_export
-        self.max_object_size = max_object_size
+        self.policy = policy
+        limits = [n for n in (max_object_size, policy and policy.max_object_size) if n is not None]
+        self.max_object_size = min(limits) if limits else None
+        self._denials_reported: Set[str] = set()
         self.instance: Optional[Instance] = None
         self.objects: Dict[int, GuestObject] = {}
         self.buffers: List[BufferStats] = []
@@ -92,11 +98,24 @@ class HostAbi:
             "wasm_bpf_map_operate": self.map_operate,
             "wasm_close_bpf_object": self.close_bpf_object,
         }
+        wrapper_poll = self.wrapper_buffer_poll
+        if self.policy is not None and self.policy.max_poll_timeout_ms is not None:
+            impl["wasm_bpf_buffer_poll"] = self._bounded_poll(self.buffer_poll)
+            wrapper_poll = self._bounded_poll(wrapper_poll)
         funcs = [HostFunction(WASM_BPF_MODULE, name, sig, self._guarded(name, impl[name], sig))
                  for name, sig in WASM_BPF_FUNCTIONS.items()]
         funcs.append(HostFunction(self.wrapper_module, WRAPPER_POLL_NAME, WRAPPER_POLL,
-                                  self._guarded("wrapper poll", self.wrapper_buffer_poll, WRAPPER_POLL)))
+                                  self._guarded("wrapper poll", wrapper_poll, WRAPPER_POLL)))
         return funcs
+
+    def _bounded_poll(self, poll: Callable[..., int]) -> Callable[..., int]:
+        """The poll with its last argument, timeout_ms, cut to the policy's bound."""
+        bound = self.policy.bound_timeout
+
+        def bounded(*args: int) -> int:
+            return poll(*args[:-1], bound(args[-1]))
+
+        return bounded
 
     def bind(self, instance: Instance) -> None:
         self.instance = instance
@@ -192,6 +211,15 @@ class HostAbi:
             self._fail(err)
             return 0
         try:
+            denial = self._load_denial(obj) if self.policy is not None else None
+        except Exception:
+            obj.close()
+            raise
+        if denial:
+            obj.close()
+            self._deny(denial)
+            return 0
+        try:
             obj.load()
             gobj = GuestObject(handle, obj)
             gobj.elf = ctypes.string_at(address, size)
@@ -225,6 +253,10 @@ class HostAbi:
         if prog is None:
             log.warning("attach: object %d has no program named %r", handle, name)
             return werr.ENOENT
+        denial = self._attach_denial(prog) if self.policy is not None else None
+        if denial:
+            self._deny(denial)
+            return werr.EPERM
         try:
             attach_program(prog, target)
         except BpfError as err:
@@ -232,6 +264,42 @@ class HostAbi:
         gobj.attached += 1
         log.debug("attached %s (%s)%s", name, prog.section, f" to {target}" if target else "")
         return 0
+
+    # -- policy (wasm_bpf_cli.policy) -------------------------------------
+    def _deny(self, message: str) -> None:
+        """Report a denial on stderr, once per distinct message."""
+        if message not in self._denials_reported:
+            self._denials_reported.add(message)
+            policy_log.warning("policy: %s", message)
+
+    def _load_denial(self, obj: BpfObject) -> Optional[str]:
+        """Why the opened (not yet loaded) object may not be loaded, or None."""
+        policy = self.policy
+        with self._lock:
+            live = len(self.objects)
+            live_maps = sum(len(g.maps) for g in self.objects.values())
+        if policy.max_objects is not None and live >= policy.max_objects:
+            return (f"BPF object denied: {live} loaded already, max_objects is "
+                    f"{policy.max_objects} in {policy.source}")
+        maps = len(obj.maps)
+        if policy.max_maps is not None and live_maps + maps > policy.max_maps:
+            return (f"BPF object denied: its {maps} maps and the {live_maps} loaded already "
+                    f"exceed max_maps {policy.max_maps} in {policy.source}")
+        for prog in obj.programs:
+            why = policy.program_denial(prog.section, prog.prog_type_name)
+            if why:
+                return (f"program '{prog.name}' ({prog.section}, type {prog.prog_type_name}) "
+                        f"denied: {why}")
+        return None
+
+    def _attach_denial(self, prog) -> Optional[str]:
+        policy = self.policy
+        what = f"attach of program '{prog.name}' ({prog.section}, type {prog.prog_type_name})"
+        links = self.links_attached
+        if policy.max_links is not None and links >= policy.max_links:
+            return f"{what} denied: {links} attached already, max_links is {policy.max_links} in {policy.source}"
+        why = policy.attach_denial(prog.section, prog.prog_type_name)
+        return f"{what} denied: {why}" if why else None
 
     def map_fd_by_name(self, handle: int, name_ptr: int) -> int:
         gobj = self._object(handle)

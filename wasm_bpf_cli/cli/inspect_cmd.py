@@ -4,7 +4,8 @@ Exit status:
   0  the module is runnable here (or the input is a plain BPF object)
   1  the input cannot be read (missing, not wasm/ELF, corrupt); one line on stderr
   2  usage error
-  3  the module is readable but this runner cannot run it (see the problems)
+  3  the module is readable but this runner cannot run it (see the problems),
+     or --policy FILE would deny it
 """
 from __future__ import annotations  # rich types in annotations stay unimported
 
@@ -27,16 +28,26 @@ EXIT_NOT_RUNNABLE = 3
               help="Module of the Go/TinyGo callback variant of wasm_bpf_buffer_poll.")
 @click.option("--callback-export-name", default=DEFAULT_CALLBACK_EXPORT, show_default=True,
               help="Export that receives samples in the callback variant.")
-def inspect(module, as_json, wrapper_module_name, callback_export_name):
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also say whether this TOML policy (as for `run --policy`) would allow the module.")
+def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_file):
     """Show what is inside MODULE (a .wasm guest or a .bpf.o object).
 
     Exit status: 0 runnable (or a plain BPF object); 3 the module is readable
-    but this runner cannot run it; 1 the input cannot be read; 2 usage error.
+    but this runner cannot run it, or --policy denies it; 1 the input cannot
+    be read; 2 usage error.
     """
     from wasm_bpf_cli.inspect import inspect_path
 
     try:
+        policy = None
+        if policy_file is not None:
+            from wasm_bpf_cli.policy import Policy
+
+            policy = Policy.load(policy_file)
         report = inspect_path(module, wrapper_module_name, callback_export_name)
+        if policy is not None:
+            report["policy"] = policy.check_report(report)
     except WasmBpfError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -44,7 +55,7 @@ def inspect(module, as_json, wrapper_module_name, callback_export_name):
         click.echo(json.dumps(report, indent=2))
     else:
         render(report)
-    if report["verdict"]["runnable"] is False:
+    if report["verdict"]["runnable"] is False or report.get("policy", {}).get("allowed") is False:
         sys.exit(EXIT_NOT_RUNNABLE)
 
 
@@ -82,6 +93,8 @@ def render(report: Dict) -> None:
     if report["kind"] == "wasm":
         _module(console, report)
         _verdict(console, report["verdict"])
+    if "policy" in report:
+        _policy(console, report["policy"])
     for i, obj in enumerate(report["objects"]):
         _object(console, i, obj)
     if report["kind"] == "wasm" and not report["objects"]:
@@ -132,6 +145,15 @@ def _verdict(console: Console, verdict: Dict) -> None:
             console.print(f"  - {_escape(p)}", soft_wrap=True)  # one problem, one line
     for w in verdict["warnings"]:
         console.print(f"[yellow]warning[/yellow]: {_escape(w)}", soft_wrap=True)
+
+
+def _policy(console: Console, verdict: Dict) -> None:
+    if verdict["allowed"]:
+        console.print("[bold green]Allowed by the policy[/bold green]")
+        return
+    console.print("[bold red]Denied by the policy[/bold red]:")
+    for v in verdict["violations"]:
+        console.print(f"  - {_escape(v)}", soft_wrap=True)
 
 
 def _object(console: Console, index: int, obj: Dict) -> None:

@@ -51,6 +51,31 @@ def _parse_dirs(values):
     return dirs
 
 
+def _size(ctx, param, value):
+    if value is None:
+        return None
+    from wasm_bpf_cli.policy import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _policy(path, allow, deny, dirs):
+    """The Policy of --policy FILE plus --allow/--deny, or None if none was given."""
+    if path is None and not allow and not deny:
+        return None
+    from wasm_bpf_cli.policy import Policy
+
+    policy = Policy.load(path) if path is not None else Policy()
+    policy = policy.merged(allow=allow, deny=deny)
+    if dirs and not policy.allow_preopens:
+        raise UsageError(f"--dir: preopened directories are not allowed by {policy.source} "
+                         "(allow_preopens = false)")
+    return policy
+
+
 class _UiLogHandler(logging.Handler):
     """Log records on stderr, one line each, around the status line if any."""
 
@@ -100,12 +125,27 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
               help="Import module of the Go/TinyGo buffer-poll variant.")
 @click.option("--callback-export-name", default="go-callback", show_default=True,
               help="Guest export that receives samples in the Go/TinyGo variant.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A TOML policy: program types, counts and limits the guest must keep to "
+                   "(see wasm_bpf_cli/policy.py).")
+@click.option("--allow", multiple=True, metavar="TYPE",
+              help="Allow only programs of this type or group (tracing, networking, security; "
+                   "repeatable). Others are not loaded.")
+@click.option("--deny", multiple=True, metavar="TYPE",
+              help="Never load programs of this type or group (repeatable).")
+@click.option("--max-memory", callback=_size, metavar="SIZE",
+              help="Cap the guest's linear memory (e.g. 64M); growing past it fails in the guest.")
+@click.option("--max-object-size", callback=_size, metavar="SIZE",
+              help="Refuse to load a BPF object larger than this (e.g. 1M).")
+@click.option("--no-cache", is_flag=True,
+              help="Compile the module afresh: neither read nor write the compiled-module cache "
+                   "($XDG_CACHE_HOME/wasm-bpf).")
 @click.option("-v", "--verbose", count=True, help="Show libbpf's log and the host calls.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no status line or summary.")
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
-        verbose, quiet, module, args):
+        policy_file, allow, deny, max_memory, max_object_size, no_cache, verbose, quiet, module, args):
     """Run MODULE.wasm; everything after it goes to the guest (which sees
     MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
     from wasm_bpf_cli import engines
@@ -117,7 +157,10 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              engine=engines.resolve(engine), duration=duration,
                              grace_period=grace_period,
                              wrapper_module_name=wrapper_module_name,
-                             callback_export_name=callback_export_name)
+                             callback_export_name=callback_export_name,
+                             policy=_policy(policy_file, allow, deny, dirs),
+                             max_memory=max_memory, max_object_size=max_object_size,
+                             cache=not no_cache)
     except WasmBpfError as err:
         fail(err)
     if options.engine == "wasmer":

@@ -27,6 +27,8 @@ Keys (stable; `schema` changes if they ever do):
   value_type, internal}], `has_btf`, `has_btf_ext`, `core_relocations`,
   `globals`: [{name, type, section, offset, size, read_only, file_offset
   (in the object), initial (hex, for up to 64 bytes, or null)}]}
+- `policy` (only with `wasm-bpf inspect --policy FILE`): {`allowed`: bool,
+  `violations`: [str]}, from `wasm_bpf_cli.policy.Policy.check_report`
 """
 from typing import Dict, List, Optional
 
