@@ -1,7 +1,7 @@
 """Attachments that are not bpf_links: a socket filter on a raw packet socket
 the runner opens for the guest, and a tc (clsact) classifier.
 
-Both have the Link contract (`destroy()` idempotent, `destroyed`,
+Both are OwnedHandles like Link (`destroy()` idempotent, `destroyed`,
 `description`) and are appended to the owning BpfObject's `_links`, so
 `BpfObject.close()` undoes them like links."""
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 
 from .errors import BpfError, describe_errno, error_from_errno
 from .lib import libbpf
+from .link import OwnedHandle
 
 log = logging.getLogger(__name__)
 
@@ -32,37 +33,21 @@ def _ifindex(prog, ifname: str, shown: Optional[str] = None) -> int:
         raise BpfError(f"{_what(prog, shown or ifname)}: no such interface", errno=errno.ENODEV) from None
 
 
-class SocketAttachment:
+class SocketAttachment(OwnedHandle):
     """A raw AF_PACKET socket bound to one interface with a BPF socket filter
     attached (SO_ATTACH_BPF). Closing the socket detaches the filter."""
 
     def __init__(self, sock: socket.socket, description: str) -> None:
-        self._sock: Optional[socket.socket] = sock
-        self.description = description
-
-    @property
-    def destroyed(self) -> bool:
-        return self._sock is None
+        super().__init__(sock, description)
 
     @property
     def fd(self) -> int:
-        if self._sock is None:
+        if self._handle is None:
             raise BpfError(f"socket of {self.description} is closed")
-        return self._sock.fileno()
+        return self._handle.fileno()
 
-    def destroy(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
-
-    def __del__(self) -> None:  # safety net only; owners call destroy()
-        try:
-            self.destroy()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
-    def __repr__(self) -> str:
-        return f"<SocketAttachment {self.description} {'destroyed' if self.destroyed else 'attached'}>"
+    def _release(self, sock: socket.socket) -> None:
+        sock.close()
 
 
 def attach_socket_filter(prog, ifname: str) -> SocketAttachment:
@@ -102,29 +87,21 @@ def parse_tc_target(target: str) -> Tuple[str, str]:
     return ifname, direction
 
 
-class TcAttachment:
+class TcAttachment(OwnedHandle):
     """A cls_bpf filter (direct-action) on a clsact hook; `destroy()` removes
     the filter, then the clsact qdisc if this attachment created it."""
 
     def __init__(self, hook, handle: int, priority: int, created_hook: bool, description: str) -> None:
-        self._hook = hook
+        super().__init__(hook, description)
         self.handle = handle
         self.priority = priority
         self.created_hook = created_hook
-        self.description = description
-
-    @property
-    def destroyed(self) -> bool:
-        return self._hook is None
 
     @property
     def ifindex(self) -> int:
-        return self._hook.ifindex if self._hook is not None else 0
+        return self._handle.ifindex if self._handle is not None else 0
 
-    def destroy(self) -> None:
-        hook, self._hook = self._hook, None
-        if hook is None:
-            return
+    def _release(self, hook) -> None:
         lib = libbpf()
         opts = lib.struct_bpf_tc_opts()
         opts.sz = ctypes.sizeof(opts)
@@ -137,15 +114,6 @@ class TcAttachment:
             ret = _destroy_hook(hook)
             if ret < 0:
                 log.debug("tc hook destroy %s: %s", self.description, describe_errno(-ret))
-
-    def __del__(self) -> None:  # safety net only; owners call destroy()
-        try:
-            self.destroy()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
-    def __repr__(self) -> str:
-        return f"<TcAttachment {self.description} {'destroyed' if self.destroyed else 'attached'}>"
 
 
 def attach_tc(prog, target: str) -> TcAttachment:
