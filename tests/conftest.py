@@ -186,3 +186,38 @@ def no_bpf_leaks():
     yield before
     left = wait_no_new_bpf(before)
     assert not left, f"BPF objects left in the kernel: {left}"
+
+
+# --- veth pair with its peer in a network namespace (net tests) ---------------
+import contextlib  # noqa: E402 - appended section
+import uuid  # noqa: E402
+
+
+@contextlib.contextmanager
+def veth_pair(name: str, net: str):
+    """veth pair: `dev` (NET.1/30) here, its peer `peer` (NET.2/30) in a
+    network namespace of its own (loopback up). IPv6 off on both ends (no
+    router solicitations, MLD), so the only packets are the test's. Removed
+    even when the test fails. `name` (2 letters) keeps the interface and
+    namespace names of one test module apart from another's, `net` (three
+    octets, e.g. "10.213.7") its addresses."""
+    def sh(*args, check=True):
+        return subprocess.run(args, capture_output=True, text=True, check=check)
+
+    tag = uuid.uuid4().hex[:6]
+    ns, a, b = f"wbpf-{name}-{tag}", f"v{name}a{tag}", f"v{name}b{tag}"
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+        sh("ip", "link", "set", b, "netns", ns)
+        sh("sysctl", "-qw", f"net.ipv6.conf.{a}.disable_ipv6=1", check=False)
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{b}.disable_ipv6=1", check=False)
+        sh("ip", "addr", "add", f"{net}.1/30", "dev", a)
+        sh("ip", "link", "set", a, "up")
+        sh("ip", "-n", ns, "addr", "add", f"{net}.2/30", "dev", b)
+        sh("ip", "-n", ns, "link", "set", b, "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        yield {"ns": ns, "dev": a, "peer": b, "peer_addr": f"{net}.2"}
+    finally:
+        sh("ip", "link", "del", a, check=False)
+        sh("ip", "netns", "del", ns, check=False)

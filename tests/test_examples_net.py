@@ -9,11 +9,10 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 
 import pytest
 
-from conftest import cli_env, example, wasm_bpf_cmd
+from conftest import cli_env, example, veth_pair, wasm_bpf_cmd
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
 
@@ -85,25 +84,9 @@ def udp_send(addr, n, gap=0.02):
 
 @pytest.fixture
 def veth():
-    """veth pair: `dev` (10.213.8.1/30) here, its peer (10.213.8.2/30) in a
-    namespace of our own; IPv6 off so the only packets are the test's.
-    Removed even when the test fails."""
-    tag = uuid.uuid4().hex[:6]
-    ns, a, b = f"wbpf-ex-{tag}", f"vxa{tag}", f"vxb{tag}"
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
-        sh("ip", "link", "set", b, "netns", ns)
-        sh("sysctl", "-qw", f"net.ipv6.conf.{a}.disable_ipv6=1", check=False)
-        sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{b}.disable_ipv6=1", check=False)
-        sh("ip", "addr", "add", "10.213.8.1/30", "dev", a)
-        sh("ip", "link", "set", a, "up")
-        sh("ip", "-n", ns, "addr", "add", "10.213.8.2/30", "dev", b)
-        sh("ip", "-n", ns, "link", "set", b, "up")
-        yield {"ns": ns, "dev": a, "peer_addr": "10.213.8.2"}
-    finally:
-        sh("ip", "link", "del", a, check=False)
-        sh("ip", "netns", "del", ns, check=False)
+    """A veth pair, peer in a namespace of our own (conftest.veth_pair)."""
+    with veth_pair("ex", "10.213.8") as v:
+        yield v
 
 
 def assert_interface_clean(dev):

@@ -8,10 +8,10 @@ import shutil
 import socket
 import subprocess
 import time
-import uuid
 
 import pytest
 
+from conftest import veth_pair
 from wasm_bpf_cli.bpf import BpfError, BpfObject, lookup
 from wasm_bpf_cli.bpf.attach import attach_program
 from wasm_bpf_cli.bpf.netattach import SocketAttachment, TcAttachment, parse_tc_target
@@ -120,26 +120,9 @@ def has_clsact(dev):
 
 @pytest.fixture
 def veth():
-    """veth pair: one end (10.213.7.1/30) here, the peer (10.213.7.2/30) in a
-    namespace of our own. Traffic goes only to the peer's address."""
-    tag = uuid.uuid4().hex[:6]
-    ns, a, b = f"wbpf-na-{tag}", f"vna{tag}", f"vnb{tag}"
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
-        sh("ip", "link", "set", b, "netns", ns)
-        # no IPv6 (router solicitations, MLD): the only packets are the test's
-        sh("sysctl", "-qw", f"net.ipv6.conf.{a}.disable_ipv6=1", check=False)
-        sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{b}.disable_ipv6=1", check=False)
-        sh("ip", "addr", "add", "10.213.7.1/30", "dev", a)
-        sh("ip", "link", "set", a, "up")
-        sh("ip", "-n", ns, "addr", "add", "10.213.7.2/30", "dev", b)
-        sh("ip", "-n", ns, "link", "set", b, "up")
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        yield {"ns": ns, "dev": a, "peer": b, "peer_addr": "10.213.7.2"}
-    finally:
-        sh("ip", "link", "del", a, check=False)
-        sh("ip", "netns", "del", ns, check=False)
+    """A veth pair, peer in a namespace of our own (conftest.veth_pair)."""
+    with veth_pair("na", "10.213.7") as v:
+        yield v
 
 
 def udp_to_peer(addr, n=10):
