@@ -66,6 +66,7 @@ class RunOptions:
     max_memory: Optional[int] = None  # bytes of guest linear memory
     max_object_size: Optional[int] = None  # bytes of one BPF object the guest loads
     argv0: Optional[str] = None  # default: the module path
+    cache: bool = True  # use the on-disk compiled-module cache (engines/module_cache.py)
     policy: Optional["Policy"] = None  # wasm_bpf_cli.policy.Policy: what the guest may load/attach
 
 
@@ -420,7 +421,7 @@ class Runner:
             if not os.path.exists("/sys/kernel/btf/vmlinux"):
                 log.warning("this kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE programs will not load")
         self._engine = engines.create(opts.engine)
-        module = self._engine.compile(wasm)
+        module = self._engine.compile(wasm, cache=opts.cache)
         env = list(opts.env.items()) if isinstance(opts.env, Mapping) else [tuple(kv) for kv in opts.env]
         wasi = WasiOptions(
             argv=[opts.argv0 or self.path] + list(opts.args),

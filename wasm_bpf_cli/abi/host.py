@@ -13,13 +13,14 @@ import threading
 from typing import Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
-from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats
+from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.signatures import (SAMPLE_CALLBACK, WASM_BPF_FUNCTIONS, WASM_BPF_MODULE,
                                          WRAPPER_POLL, WRAPPER_POLL_NAME)
 from wasm_bpf_cli.bpf import BpfError, BpfObject, MapInfo, map_info
 from wasm_bpf_cli.bpf import maps as raw_maps
 from wasm_bpf_cli.bpf.attach import attach_program
 from wasm_bpf_cli.engines.base import GuestExit, GuestTrap, HostFunction, Instance
+from wasm_bpf_cli.engines.rewrite import RING_DISPATCH_EXPORT_PREFIX, RING_DISPATCH_TABLE
 from wasm_bpf_cli.policy import Policy
 
 log = logging.getLogger("wasm_bpf.host")
@@ -87,6 +88,8 @@ class HostAbi:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._fd_owner: Dict[int, GuestObject] = {}
         self._cpus: Optional[int] = None
+        self._staging = None  # poller.Staging once made; False if the memory cannot grow
+        self._ring_calls: Dict[str, Optional[Callable[..., int]]] = {}
 
     # -- wiring ---------------------------------------------------------
     def host_functions(self) -> List[HostFunction]:
@@ -366,7 +369,8 @@ class HostAbi:
         if caller is None:
             log.warning("poll: table entry %d is not a (i32, i32, i32) -> i32 function", sample_func & U32)
             return werr.EINVAL
-        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms)
+        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms,
+                          (RING_DISPATCH_TABLE, sample_func & U32))
 
     def wrapper_buffer_poll(self, handle: int, fd: int, ctx: int, data: int,
                             max_size: int, timeout_ms: int) -> int:
@@ -375,10 +379,27 @@ class HostAbi:
             log.warning("poll: the module exports no function %r of type (i32, i32, i32) -> i32",
                         self.callback_export)
             return werr.EINVAL
-        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms)
+        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms,
+                          (RING_DISPATCH_EXPORT_PREFIX + self.callback_export, 0))
+
+    def _ring_dispatch(self, name: str):
+        """The engine's batch dispatch loop `name` and the staging pages, or
+        None (per-sample delivery) if either is missing."""
+        if self._staging is None:
+            try:
+                self._staging = Staging(self.instance.memory)
+            except Exception as err:  # noqa: BLE001 - the per-sample path still works
+                log.debug("ring buffers are delivered per sample: %s", err)
+                self._staging = False
+        if not self._staging or self._staging.busy:
+            return None
+        if name not in self._ring_calls:
+            self._ring_calls[name] = self.instance.ring_dispatcher(name)
+        call = self._ring_calls[name]
+        return None if call is None else (call, self._staging)
 
     def _poll(self, handle: int, fd: int, caller, ctx: int, data: int, max_size: int,
-              timeout_ms: int) -> int:
+              timeout_ms: int, batch=None) -> int:
         gobj = self._object(handle)
         if gobj is None:
             return werr.EINVAL
@@ -395,7 +416,7 @@ class HostAbi:
         poller = gobj.pollers.get(fd)
         if poller is None:
             try:
-                poller = BufferPoller(fd, info.type, info.name, self._wake_r)
+                poller = BufferPoller(fd, info.type, info.name, self._wake_r, info.max_entries)
             except BpfError as err:
                 return self._fail(err)
             gobj.pollers[fd] = poller
@@ -418,7 +439,23 @@ class HostAbi:
                 guest_stop.append(ret)
             return ret
 
-        got = poller.poll(dispatch, timeout_ms, self._stop.is_set)
+        drain = None
+        found = self._ring_dispatch(batch[0]) if batch is not None and poller.ring is not None else None
+        if found is not None:
+            call, staging = found
+            cb = batch[1]
+
+            def drain() -> int:
+                staging.busy = True
+                try:
+                    got = poller.drain_batches(staging, call, cb, ctx, data, max_size)
+                finally:
+                    staging.busy = False
+                if got < 0 and not guest_stop:
+                    guest_stop.append(got)
+                return got
+
+        got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain)
         if got is None:
             return werr.EINTR
         if got < 0:

@@ -2,13 +2,22 @@
 
 libbpf's `*_poll` blocks in epoll_wait and can only be woken by a signal on
 its own thread. We wait instead on our own epoll set holding libbpf's epoll
-fd and the runner's wake pipe, then `consume()` without blocking: any thread
-can stop a pending poll by writing to the pipe (Runner.stop, Ctrl-C).
+fd and the runner's wake pipe, then consume without blocking: any thread can
+stop a pending poll by writing to the pipe (Runner.stop, Ctrl-C).
+
+Ring buffers are consumed in batches where the engine added a dispatch loop
+to the module (rewrite.add_ring_dispatch): the host reads the mapped ring's
+positions itself (MappedRing), copies a run of records into host-owned pages
+of guest memory (Staging) with one memmove, and crosses into wasm once per
+batch; the loop in wasm calls the guest's callback per record. Otherwise, and
+for perf buffers, libbpf calls back per sample (`Dispatch`).
 """
+import ctypes
 import select
 from typing import Callable, Optional
 
 from wasm_bpf_cli.bpf import PerfBuffer, RingBuffer
+from wasm_bpf_cli.bpf.ringbuf import MappedRing
 
 BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4
 BPF_MAP_TYPE_RINGBUF = 27
@@ -16,6 +25,10 @@ BUFFER_MAP_TYPES = (BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF)
 
 # (data_address, size) -> the callback's return value; negative stops the round
 Dispatch = Callable[[int, int], int]
+
+# Bytes of ring copied per crossing into wasm (~7,000 64-byte records).
+STAGE_WINDOW = 512 * 1024
+WASM_PAGE = 65536
 
 
 class BufferStats:
@@ -28,12 +41,45 @@ class BufferStats:
         self.lost = 0  # perf buffers only: samples the kernel dropped
 
 
+class Staging:
+    """Host-owned pages at the end of the guest's linear memory, grown by the
+    host (memory.grow) at the guest's first batched poll: two copies of a
+    window of ring records (headers are read from the first, payloads from
+    the second: see rewrite._ring_dispatch_body) and an 8-byte result slot.
+
+    Why there and not in the guest's `data` buffer: each record is copied to
+    `data` before its callback, and the callback may use all of `data`. The
+    guest's allocator never hands these pages out (memory.grow returns fresh
+    pages after them to a later sbrk). The guest could still write to them:
+    that only garbles its own samples, never the host, which bounds every
+    result read back."""
+
+    def __init__(self, memory, window: int = STAGE_WINDOW):
+        pages = (2 * window + 8 + WASM_PAGE - 1) // WASM_PAGE
+        old = memory.grow(pages)
+        if old is None:
+            raise MemoryError("the guest's memory cannot grow by the staging pages")
+        base = old * WASM_PAGE
+        self.memory = memory
+        self.window = window
+        self.hdrs = base
+        self.payload = base + window
+        self.res = base + 2 * window
+        self.busy = False  # a nested poll (from a callback) must not reuse it
+
+
 class BufferPoller:
-    def __init__(self, map_fd: int, map_type: int, name: str, wake_fd: int):
+    def __init__(self, map_fd: int, map_type: int, name: str, wake_fd: int, max_entries: int = 0):
         self._dispatch: Optional[Dispatch] = None
+        self.ring: Optional[MappedRing] = None
         if map_type == BPF_MAP_TYPE_RINGBUF:
             self._buffer = RingBuffer(map_fd, self._on_sample)
             kind = "ringbuf"
+            if max_entries > 0:
+                try:
+                    self.ring = MappedRing(map_fd, max_entries)
+                except Exception:  # noqa: BLE001 - libbpf's per-sample path still works
+                    self.ring = None
         else:
             self._buffer = PerfBuffer(map_fd, self._on_sample)
             kind = "perf"
@@ -45,13 +91,16 @@ class BufferPoller:
     def _on_sample(self, address: int, size: int) -> int:
         return self._dispatch(address, size)
 
-    def poll(self, dispatch: Dispatch, timeout_ms: int, stopping: Callable[[], bool]) -> Optional[int]:
+    def poll(self, dispatch: Dispatch, timeout_ms: int, stopping: Callable[[], bool],
+             drain: Optional[Callable[[], int]] = None) -> Optional[int]:
         """Deliver what is ready, waiting up to `timeout_ms` (negative: no
         limit) for something to arrive. None when a stop was requested before
-        anything was delivered; otherwise what consume() returned."""
+        anything was delivered; otherwise what the consume returned. `drain`
+        (the batch path) replaces libbpf's consume when given."""
         self._dispatch = dispatch
+        consume = drain or self._consume
         try:
-            got = self._consume()
+            got = consume()
             if got != 0:
                 return got
             if stopping():
@@ -59,7 +108,7 @@ class BufferPoller:
             self._epoll.poll(timeout_ms / 1000.0 if timeout_ms >= 0 else -1)
             if stopping():
                 return None
-            return self._consume()
+            return consume()
         finally:
             self._dispatch = None
 
@@ -69,6 +118,58 @@ class BufferPoller:
             self.stats.lost = self._buffer.lost
         return got
 
+    def drain_batches(self, staging: Staging, call: Callable[..., int], cb: int, ctx: int,
+                      data: int, max_size: int) -> int:
+        """Consume the ring's committed records in batches through `call`,
+        the dispatch loop in wasm. Records delivered, or the callback's
+        negative return. Stops at a BUSY record, at an empty ring, or after
+        about one ring's worth (so a flat-out producer cannot keep the guest
+        from ever getting back control)."""
+        ring = self.ring
+        memory = staging.memory
+        window = staging.window
+        memmove = ctypes.memmove
+        stats = self.stats
+        total = 0
+        budget = ring.size
+        while True:
+            cons = ring.consumer()
+            avail = ring.producer() - cons
+            if avail <= 0:
+                return total
+            n = avail if avail < window else window
+            base = memory.host_address(staging.hdrs, 2 * window + 8)
+            if base is None:
+                raise MemoryError("staging pages are outside the guest memory")
+            src = ring.data + (cons & ring.mask)
+            memmove(base, src, n)  # headers are read from this copy,
+            memmove(base + window, src, n)  # payloads from this later one
+            ret = call(cb, ctx, data, max_size, staging.hdrs, staging.payload, n, staging.res)
+            res = memory.host_address(staging.res, 8)
+            consumed = ctypes.c_uint32.from_address(res).value & ~7
+            count = ctypes.c_uint32.from_address(res + 4).value
+            if consumed > n:  # the guest scribbled over the result slot
+                consumed = 0
+            if consumed:
+                ring.set_consumer(cons + consumed)
+            total += count
+            stats.delivered += count
+            if ret < 0:
+                return ret
+            if consumed == 0:
+                if n < avail:  # one record larger than the window: libbpf delivers it
+                    got = self._consume()
+                    return got if got < 0 else total + got
+                return total  # BUSY at the head
+            if consumed < n and n == avail:
+                return total  # BUSY
+            budget -= consumed
+            if budget <= 0:
+                return total
+
     def close(self) -> None:
         self._epoll.close()
         self._buffer.close()
+        if self.ring is not None:
+            self.ring.close()
+            self.ring = None

@@ -78,3 +78,74 @@ class RingBuffer:
             self.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+class MappedRing:
+    """A BPF_MAP_TYPE_RINGBUF map's pages mapped into this process, as libbpf
+    maps them: the consumer page read-write at offset 0; the producer page and
+    the data area read-only at offset page_size, the data area mapped twice in
+    a row so that a run of records across the wraparound is contiguous.
+
+    For a reader that walks the records itself (a batch per memmove): records
+    are an 8-byte header {u32 len | BUSY bit 31 | DISCARD bit 30, u32 pg_off}
+    and the data, 8-aligned; `producer()` is read before the records it
+    covers, `set_consumer()` is written after they were read."""
+
+    BUSY_BIT, DISCARD_BIT, HDR_SZ = 1 << 31, 1 << 30, 8
+
+    def __init__(self, map_fd: int, size: int) -> None:
+        import ctypes
+        import mmap
+        import os
+
+        if size <= 0 or size & (size - 1):
+            raise BpfError(f"ring buffer map fd {map_fd}: size {size} is not a power of 2")
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._mmap = libc.mmap
+        self._mmap.restype = ctypes.c_void_p
+        self._mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                               ctypes.c_int, ctypes.c_long]
+        self._munmap = libc.munmap
+        self._munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        page = mmap.PAGESIZE
+        self.size = size
+        self.mask = size - 1
+        self._maps = []
+        failed = ctypes.c_void_p(-1).value
+        cons = self._mmap(None, page, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, map_fd, 0)
+        if cons in (None, failed):
+            err = ctypes.get_errno()
+            raise BpfError(f"mmap ring buffer map fd {map_fd}: {os.strerror(err)}", err)
+        self._maps.append((cons, page))
+        prod_len = page + 2 * size
+        prod = self._mmap(None, prod_len, mmap.PROT_READ, mmap.MAP_SHARED, map_fd, page)
+        if prod in (None, failed):
+            err = ctypes.get_errno()
+            self.close()
+            raise BpfError(f"mmap ring buffer map fd {map_fd} data: {os.strerror(err)}", err)
+        self._maps.append((prod, prod_len))
+        self._cons = ctypes.c_uint64.from_address(cons)
+        self._prod = ctypes.c_uint64.from_address(prod)
+        self.data = prod + page  # address of the first of the two data mappings
+        self.map_fd = map_fd
+
+    def consumer(self) -> int:
+        return self._cons.value
+
+    def producer(self) -> int:
+        return self._prod.value
+
+    def set_consumer(self, pos: int) -> None:
+        self._cons.value = pos
+
+    def close(self) -> None:
+        maps, self._maps = self._maps, []
+        for addr, length in maps:
+            self._munmap(addr, length)
+        self._cons = self._prod = None
+
+    def __del__(self) -> None:  # safety net only
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass

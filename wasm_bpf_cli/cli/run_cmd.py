@@ -137,12 +137,15 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
               help="Cap the guest's linear memory (e.g. 64M); growing past it fails in the guest.")
 @click.option("--max-object-size", callback=_size, metavar="SIZE",
               help="Refuse to load a BPF object larger than this (e.g. 1M).")
+@click.option("--no-cache", is_flag=True,
+              help="Compile the module afresh: neither read nor write the compiled-module cache "
+                   "($XDG_CACHE_HOME/wasm-bpf).")
 @click.option("-v", "--verbose", count=True, help="Show libbpf's log and the host calls.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no status line or summary.")
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
-        policy_file, allow, deny, max_memory, max_object_size, verbose, quiet, module, args):
+        policy_file, allow, deny, max_memory, max_object_size, no_cache, verbose, quiet, module, args):
     """Run MODULE.wasm; everything after it goes to the guest (which sees
     MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
     from wasm_bpf_cli import engines
@@ -156,7 +159,8 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              wrapper_module_name=wrapper_module_name,
                              callback_export_name=callback_export_name,
                              policy=_policy(policy_file, allow, deny, dirs),
-                             max_memory=max_memory, max_object_size=max_object_size)
+                             max_memory=max_memory, max_object_size=max_object_size,
+                             cache=not no_cache)
     except WasmBpfError as err:
         fail(err)
     if options.engine == "wasmer":

@@ -67,6 +67,11 @@ class GuestMemory:
     def base_address(self) -> int:
         raise NotImplementedError
 
+    def grow(self, pages: int) -> Optional[int]:
+        """Grow by `pages` 64 KiB pages from the host; the old size in pages,
+        or None if the memory cannot grow (limit, engine)."""
+        return None
+
     def host_address(self, ptr: int, size: int) -> Optional[int]:
         if ptr < 0 or size < 0:
             return None
@@ -120,6 +125,12 @@ class Instance:
         """A callable for the exported function `name`, or None if absent or of
         another signature."""
         raise NotImplementedError
+
+    def ring_dispatcher(self, name: str) -> Optional[Callable[..., int]]:
+        """A callable for a ring-buffer batch dispatch loop the engine added
+        at compile time (rewrite.add_ring_dispatch; `name` is its export), or
+        None if this module has none: the host then delivers per sample."""
+        return None
 
     def close(self) -> None:
         """Release the engine's store and WASI state (on the guest's thread,

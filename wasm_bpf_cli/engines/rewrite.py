@@ -398,3 +398,139 @@ def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table"
     body += b"\x20\x00"  # local.get 0 (the table index)
     body += b"\x11" + encode_u32(callee_type) + encode_u32(table)  # call_indirect type table
     return add_function(wasm, tramp_type, (), bytes(body), export_name)[0]
+
+
+# ---------------------------------------------------------------- ring-buffer batch dispatch
+
+REWRITE_VERSION = 2  # bump whenever what compile() adds to a module changes (module cache key)
+
+# The dispatch loops' type: (cb, ctx, data, max_size, hdrs, payload, len, res) -> i32
+RING_DISPATCH_PARAMS = ("i32",) * 8
+RING_DISPATCH_TABLE = "__wasm_bpf_ring_dispatch"  # calls table entry `cb`
+RING_DISPATCH_EXPORT_PREFIX = "__wasm_bpf_ring_dispatch:"  # + the exported callback's name
+RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SZ = 1 << 31, 1 << 30, 8
+
+
+def encode_s32(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def _ring_dispatch_body(call: bytes) -> bytes:
+    """The loop over a batch of ring-buffer records copied by the host.
+
+    `hdrs` and `payload` are two copies of the same `len` bytes of the ring
+    (records: u32 len with BUSY/DISCARD bits, u32 pg_off, data, 8-aligned):
+    headers are read from the first copy, payloads from the second, which the
+    host made after the first, so a record seen committed in the first copy is
+    complete in the second. Per record: stop at BUSY or at a record that does
+    not fit in `len`; skip DISCARD; else copy min(size, max_size) bytes to
+    `data` and call the callback with (ctx, data, n); a negative return stops
+    (that record counts as consumed, as in libbpf). Stores at `res` the bytes
+    consumed (u32) and the records delivered (u32); returns the callback's
+    negative value, or 0."""
+    g = lambda i: b"\x20" + encode_u32(i)  # noqa: E731 local.get
+    s = lambda i: b"\x21" + encode_u32(i)  # noqa: E731 local.set
+    t = lambda i: b"\x22" + encode_u32(i)  # noqa: E731 local.tee
+    c = lambda v: b"\x41" + encode_s32(v)  # noqa: E731 i32.const
+    ADD, AND, GT_U, LT_U, LT_S, EQZ = b"\x6a", b"\x71", b"\x4b", b"\x49", b"\x48", b"\x45"
+    SELECT, LOAD, STORE0, STORE4 = b"\x1b", b"\x28\x02\x00", b"\x36\x02\x00", b"\x36\x02\x04"
+    CB, CTX, DATA, MAX, HDRS, PAYLOAD, LEN, RES = range(8)
+    OFF, HDR, RLEN, N, RET, COUNT, TOTAL = range(8, 15)
+    b = bytearray()
+    b += b"\x02\x40" + b"\x03\x40"  # block $done, loop $next
+    b += g(OFF) + c(RINGBUF_HDR_SZ) + ADD + g(LEN) + GT_U + b"\x0d\x01"  # header past the end: done
+    b += g(HDRS) + g(OFF) + ADD + LOAD + t(HDR)
+    b += c(-(1 << 31)) + AND + b"\x0d\x01"  # BUSY: done
+    b += g(HDR) + c(0x3FFFFFFF) + AND + t(RLEN)
+    b += c(RINGBUF_HDR_SZ + 7) + ADD + c(-8) + AND + s(TOTAL)
+    b += g(OFF) + g(TOTAL) + ADD + g(LEN) + GT_U + b"\x0d\x01"  # not all in the batch: done
+    b += g(HDR) + c(RINGBUF_DISCARD_BIT) + AND + EQZ + b"\x04\x40"  # if not discarded
+    b += g(RLEN) + g(MAX) + g(RLEN) + g(MAX) + LT_U + SELECT + s(N)
+    b += g(DATA) + g(PAYLOAD) + g(OFF) + ADD + c(RINGBUF_HDR_SZ) + ADD + g(N) + b"\xfc\x0a\x00\x00"
+    b += g(COUNT) + c(1) + ADD + s(COUNT)
+    b += g(OFF) + g(TOTAL) + ADD + s(OFF)
+    b += g(CTX) + g(DATA) + g(N) + call + t(RET)
+    b += c(0) + LT_S + b"\x0d\x02"  # negative: done (if=0, loop=1, block=2)
+    b += b"\x05"  # else: skip the discarded record
+    b += g(OFF) + g(TOTAL) + ADD + s(OFF)
+    b += b"\x0b" + b"\x0c\x00" + b"\x0b" + b"\x0b"  # end if, br $next, end loop, end block
+    b += g(RES) + g(OFF) + STORE0 + g(RES) + g(COUNT) + STORE4
+    b += g(RET) + c(0) + g(RET) + c(0) + LT_S + SELECT
+    return bytes(b)
+
+
+def add_ring_dispatch(wasm: bytes, callback_exports: Sequence[str] = (),
+                      table_export: str = TABLE_EXPORT) -> Tuple[bytes, List[str]]:
+    """Add the batch dispatch loops that apply: `RING_DISPATCH_TABLE` (calls
+    the exported table's entry `cb` with call_indirect) if the module exports
+    its function table, and `RING_DISPATCH_EXPORT_PREFIX + name` (calls that
+    exported function directly; `cb` is ignored) for each name in
+    `callback_exports` the module exports as a (i32, i32, i32) -> i32
+    function. Returns (module, names of the added exports)."""
+    added: List[str] = []
+    original = bytes(wasm)
+    wasm, cb_type = ensure_type(wasm, ("i32",) * 3, ("i32",))
+    exports = _exports(split_sections(wasm))
+    names = {name for name, _, _ in exports}
+    targets = []
+    table = next((idx for name, kind, idx in exports if name == table_export and kind == KIND_TABLE), None)
+    if table is not None and RING_DISPATCH_TABLE not in names:
+        call = b"\x20\x00" + b"\x11" + encode_u32(cb_type) + encode_u32(table)
+        targets.append((RING_DISPATCH_TABLE, call))
+    for cb_name in callback_exports:
+        func = next((idx for name, kind, idx in exports if name == cb_name and kind == KIND_FUNC), None)
+        export = RING_DISPATCH_EXPORT_PREFIX + cb_name
+        if func is None or export in names or _func_type(split_sections(wasm), func) != cb_type:
+            continue
+        targets.append((export, b"\x10" + encode_u32(func)))
+    if not targets:
+        return original, added
+    wasm, dispatch_type = ensure_type(wasm, RING_DISPATCH_PARAMS, ("i32",))
+    for export, call in targets:
+        wasm = add_function(wasm, dispatch_type, ("i32",) * 7, _ring_dispatch_body(call), export)[0]
+        added.append(export)
+    return wasm, added
+
+
+def _func_type(sections: Sequence[Section], func_index: int) -> Optional[int]:
+    """The type index of function `func_index` (imported or defined)."""
+    i = _find(sections, IMPORT)
+    nimported = 0
+    if i is not None:
+        count, r = _vec_items(sections[i].payload, "import")
+        for _ in range(count):
+            r.name()
+            r.name()
+            kind = r.byte()
+            if kind == KIND_FUNC:
+                ty = r.leb_u()
+                if nimported == func_index:
+                    return ty
+                nimported += 1
+            elif kind == KIND_TABLE:
+                r.byte()
+                r.limits()
+            elif kind == KIND_MEMORY:
+                r.limits()
+            elif kind == KIND_GLOBAL:
+                r.byte()
+                r.byte()
+            elif kind == KIND_TAG:
+                r.byte()
+                r.leb_u()
+    i = _find(sections, FUNCTION)
+    if i is None:
+        return None
+    count, r = _vec_items(sections[i].payload, "function")
+    for k in range(count):
+        ty = r.leb_u()
+        if nimported + k == func_index:
+            return ty
+    return None

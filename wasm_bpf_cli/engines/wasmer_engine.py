@@ -29,10 +29,11 @@ import os
 import struct
 import sys
 import threading
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from wasm_bpf_cli.abi.signatures import MEMORY_EXPORT, SAMPLE_CALLBACK, TABLE_EXPORT, Signature
-from wasm_bpf_cli.engines import rewrite
+from wasm_bpf_cli.abi.signatures import (DEFAULT_CALLBACK_EXPORT, MEMORY_EXPORT, SAMPLE_CALLBACK,
+                                         TABLE_EXPORT, Signature)
+from wasm_bpf_cli.engines import module_cache, rewrite
 from wasm_bpf_cli.engines.base import (Engine, GuestExit, GuestMemory, GuestTrap, HostFunction,
                                        Instance, WasiOptions)
 from wasm_bpf_cli.errors import EngineError, ModuleError
@@ -140,6 +141,14 @@ class WasmerMemory(GuestMemory):
         if now != self._size:
             self._refresh(now)
         return self._base + ptr
+
+    def grow(self, pages: int) -> Optional[int]:
+        try:
+            old = self._mem.grow(pages)
+        except (RuntimeError, ValueError, OverflowError):
+            return None
+        self._refresh(self._mem.data_size)
+        return old
 
 
 class _StdStreams:
@@ -264,6 +273,13 @@ class WasmerInstance(Instance):
             return None
         return _caller(func, (), bool(signature.results))
 
+    def ring_dispatcher(self, name: str) -> Optional[Callable[..., int]]:
+        wasmer, _ = _wasmer()
+        func = self._export(name)
+        if not isinstance(func, wasmer.Function):
+            return None
+        return _caller(func, (), True)
+
     def table_caller(self, index: int, signature: Signature) -> Optional[Callable[..., int]]:
         """Entry `index` through the trampoline. Only the sample-callback
         signature has one; wasmer cannot read the entry, so a null entry or
@@ -317,16 +333,39 @@ def _signature_of(functype) -> Signature:
                      tuple(_TYPE_NAMES.get(t, str(t)) for t in functype.results))
 
 
-class _Compiled:
-    """A compiled module, the bytes it was compiled from (after rewriting),
-    and the thread whose store owns it."""
+def prepare(wasm: bytes) -> Tuple[bytes, bool]:
+    """The module as compiled: the table trampoline (if it exports its table)
+    and the ring-buffer batch dispatch loops added. (bytes, has trampoline)."""
+    has_table = rewrite.export_index(wasm, TABLE_EXPORT, rewrite.KIND_TABLE) is not None
+    if has_table:
+        wasm = rewrite.add_table_trampoline(wasm, TRAMPOLINE_EXPORT, SAMPLE_CALLBACK.params,
+                                            SAMPLE_CALLBACK.results)
+    try:
+        wasm = rewrite.add_ring_dispatch(wasm, (DEFAULT_CALLBACK_EXPORT,))[0]
+    except rewrite.RewriteError:
+        pass  # per-sample delivery only
+    return wasm, has_table
 
-    def __init__(self, module, wasm: bytes, thread: int, has_trampoline: bool):
+
+class _Compiled:
+    """A compiled module, the bytes it was compiled from (after rewriting;
+    None when it came from the module cache: `source` is rewritten again if
+    a capped variant is needed), and the thread whose store owns it."""
+
+    def __init__(self, module, wasm: Optional[bytes], thread: int, has_trampoline: bool,
+                 source: Optional[bytes] = None):
         self.module = module
-        self.wasm = wasm
+        self._wasm = wasm
+        self.source = source
         self.thread = thread
         self.has_trampoline = has_trampoline
         self.capped: Dict[int, object] = {}  # max_memory -> module compiled with that cap
+
+    @property
+    def wasm(self) -> bytes:
+        if self._wasm is None:
+            self._wasm = prepare(self.source)[0]
+        return self._wasm
 
 
 class WasmerEngine(Engine):
@@ -359,11 +398,24 @@ class WasmerEngine(Engine):
         key = hashlib.sha256(wasm).digest()
         if cache and key in self._local.cache:
             return self._local.cache[key]
-        has_table = rewrite.export_index(wasm, TABLE_EXPORT, rewrite.KIND_TABLE) is not None
-        if has_table:
-            wasm = rewrite.add_table_trampoline(wasm, TRAMPOLINE_EXPORT, SAMPLE_CALLBACK.params,
-                                                SAMPLE_CALLBACK.results)
-        compiled = _Compiled(self._module(store, wasm), wasm, threading.get_ident(), has_table)
+        name = None
+        compiled = None
+        if cache:
+            name = module_cache.key(wasm, self.name, self.version(), rewrite.REWRITE_VERSION)
+            blob = module_cache.load(name)
+            if blob is not None and len(blob) > 1:
+                try:
+                    module = wasmer.Module.deserialize(store, blob[1:])
+                    compiled = _Compiled(module, None, threading.get_ident(), blob[0] == 1, source=wasm)
+                except (RuntimeError, ValueError, TypeError):
+                    compiled = None  # another engine build: recompile, overwrite
+        if compiled is None:
+            source = wasm
+            wasm, has_table = prepare(wasm)
+            compiled = _Compiled(self._module(store, wasm), wasm, threading.get_ident(), has_table,
+                                 source=source)
+            if name is not None:
+                module_cache.store(name, bytes([int(has_table)]) + compiled.module.serialize())
         if cache:
             self._local.cache[key] = compiled
         return compiled

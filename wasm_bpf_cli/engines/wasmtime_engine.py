@@ -8,21 +8,36 @@ tick away and only `interrupt()` ever advances the epoch.
 """
 import ctypes
 import re
+import struct
 from typing import Callable, Dict, List, Optional, Sequence
 
 import wasmtime
 from wasmtime import _bindings as raw
 from wasmtime import _ffi as ffi
 
-from wasm_bpf_cli.abi.signatures import Signature
+from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, Signature
 from wasm_bpf_cli.engines.base import (Engine, GuestExit, GuestMemory, GuestTrap, HostFunction,
                                        Instance, WasiOptions)
+from wasm_bpf_cli.engines import module_cache, rewrite
 from wasm_bpf_cli.errors import EngineError, ModuleError
 
+_VERSION: Optional[str] = None
 _RAW_CALL = raw._wasmtime_func_call_unchecked
 _RAW_NEW = raw._wasmtime_func_new_unchecked
+# wasmtime_func_unchecked_callback_t, with the args array as a plain address
+_ADDR_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                  ctypes.c_size_t)
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
 _VALTYPES = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64}
+
+
+def prepare(wasm: bytes) -> bytes:
+    """The module as compiled: with the ring-buffer batch dispatch loops
+    (rewrite.add_ring_dispatch) where they apply, else as it is."""
+    try:
+        return rewrite.add_ring_dispatch(wasm, (DEFAULT_CALLBACK_EXPORT,))[0]
+    except rewrite.RewriteError:
+        return wasm  # the engine's own validation says what is wrong, if anything
 
 
 def _functype(sig: Signature) -> wasmtime.FuncType:
@@ -52,23 +67,42 @@ def _one_line(err: BaseException) -> str:
 
 
 class WasmtimeMemory(GuestMemory):
-    """Reads base and size straight from wasmtime on each use: cheap raw calls,
-    and always right even after the guest grows its memory."""
+    """The engine is configured with `memory_may_move(False)`: the base never
+    changes, so it is read once. A linear memory never shrinks, so a range
+    inside the last size seen is inside the memory now; the size is read again
+    only when a range falls outside it."""
 
-    def __init__(self, context, memory: wasmtime.Memory):
+    def __init__(self, context, memory: wasmtime.Memory, store=None):
         self._ctx = context
+        self._memory = memory
+        self._store = store
         self._mem = ctypes.byref(memory._memory)
+        self._base = ctypes.cast(ffi.wasmtime_memory_data(self._ctx, self._mem), ctypes.c_void_p).value or 0
+        self._size = ffi.wasmtime_memory_data_size(self._ctx, self._mem)
 
     def size(self) -> int:
-        return ffi.wasmtime_memory_data_size(self._ctx, self._mem)
+        self._size = ffi.wasmtime_memory_data_size(self._ctx, self._mem)
+        return self._size
 
     def base_address(self) -> int:
-        return ctypes.cast(ffi.wasmtime_memory_data(self._ctx, self._mem), ctypes.c_void_p).value or 0
+        return self._base
 
     def host_address(self, ptr: int, size: int) -> Optional[int]:
-        if ptr < 0 or size < 0 or ptr + size > ffi.wasmtime_memory_data_size(self._ctx, self._mem):
+        if ptr < 0 or size < 0:
             return None
-        return ctypes.cast(ffi.wasmtime_memory_data(self._ctx, self._mem), ctypes.c_void_p).value + ptr
+        if ptr + size > self._size:
+            self._size = ffi.wasmtime_memory_data_size(self._ctx, self._mem)
+            if ptr + size > self._size:
+                return None
+        return self._base + ptr
+
+    def grow(self, pages: int) -> Optional[int]:
+        try:
+            old = self._memory.grow(self._store, pages)
+        except wasmtime.WasmtimeError:
+            return None
+        self.size()
+        return old
 
 
 class _RawCaller:
@@ -131,31 +165,33 @@ class WasmtimeInstance(Instance):
     def host_trampoline(self, func: Callable[..., int], sig: Signature):
         """A raw host callback: reads args, calls `func`, writes its result.
         Any exception is stashed and the guest traps; the call that entered
-        wasm re-raises it (see raise_failure)."""
-        kinds = [t == "i64" for t in sig.params]
+        wasm re-raises it (see raise_failure). The args arrive as the address
+        of the wasmtime_val_raw_t array (16 bytes per value): one string_at
+        and one precompiled unpack read them all."""
+        nargs = len(sig.params)
+        unpack = struct.Struct("<" + "".join("q8x" if t == "i64" else "i12x" for t in sig.params)).unpack
+        width = 16 * nargs
+        string_at = ctypes.string_at
         has_result = bool(sig.results)
-        result64 = has_result and sig.results[0] == "i64"
+        result_type = ctypes.c_int64 if has_result and sig.results[0] == "i64" else ctypes.c_int32
         instance = self
 
         def callback(_env, _caller, args, _nargs):
             try:
-                values = [args[i].i64 if k else args[i].i32 for i, k in enumerate(kinds)]
-                result = func(*values)
+                result = func(*unpack(string_at(args, width))) if nargs else func()
                 if has_result:
-                    if result64:
-                        args[0].i64 = result
-                    else:
-                        args[0].i32 = result
-                return 0
+                    result_type.from_address(args).value = result
+                return None
             except BaseException as exc:  # noqa: B902 - must not unwind through wasm
                 instance.pending = exc
                 return ctypes.cast(wasmtime.Trap("host function raised")._consume(), ctypes.c_void_p).value
 
-        cb = raw.wasmtime_func_unchecked_callback_t(callback)
+        cb = _ADDR_CALLBACK(callback)
         self._keep.append(cb)
         handle = ffi.wasmtime_func_t()
         functype = _functype(sig)  # must outlive the call below
-        _RAW_NEW(self.context, functype.ptr(), cb, None, _NO_FINALIZER, ctypes.byref(handle))
+        _RAW_NEW(self.context, functype.ptr(), ctypes.cast(cb, raw.wasmtime_func_unchecked_callback_t),
+                 None, _NO_FINALIZER, ctypes.byref(handle))
         return wasmtime.Func._from_raw(handle)
 
     # -- the contract ---------------------------------------------------
@@ -164,7 +200,7 @@ class WasmtimeInstance(Instance):
         mem = self._exports.get("memory")
         if not isinstance(mem, wasmtime.Memory):
             raise ModuleError("module does not export its memory as `memory`")
-        self.memory = WasmtimeMemory(self.context, mem)
+        self.memory = WasmtimeMemory(self.context, mem, self.store)
 
     def run_main(self) -> int:
         start = self._exports.get("_start")
@@ -194,6 +230,12 @@ class WasmtimeInstance(Instance):
             return None
         return _RawCaller(self, func, signature)
 
+    def ring_dispatcher(self, name: str) -> Optional[Callable[..., int]]:
+        func = self._exports.get(name) if self._exports is not None else None
+        if not isinstance(func, wasmtime.Func):
+            return None
+        return _RawCaller(self, func, Signature(rewrite.RING_DISPATCH_PARAMS, ("i32",)))
+
     def table_caller(self, index: int, signature: Signature) -> Optional[Callable[..., int]]:
         if index in self._table_callers:
             return self._table_callers[index]
@@ -213,22 +255,41 @@ class WasmtimeEngine(Engine):
     def __init__(self) -> None:
         config = wasmtime.Config()
         config.epoch_interruption = True
+        config.memory_may_move = False  # WasmtimeMemory keeps the base address
         self._engine = wasmtime.Engine(config)
         self.interrupted = False
 
     @classmethod
     def version(cls) -> str:
-        from importlib.metadata import version
+        global _VERSION
+        if _VERSION is None:
+            from importlib.metadata import version
 
-        return version("wasmtime")
+            _VERSION = version("wasmtime")
+        return _VERSION
 
     def compile(self, wasm: bytes, cache: bool = True) -> wasmtime.Module:
+        """Compile (with the ring dispatch loops added, rewrite.py); with
+        `cache`, through the on-disk module cache (module_cache.py)."""
+        wasm = bytes(wasm)
         if wasm[:4] != b"\0asm":
             raise ModuleError("not a wasm module (bad magic number)")
+        name = None
+        if cache:
+            name = module_cache.key(wasm, self.name, self.version(), rewrite.REWRITE_VERSION)
+            blob = module_cache.load(name)
+            if blob is not None:
+                try:
+                    return wasmtime.Module.deserialize(self._engine, blob)
+                except wasmtime.WasmtimeError:
+                    pass  # another engine build or config: recompile, overwrite
         try:
-            return wasmtime.Module(self._engine, wasm)
+            module = wasmtime.Module(self._engine, prepare(wasm))
         except wasmtime.WasmtimeError as err:
             raise ModuleError(f"invalid wasm module: {_one_line(err)}") from None
+        if name is not None:
+            module_cache.store(name, module.serialize())
+        return module
 
     def instantiate(self, module: wasmtime.Module, wasi: WasiOptions,
                     host_functions: Sequence[HostFunction], max_memory: Optional[int] = None) -> WasmtimeInstance:

@@ -1,0 +1,236 @@
+"""Batch delivery of ring-buffer records (abi/poller.py drain_batches + the
+dispatch loop rewrite.add_ring_dispatch adds to the module), against a ring
+laid out as the kernel lays it out, in process memory; and MappedRing over a
+real BPF ring buffer map."""
+import ctypes
+import struct
+
+import pytest
+
+from wasm_bpf_cli.abi.poller import BufferPoller, BufferStats, Staging
+from wasm_bpf_cli.engines import rewrite
+from wasm_bpf_cli.engines.base import GuestTrap, WasiOptions
+
+BUSY, DISCARD = 1 << 31, 1 << 30
+
+# The callback logs (ctx, first u32 of the sample, size, the sample's last
+# byte) at 0x1000 + 16*n; it returns -7 for a sample starting with 99, and
+# traps on one starting with 98.
+GUEST = """(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 2)
+  (table (export "__indirect_function_table") 2 funcref)
+  (elem (i32.const 1) func $cb)
+  (global $n (export "n") (mut i32) (i32.const 0))
+  (func (export "_start"))
+  (func $cb (export "go-callback") (param i32 i32 i32) (result i32)
+    (local $at i32)
+    (local.set $at (i32.add (i32.const 0x1000) (i32.shl (global.get $n) (i32.const 4))))
+    (i32.store (local.get $at) (local.get 0))
+    (i32.store offset=4 (local.get $at) (i32.load (local.get 1)))
+    (i32.store offset=8 (local.get $at) (local.get 2))
+    (i32.store offset=12 (local.get $at) (i32.load8_u (i32.sub (i32.add (local.get 1) (local.get 2)) (i32.const 1))))
+    (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (if (i32.eq (i32.load (local.get 1)) (i32.const 98)) (then unreachable))
+    (if (result i32) (i32.eq (i32.load (local.get 1)) (i32.const 99))
+      (then (i32.const -7)) (else (i32.const 0)))))"""
+
+DATA, MAX_SIZE, CTX = 0x8000, 64, 5
+
+
+class FakeRing:
+    """MappedRing's interface over process memory: the data area twice in a
+    row, written through both copies, like the kernel's double mapping."""
+
+    def __init__(self, size=4096):
+        self.size, self.mask = size, size - 1
+        self.buf = ctypes.create_string_buffer(2 * size)
+        self.data = ctypes.addressof(self.buf)
+        self.cons = self.prod = 0
+
+    def consumer(self):
+        return self.cons
+
+    def producer(self):
+        return self.prod
+
+    def set_consumer(self, pos):
+        self.cons = pos
+
+    def _put(self, pos, raw):
+        for i, b in enumerate(raw):
+            off = (pos + i) & self.mask
+            self.buf[off] = b
+            self.buf[off + self.size] = b
+
+    def submit(self, value, size=16, flags=0, fill=0xAB):
+        body = struct.pack("<I", value) + bytes([fill]) * (size - 4)
+        hdr = struct.pack("<II", size | flags, 0)
+        self._put(self.prod, hdr + body)
+        pos = self.prod
+        self.prod += (8 + size + 7) & ~7
+        return pos
+
+    def commit(self, pos):
+        hdr = struct.unpack("<I", bytes(self.buf[pos & self.mask:(pos & self.mask) + 4]))[0]
+        self._put(pos, struct.pack("<I", hdr & ~BUSY))
+
+
+def engines():
+    out = ["wasmtime"]
+    try:
+        import wasmer  # noqa: F401
+        out.append("wasmer")
+    except ImportError:
+        pass
+    return out
+
+
+@pytest.fixture(params=engines())
+def guest(request, tmp_path, monkeypatch):
+    from wasm_bpf_cli import engines as registry
+    import wasmtime
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    engine = registry.create(request.param)
+    inst = engine.instantiate(engine.compile(bytes(wasmtime.wat2wasm(GUEST)), cache=False),
+                              WasiOptions(argv=["g"]), [])
+    yield inst
+    inst.close()
+
+
+def poller_for(ring, staging):
+    poller = BufferPoller.__new__(BufferPoller)
+    poller.ring = ring
+    poller.stats = BufferStats("rb", "ringbuf")
+    poller._buffer = None
+    poller._dispatch = None
+    return poller
+
+
+def log_of(inst, n):
+    raw = inst.memory.read(0x1000, 16 * n)
+    return [struct.unpack_from("<iiii", raw, 16 * i) for i in range(n)]
+
+
+def drain(inst, ring, window=1024, which=rewrite.RING_DISPATCH_TABLE):
+    staging = getattr(inst, "_test_staging", None)
+    if staging is None:
+        staging = inst._test_staging = Staging(inst.memory, window)
+    poller = poller_for(ring, staging)
+    got = poller.drain_batches(staging, inst.ring_dispatcher(which), 1, CTX, DATA, MAX_SIZE)
+    return got, poller.stats.delivered
+
+
+@pytest.mark.parametrize("which", [rewrite.RING_DISPATCH_TABLE,
+                                   rewrite.RING_DISPATCH_EXPORT_PREFIX + "go-callback"])
+def test_records_across_the_wraparound_in_order(guest, which):
+    ring = FakeRing(4096)
+    ring.cons = ring.prod = 4096 - 40  # the 2nd record straddles the end of the data area
+    for v in range(1, 6):
+        ring.submit(v, size=20, fill=v)
+    got, delivered = drain(guest, ring, which=which)
+    assert (got, delivered) == (5, 5)
+    assert log_of(guest, 5) == [(CTX, v, 20, v) for v in range(1, 6)]
+    assert ring.cons == ring.prod
+
+
+def test_busy_stops_and_discarded_is_skipped(guest):
+    ring = FakeRing()
+    ring.submit(1)
+    ring.submit(2, flags=DISCARD)
+    ring.submit(3)
+    busy = ring.submit(4, flags=BUSY)
+    ring.submit(5)
+    assert drain(guest, ring) == (2, 2)
+    assert [r[1] for r in log_of(guest, 2)] == [1, 3]
+    assert ring.cons == busy  # the busy record and what follows stay
+    ring.commit(busy)
+    assert drain(guest, ring) == (2, 2)
+    assert [r[1] for r in log_of(guest, 4)] == [1, 3, 4, 5]
+    assert ring.cons == ring.prod
+
+
+def test_negative_return_stops_and_leaves_the_rest_for_the_next_poll(guest):
+    ring = FakeRing()
+    ring.submit(1)
+    ring.submit(99)
+    after = ring.submit(2)
+    ring.submit(3)
+    got, delivered = drain(guest, ring)
+    assert got == -7 and delivered == 2  # the stopping record was delivered, and consumed
+    assert ring.cons == after
+    assert drain(guest, ring) == (2, 2)
+    assert [r[1] for r in log_of(guest, 4)] == [1, 99, 2, 3]
+
+
+def test_samples_are_cut_to_max_size(guest):
+    ring = FakeRing()
+    ring.submit(1, size=200, fill=0x11)
+    ring.submit(2, size=MAX_SIZE, fill=0x22)
+    ring.submit(3, size=5, fill=0x33)
+    drain(guest, ring)
+    assert log_of(guest, 3) == [(CTX, 1, MAX_SIZE, 0x11), (CTX, 2, MAX_SIZE, 0x22), (CTX, 3, 5, 0x33)]
+
+
+def test_batches_smaller_than_the_backlog(guest):
+    ring = FakeRing(8192)
+    for v in range(100):
+        ring.submit(1000 + v, size=24)
+    got, _ = drain(guest, ring, window=256)  # 8 records per crossing
+    assert got == 100 and ring.cons == ring.prod
+    assert [r[1] for r in log_of(guest, 100)] == list(range(1000, 1100))
+
+
+def test_record_larger_than_the_window_goes_to_libbpf(guest):
+    ring = FakeRing()
+    ring.submit(1, size=600)
+    staging = Staging(guest.memory, 256)
+    poller = poller_for(ring, staging)
+    calls = []
+    poller._consume = lambda: calls.append(1) or 1
+    got = poller.drain_batches(staging, guest.ring_dispatcher(rewrite.RING_DISPATCH_TABLE), 1, CTX,
+                               DATA, MAX_SIZE)
+    assert got == 1 and calls == [1]
+
+
+def test_trap_in_the_callback_consumes_nothing(guest):
+    ring = FakeRing()
+    ring.submit(1)
+    ring.submit(98)
+    with pytest.raises(GuestTrap):
+        drain(guest, ring)
+    assert ring.cons == 0
+
+
+def test_dispatch_loops_are_added_only_where_they_apply():
+    import wasmtime
+
+    plain = bytes(wasmtime.wat2wasm('(module (func (export "f")))'))
+    assert rewrite.add_ring_dispatch(plain, ["go-callback"]) == (plain, [])
+    wrong = bytes(wasmtime.wat2wasm('(module (func (export "go-callback") (param i32)))'))
+    assert rewrite.add_ring_dispatch(wrong, ["go-callback"])[1] == []
+    w, added = rewrite.add_ring_dispatch(bytes(wasmtime.wat2wasm(GUEST)), ["go-callback", "other"])
+    assert added == [rewrite.RING_DISPATCH_TABLE, rewrite.RING_DISPATCH_EXPORT_PREFIX + "go-callback"]
+    wasmtime.Module(wasmtime.Engine(), w)  # validates
+
+
+@pytest.mark.kernel
+def test_mapped_ring_over_a_real_ring_buffer_map(no_bpf_leaks):
+    import os
+
+    from wasm_bpf_cli.bpf.ringbuf import MappedRing
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = ctypes.create_string_buffer(struct.pack("<IIII", 27, 0, 0, 8192) + bytes(112))
+    fd = libc.syscall(321, 0, attr, len(attr))  # bpf(BPF_MAP_CREATE) of a ring buffer
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        ring = MappedRing(fd, 8192)
+        assert ring.consumer() == 0 and ring.producer() == 0
+        ring.set_consumer(0)
+        ctypes.c_uint8.from_address(ring.data + 8191).value  # the whole data area is readable
+        ctypes.c_uint8.from_address(ring.data + 2 * 8192 - 1).value  # twice
+        ring.close()
+    finally:
+        os.close(fd)
