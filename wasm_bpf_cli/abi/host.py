@@ -17,7 +17,6 @@ from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats,
 from wasm_bpf_cli.abi.signatures import (SAMPLE_CALLBACK, WASM_BPF_FUNCTIONS, WASM_BPF_MODULE,
                                          WRAPPER_POLL, WRAPPER_POLL_NAME)
 from wasm_bpf_cli.bpf import BpfError, BpfObject, MapInfo, map_info
-from wasm_bpf_cli.bpf import maps as raw_maps
 from wasm_bpf_cli.bpf.attach import attach_program
 from wasm_bpf_cli.engines.base import GuestExit, GuestTrap, HostFunction, Instance
 from wasm_bpf_cli.engines.rewrite import RING_DISPATCH_EXPORT_PREFIX, RING_DISPATCH_TABLE
@@ -90,6 +89,8 @@ class HostAbi:
         self._cpus: Optional[int] = None
         self._staging = None  # poller.Staging once made; False if the memory cannot grow
         self._ring_calls: Dict[str, Optional[Callable[..., int]]] = {}
+        self._map_cache: Dict[int, tuple] = {}  # fd -> (owner, key size, value size)
+        self._libbpf = None
 
     # -- wiring ---------------------------------------------------------
     def host_functions(self) -> List[HostFunction]:
@@ -326,40 +327,58 @@ class HostAbi:
         gobj.close()
         return 0
 
-    def map_operate(self, fd: int, cmd: int, key: int, value: int, next_key: int, flags: int) -> int:
-        with self._lock:
-            gobj = self._fd_owner.get(fd)
-        if gobj is None:
-            return werr.EBADF
+    def _map_sizes(self, fd: int, gobj: GuestObject):
+        """(owner, key size, value size as the kernel copies it), cached per fd."""
         info = gobj.maps[fd]
-        key_size = info.key_size
         value_size = info.value_size
         if info.type in PERCPU_MAP_TYPES:
             if self._cpus is None:
                 self._cpus = _possible_cpus()
             value_size = ((value_size + 7) & ~7) * self._cpus
-        key = key & U32
-        if cmd == BPF_MAP_GET_NEXT_KEY:
-            k = 0 if key == 0 else self._addr(key, key_size)
-            nk = self._addr(next_key & U32, key_size) if next_key & U32 else None
-            if k is None or nk is None:
-                return werr.EFAULT
-            ret = raw_maps.next_key(fd, k, nk)
-        elif cmd in (BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM):
-            k = self._addr(key, key_size) if (key or key_size == 0) else None
-            if k is None:
-                return werr.EFAULT
-            if cmd == BPF_MAP_DELETE_ELEM:
-                ret = raw_maps.delete(fd, k)
-            else:
-                v = self._addr(value & U32, value_size) if value & U32 else None
-                if v is None:
+        entry = self._map_cache[fd] = (gobj, info.key_size, value_size)
+        return entry
+
+    def map_operate(self, fd: int, cmd: int, key: int, value: int, next_key: int, flags: int) -> int:
+        # Hot (a map walk is two calls per entry): no lock (dict.get is atomic),
+        # sizes cached per fd, libbpf's functions called directly.
+        gobj = self._fd_owner.get(fd)
+        if gobj is None:
+            return werr.EBADF
+        entry = self._map_cache.get(fd)
+        if entry is None or entry[0] is not gobj:
+            entry = self._map_sizes(fd, gobj)
+        _, key_size, value_size = entry
+        lib = self._libbpf
+        if lib is None:
+            from wasm_bpf_cli.bpf import libbpf
+
+            lib = self._libbpf = libbpf()
+        host_address = self.instance.memory.host_address
+        key &= U32
+        try:
+            if cmd == BPF_MAP_GET_NEXT_KEY:
+                k = None if key == 0 else host_address(key, key_size)
+                nk = host_address(next_key & U32, key_size) if next_key & U32 else None
+                if (k is None and key) or nk is None:
                     return werr.EFAULT
-                if cmd == BPF_MAP_LOOKUP_ELEM:
-                    ret = raw_maps.lookup(fd, k, v)
+                ret = lib.bpf_map_get_next_key(fd, k, nk)
+            elif cmd in (BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM):
+                k = host_address(key, key_size) if (key or key_size == 0) else None
+                if k is None:
+                    return werr.EFAULT
+                if cmd == BPF_MAP_DELETE_ELEM:
+                    ret = lib.bpf_map_delete_elem(fd, k)
                 else:
-                    ret = raw_maps.update(fd, k, v, flags & 0xFFFFFFFFFFFFFFFF)
-        else:
+                    v = host_address(value & U32, value_size) if value & U32 else None
+                    if v is None:
+                        return werr.EFAULT
+                    if cmd == BPF_MAP_LOOKUP_ELEM:
+                        ret = lib.bpf_map_lookup_elem(fd, k, v)
+                    else:
+                        ret = lib.bpf_map_update_elem(fd, k, v, flags & 0xFFFFFFFFFFFFFFFF)
+            else:
+                return werr.EINVAL
+        except (ctypes.ArgumentError, TypeError, OverflowError):
             return werr.EINVAL
         return werr.neg(ret) if ret < 0 else 0
 

@@ -24,7 +24,6 @@ wrapper on the hot path; a trap is a RuntimeError raised by wasmer itself,
 told apart by having no Python frame below the call that entered wasm.
 """
 import ctypes
-import hashlib
 import os
 import struct
 import sys
@@ -395,7 +394,7 @@ class WasmerEngine(Engine):
         if wasm[:4] != b"\0asm":
             raise ModuleError("not a wasm module (bad magic number)")
         store = self._store()
-        key = hashlib.sha256(wasm).digest()
+        key = module_cache.sha256(wasm).digest()
         if cache and key in self._local.cache:
             return self._local.cache[key]
         name = None
