@@ -211,8 +211,88 @@ def test_dispatch_loops_are_added_only_where_they_apply():
     wrong = bytes(wasmtime.wat2wasm('(module (func (export "go-callback") (param i32)))'))
     assert rewrite.add_ring_dispatch(wrong, ["go-callback"])[1] == []
     w, added = rewrite.add_ring_dispatch(bytes(wasmtime.wat2wasm(GUEST)), ["go-callback", "other"])
-    assert added == [rewrite.RING_DISPATCH_TABLE, rewrite.RING_DISPATCH_EXPORT_PREFIX + "go-callback"]
+    assert added == [rewrite.RING_DISPATCH_TABLE, rewrite.PERF_DISPATCH_TABLE,
+                     rewrite.RING_DISPATCH_EXPORT_PREFIX + "go-callback",
+                     rewrite.PERF_DISPATCH_EXPORT_PREFIX + "go-callback"]
     wasmtime.Module(wasmtime.Engine(), w)  # validates
+
+
+class FakePerf:
+    """One CPU's perf buffer as the kernel lays it out: the mmap page
+    (data_head at 1024, data_tail at 1032), then the data area (not mapped
+    twice: records wrap around its end)."""
+
+    def __init__(self, size=4096):
+        import mmap
+
+        self.page_size = mmap.PAGESIZE
+        self.buf = ctypes.create_string_buffer(self.page_size + size)
+        self.page = ctypes.addressof(self.buf)
+        self.size = size
+        self.head = 0
+
+    def _put(self, raw):
+        for i, b in enumerate(raw):
+            self.buf[self.page_size + ((self.head + i) % self.size)] = b
+        self.head += len(raw)
+        ctypes.c_uint64.from_address(self.page + 1024).value = self.head
+
+    @property
+    def tail(self):
+        return ctypes.c_uint64.from_address(self.page + 1032).value
+
+    @tail.setter
+    def tail(self, value):
+        ctypes.c_uint64.from_address(self.page + 1032).value = value
+
+    def sample(self, value, size=12, fill=0xCD):
+        raw = struct.pack("<I", value) + bytes([fill]) * (size - 4)
+        raw_size = ((size + 4 + 7) & ~7) - 4  # the kernel pads the raw data
+        raw += bytes(raw_size - size)
+        self._put(struct.pack("<IHHI", 9, 0, 8 + 4 + raw_size, raw_size) + raw)
+        return raw_size
+
+    def lost(self, count):
+        self._put(struct.pack("<IHHQQQ", 2, 0, 32, 0, count, 0))
+
+
+def perf_drain(inst, perf, which=rewrite.PERF_DISPATCH_TABLE):
+    from wasm_bpf_cli.abi.poller import _PerfRing
+
+    staging = getattr(inst, "_test_staging", None)
+    if staging is None:
+        staging = inst._test_staging = Staging(inst.memory, 1024)
+    poller = poller_for(None, staging)
+    poller.perf_rings = [_PerfRing(perf.page, perf.size)]
+    poller._buffer = type("B", (), {"lost": 0})()
+    got = poller.drain_perf_batches(staging, inst.ring_dispatcher(which), 1, CTX, DATA, MAX_SIZE)
+    return got, poller.stats.delivered, poller.stats.lost
+
+
+@pytest.mark.parametrize("which", [rewrite.PERF_DISPATCH_TABLE,
+                                   rewrite.PERF_DISPATCH_EXPORT_PREFIX + "go-callback"])
+def test_perf_records_across_the_end_lost_counts_and_truncation(guest, which):
+    perf = FakePerf(4096)
+    perf.head = perf.tail = 4096 - 40
+    sizes = [perf.sample(1, fill=1), perf.sample(2, size=100, fill=2)]
+    perf.lost(17)
+    sizes.append(perf.sample(3, size=20, fill=3))
+    got, delivered, lost = perf_drain(guest, perf, which)
+    assert (got, delivered, lost) == (3, 3, 17)
+    assert [r[:3] for r in log_of(guest, 3)] == [(CTX, 1, sizes[0]), (CTX, 2, MAX_SIZE), (CTX, 3, sizes[2])]
+    assert perf.tail == perf.head
+
+
+def test_perf_negative_return_leaves_the_rest(guest):
+    perf = FakePerf()
+    perf.sample(1)
+    perf.sample(99)
+    after = perf.head
+    perf.sample(2)
+    assert perf_drain(guest, perf)[:2] == (-7, 2)
+    assert perf.tail == after
+    assert perf_drain(guest, perf)[:2] == (1, 1)
+    assert [r[1] for r in log_of(guest, 3)] == [1, 99, 2]
 
 
 @pytest.mark.kernel

@@ -19,7 +19,8 @@ from wasm_bpf_cli.abi.signatures import (SAMPLE_CALLBACK, WASM_BPF_FUNCTIONS, WA
 from wasm_bpf_cli.bpf import BpfError, BpfObject, MapInfo, map_info
 from wasm_bpf_cli.bpf.attach import attach_program
 from wasm_bpf_cli.engines.base import GuestExit, GuestTrap, HostFunction, Instance
-from wasm_bpf_cli.engines.rewrite import RING_DISPATCH_EXPORT_PREFIX, RING_DISPATCH_TABLE
+from wasm_bpf_cli.engines.rewrite import (PERF_DISPATCH_EXPORT_PREFIX, PERF_DISPATCH_TABLE,
+                                          RING_DISPATCH_EXPORT_PREFIX, RING_DISPATCH_TABLE)
 from wasm_bpf_cli.policy import Policy
 
 log = logging.getLogger("wasm_bpf.host")
@@ -389,7 +390,7 @@ class HostAbi:
             log.warning("poll: table entry %d is not a (i32, i32, i32) -> i32 function", sample_func & U32)
             return werr.EINVAL
         return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms,
-                          (RING_DISPATCH_TABLE, sample_func & U32))
+                          (None, sample_func & U32))
 
     def wrapper_buffer_poll(self, handle: int, fd: int, ctx: int, data: int,
                             max_size: int, timeout_ms: int) -> int:
@@ -399,7 +400,7 @@ class HostAbi:
                         self.callback_export)
             return werr.EINVAL
         return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms,
-                          (RING_DISPATCH_EXPORT_PREFIX + self.callback_export, 0))
+                          (self.callback_export, 0))
 
     def _ring_dispatch(self, name: str):
         """The engine's batch dispatch loop `name` and the staging pages, or
@@ -459,7 +460,16 @@ class HostAbi:
             return ret
 
         drain = None
-        found = self._ring_dispatch(batch[0]) if batch is not None and poller.ring is not None else None
+        found = None
+        if batch is not None and (poller.ring is not None or poller.perf_rings):
+            # batch: (None: the table entry batch[1] | the exported callback's name, table index)
+            if poller.ring is not None:
+                name = RING_DISPATCH_TABLE if batch[0] is None else RING_DISPATCH_EXPORT_PREFIX + batch[0]
+                drainer = poller.drain_batches
+            else:
+                name = PERF_DISPATCH_TABLE if batch[0] is None else PERF_DISPATCH_EXPORT_PREFIX + batch[0]
+                drainer = poller.drain_perf_batches
+            found = self._ring_dispatch(name)
         if found is not None:
             call, staging = found
             cb = batch[1]
@@ -467,7 +477,7 @@ class HostAbi:
             def drain() -> int:
                 staging.busy = True
                 try:
-                    got = poller.drain_batches(staging, call, cb, ctx, data, max_size)
+                    got = drainer(staging, call, cb, ctx, data, max_size)
                 finally:
                     staging.busy = False
                 if got < 0 and not guest_stop:

@@ -13,8 +13,9 @@ batch; the loop in wasm calls the guest's callback per record. Otherwise, and
 for perf buffers, libbpf calls back per sample (`Dispatch`).
 """
 import ctypes
+import mmap
 import select
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from wasm_bpf_cli.bpf import PerfBuffer, RingBuffer
 from wasm_bpf_cli.bpf.ringbuf import MappedRing
@@ -45,7 +46,8 @@ class Staging:
     """Host-owned pages at the end of the guest's linear memory, grown by the
     host (memory.grow) at the guest's first batched poll: two copies of a
     window of ring records (headers are read from the first, payloads from
-    the second: see rewrite._ring_dispatch_body) and an 8-byte result slot.
+    the second: see rewrite._ring_dispatch_body; perf buffers use the first
+    only) and a 12-byte result slot.
 
     Why there and not in the guest's `data` buffer: each record is copied to
     `data` before its callback, and the callback may use all of `data`. The
@@ -55,7 +57,7 @@ class Staging:
     result read back."""
 
     def __init__(self, memory, window: int = STAGE_WINDOW):
-        pages = (2 * window + 8 + WASM_PAGE - 1) // WASM_PAGE
+        pages = (2 * window + 16 + WASM_PAGE - 1) // WASM_PAGE
         old = memory.grow(pages)
         if old is None:
             raise MemoryError("the guest's memory cannot grow by the staging pages")
@@ -64,14 +66,28 @@ class Staging:
         self.window = window
         self.hdrs = base
         self.payload = base + window
-        self.res = base + 2 * window
+        self.res = base + 2 * window  # consumed, delivered, lost: u32 each
         self.busy = False  # a nested poll (from a callback) must not reuse it
+
+
+class _PerfRing:
+    """One CPU's perf buffer as libbpf mapped it (PerfBuffer.cpu_buffers)."""
+
+    def __init__(self, page: int, size: int):
+        if size <= 0 or size & (size - 1):
+            raise ValueError(f"perf buffer data size {size} is not a power of 2")
+        self.head = ctypes.c_uint64.from_address(page + 1024)
+        self.tail = ctypes.c_uint64.from_address(page + 1032)
+        self.data = page + mmap.PAGESIZE
+        self.size = size
+        self.mask = size - 1
 
 
 class BufferPoller:
     def __init__(self, map_fd: int, map_type: int, name: str, wake_fd: int, max_entries: int = 0):
         self._dispatch: Optional[Dispatch] = None
         self.ring: Optional[MappedRing] = None
+        self.perf_rings: List["_PerfRing"] = []
         if map_type == BPF_MAP_TYPE_RINGBUF:
             self._buffer = RingBuffer(map_fd, self._on_sample)
             kind = "ringbuf"
@@ -83,6 +99,10 @@ class BufferPoller:
         else:
             self._buffer = PerfBuffer(map_fd, self._on_sample)
             kind = "perf"
+            try:
+                self.perf_rings = [_PerfRing(base, size) for base, size in self._buffer.cpu_buffers()]
+            except Exception:  # noqa: BLE001 - libbpf's per-sample path still works
+                self.perf_rings = []
         self.stats = BufferStats(name, kind)
         self._epoll = select.epoll()
         self._epoll.register(self._buffer.epoll_fd, select.EPOLLIN)
@@ -166,6 +186,62 @@ class BufferPoller:
             budget -= consumed
             if budget <= 0:
                 return total
+
+    def drain_perf_batches(self, staging: Staging, call: Callable[..., int], cb: int, ctx: int,
+                           data: int, max_size: int) -> int:
+        """drain_batches for a perf buffer: each CPU's records below its
+        data_head, copied (in two pieces across the end of the data area)
+        into the staging window, dispatched by the perf loop in wasm;
+        data_tail advances only past what was delivered (or skipped), and the
+        loop's sum of PERF_RECORD_LOST counts goes to `lost`."""
+        memory = staging.memory
+        window = staging.window
+        memmove = ctypes.memmove
+        stats = self.stats
+        buffer = self._buffer
+        total = 0
+        for ring in self.perf_rings:
+            budget = ring.size
+            while True:
+                tail = ring.tail.value
+                avail = ring.head.value - tail
+                if avail <= 0:
+                    break
+                n = avail if avail < window else window
+                base = memory.host_address(staging.hdrs, 2 * window + 16)
+                if base is None:
+                    raise MemoryError("staging pages are outside the guest memory")
+                off = tail & ring.mask
+                first = ring.size - off
+                if first >= n:
+                    memmove(base, ring.data + off, n)
+                else:
+                    memmove(base, ring.data + off, first)
+                    memmove(base + first, ring.data, n - first)
+                ret = call(cb, ctx, data, max_size, staging.hdrs, staging.payload, n, staging.res)
+                res = memory.host_address(staging.res, 12)
+                consumed = ctypes.c_uint32.from_address(res).value
+                count = ctypes.c_uint32.from_address(res + 4).value
+                lost = ctypes.c_uint32.from_address(res + 8).value
+                if consumed > n:
+                    consumed = 0
+                if consumed:
+                    ring.tail.value = tail + consumed
+                total += count
+                stats.delivered += count
+                buffer.lost += lost
+                stats.lost = buffer.lost
+                if ret < 0:
+                    return ret
+                if consumed == 0:
+                    if n < avail:  # one record larger than the window: libbpf delivers it
+                        got = self._consume()
+                        return got if got < 0 else total + got
+                    break
+                budget -= consumed
+                if budget <= 0:
+                    break
+        return total
 
     def close(self) -> None:
         self._epoll.close()

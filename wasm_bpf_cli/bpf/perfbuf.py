@@ -50,6 +50,20 @@ class PerfBuffer:
         if ret is not None and int(ret) < 0:
             self._stop = int(ret)
 
+    def cpu_buffers(self):
+        """[(address of the perf_event_mmap_page, data area size)] of every
+        per-CPU buffer, for a reader that walks the records itself: the data
+        area follows the page; data_head (u64, written by the kernel) is at
+        offset 1024 of the page and data_tail (u64, ours) at 1032."""
+        import ctypes
+
+        out = []
+        for i in range(self._lib.perf_buffer__buffer_cnt(self._p())):
+            base, size = ctypes.c_void_p(), ctypes.c_size_t()
+            if self._lib.perf_buffer__buffer(self._p(), i, ctypes.byref(base), ctypes.byref(size)) == 0 and base.value:
+                out.append((base.value, size.value))
+        return out
+
     def _lost(self, _ctx, _cpu, count) -> None:
         self.lost += count
 

@@ -402,12 +402,15 @@ def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table"
 
 # ---------------------------------------------------------------- ring-buffer batch dispatch
 
-REWRITE_VERSION = 2  # bump whenever what compile() adds to a module changes (module cache key)
+REWRITE_VERSION = 3  # bump whenever what compile() adds to a module changes (module cache key)
 
 # The dispatch loops' type: (cb, ctx, data, max_size, hdrs, payload, len, res) -> i32
 RING_DISPATCH_PARAMS = ("i32",) * 8
 RING_DISPATCH_TABLE = "__wasm_bpf_ring_dispatch"  # calls table entry `cb`
 RING_DISPATCH_EXPORT_PREFIX = "__wasm_bpf_ring_dispatch:"  # + the exported callback's name
+PERF_DISPATCH_TABLE = "__wasm_bpf_perf_dispatch"  # the same over perf-buffer records
+PERF_DISPATCH_EXPORT_PREFIX = "__wasm_bpf_perf_dispatch:"
+PERF_RECORD_LOST, PERF_RECORD_SAMPLE = 2, 9
 RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SZ = 1 << 31, 1 << 30, 8
 
 
@@ -466,6 +469,49 @@ def _ring_dispatch_body(call: bytes) -> bytes:
     return bytes(b)
 
 
+def _perf_dispatch_body(call: bytes) -> bytes:
+    """The loop over a batch of perf-buffer records of one CPU, copied by the
+    host from below the kernel's data_head (all complete): perf_event_header
+    {u32 type, u16 misc, u16 size}; PERF_RECORD_SAMPLE: u32 raw size, raw data
+    (the size libbpf passes on, padding included); PERF_RECORD_LOST: u64 id,
+    u64 lost. Same params and result slot as the ring loop (`payload` is
+    unused), plus at res+8 the sum of the lost counts (u32). A record of size
+    0 or past `len` stops."""
+    g = lambda i: b"\x20" + encode_u32(i)  # noqa: E731
+    s_ = lambda i: b"\x21" + encode_u32(i)  # noqa: E731
+    t = lambda i: b"\x22" + encode_u32(i)  # noqa: E731
+    c = lambda v: b"\x41" + encode_s32(v)  # noqa: E731
+    ADD, GT_U, LT_U, LT_S, EQ, EQZ = b"\x6a", b"\x4b", b"\x49", b"\x48", b"\x46", b"\x45"
+    SELECT, LOAD = b"\x1b", b"\x28\x02\x00"
+    CB, CTX, DATA, MAX, BUF, PAYLOAD, LEN, RES = range(8)
+    OFF, TYPE, RLEN, N, RET, COUNT, TOTAL, LOST = range(8, 16)
+    b = bytearray()
+    b += b"\x02\x40" + b"\x03\x40"  # block $done, loop $next
+    b += g(OFF) + c(8) + ADD + g(LEN) + GT_U + b"\x0d\x01"
+    b += g(BUF) + g(OFF) + ADD + LOAD + s_(TYPE)
+    b += g(BUF) + g(OFF) + ADD + b"\x2f\x01\x06" + t(TOTAL)  # i32.load16_u offset=6: size
+    b += EQZ + b"\x0d\x01"  # size 0: corrupt, stop
+    b += g(OFF) + g(TOTAL) + ADD + g(LEN) + GT_U + b"\x0d\x01"
+    b += g(TYPE) + c(PERF_RECORD_SAMPLE) + EQ + b"\x04\x40"  # if sample
+    b += g(BUF) + g(OFF) + ADD + b"\x28\x02\x08" + s_(RLEN)  # raw size
+    b += g(RLEN) + g(MAX) + g(RLEN) + g(MAX) + LT_U + SELECT + s_(N)
+    b += g(DATA) + g(BUF) + g(OFF) + ADD + c(12) + ADD + g(N) + b"\xfc\x0a\x00\x00"
+    b += g(COUNT) + c(1) + ADD + s_(COUNT)
+    b += g(OFF) + g(TOTAL) + ADD + s_(OFF)
+    b += g(CTX) + g(DATA) + g(N) + call + t(RET)
+    b += c(0) + LT_S + b"\x0d\x02"
+    b += b"\x05"  # else: LOST adds its count; anything else is skipped
+    b += g(TYPE) + c(PERF_RECORD_LOST) + EQ + b"\x04\x40"
+    b += g(LOST) + g(BUF) + g(OFF) + ADD + b"\x28\x02\x10" + ADD + s_(LOST)
+    b += b"\x0b"
+    b += g(OFF) + g(TOTAL) + ADD + s_(OFF)
+    b += b"\x0b" + b"\x0c\x00" + b"\x0b" + b"\x0b"
+    b += g(RES) + g(OFF) + b"\x36\x02\x00" + g(RES) + g(COUNT) + b"\x36\x02\x04"
+    b += g(RES) + g(LOST) + b"\x36\x02\x08"
+    b += g(RET) + c(0) + g(RET) + c(0) + LT_S + SELECT
+    return bytes(b)
+
+
 def add_ring_dispatch(wasm: bytes, callback_exports: Sequence[str] = (),
                       table_export: str = TABLE_EXPORT) -> Tuple[bytes, List[str]]:
     """Add the batch dispatch loops that apply: `RING_DISPATCH_TABLE` (calls
@@ -481,20 +527,25 @@ def add_ring_dispatch(wasm: bytes, callback_exports: Sequence[str] = (),
     names = {name for name, _, _ in exports}
     targets = []
     table = next((idx for name, kind, idx in exports if name == table_export and kind == KIND_TABLE), None)
-    if table is not None and RING_DISPATCH_TABLE not in names:
+    if table is not None and RING_DISPATCH_TABLE not in names and PERF_DISPATCH_TABLE not in names:
         call = b"\x20\x00" + b"\x11" + encode_u32(cb_type) + encode_u32(table)
         targets.append((RING_DISPATCH_TABLE, call))
+        targets.append((PERF_DISPATCH_TABLE, call))
     for cb_name in callback_exports:
         func = next((idx for name, kind, idx in exports if name == cb_name and kind == KIND_FUNC), None)
         export = RING_DISPATCH_EXPORT_PREFIX + cb_name
-        if func is None or export in names or _func_type(split_sections(wasm), func) != cb_type:
+        if (func is None or export in names or PERF_DISPATCH_EXPORT_PREFIX + cb_name in names
+                or _func_type(split_sections(wasm), func) != cb_type):
             continue
         targets.append((export, b"\x10" + encode_u32(func)))
+        targets.append((PERF_DISPATCH_EXPORT_PREFIX + cb_name, b"\x10" + encode_u32(func)))
     if not targets:
         return original, added
     wasm, dispatch_type = ensure_type(wasm, RING_DISPATCH_PARAMS, ("i32",))
     for export, call in targets:
-        wasm = add_function(wasm, dispatch_type, ("i32",) * 7, _ring_dispatch_body(call), export)[0]
+        perf = export.startswith(PERF_DISPATCH_TABLE)
+        body = _perf_dispatch_body(call) if perf else _ring_dispatch_body(call)
+        wasm = add_function(wasm, dispatch_type, ("i32",) * (8 if perf else 7), body, export)[0]
         added.append(export)
     return wasm, added
 
