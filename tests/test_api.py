@@ -138,9 +138,14 @@ def test_context_manager_tears_down_when_the_body_raises(no_bpf_leaks):
 
 
 def test_two_runners_in_one_process_keep_their_events_and_maps_apart(no_bpf_leaks):
+    # python3's own startup calls getppid() here (site hooks): wait until each
+    # child is past it, or a runner attached early counts those calls.
     children = [subprocess.Popen(
-        ["python3", "-c", "import os,sys; sys.stdin.readline(); [os.getppid() for _ in range(4)]"],
-        stdin=subprocess.PIPE, text=True) for _ in range(2)]
+        ["python3", "-c", "import os,sys; print('ready', flush=True); sys.stdin.readline(); "
+                          "[os.getppid() for _ in range(4)]"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    for c in children:
+        assert c.stdout.readline().strip() == "ready"
     outs = [Lines(), Lines()]
     runners = [Runner(guest("ringbuf"), opts(args=[str(c.pid), "3"], stdout=o))
                for c, o in zip(children, outs)]

@@ -441,6 +441,10 @@ class HostAbi:
                 return self._fail(err)
             gobj.pollers[fd] = poller
             self.buffers.append(poller.stats)
+        if poller.in_batch:
+            # A callback polls the buffer whose batch it is part of: the rest of
+            # that batch is not consumed yet and must not be delivered twice.
+            return 0
         stats = poller.stats
         memory = self.instance.memory
         memmove = ctypes.memmove
@@ -475,11 +479,11 @@ class HostAbi:
             cb = batch[1]
 
             def drain() -> int:
-                staging.busy = True
+                staging.busy = poller.in_batch = True
                 try:
                     got = drainer(staging, call, cb, ctx, data, max_size)
                 finally:
-                    staging.busy = False
+                    staging.busy = poller.in_batch = False
                 if got < 0 and not guest_stop:
                     guest_stop.append(got)
                 return got

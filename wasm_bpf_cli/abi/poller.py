@@ -88,6 +88,7 @@ class BufferPoller:
         self._dispatch: Optional[Dispatch] = None
         self.ring: Optional[MappedRing] = None
         self.perf_rings: List["_PerfRing"] = []
+        self.in_batch = False  # a batch of this buffer is being dispatched
         if map_type == BPF_MAP_TYPE_RINGBUF:
             self._buffer = RingBuffer(map_fd, self._on_sample)
             kind = "ringbuf"
