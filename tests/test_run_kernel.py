@@ -264,34 +264,31 @@ def test_second_ctrl_c_stops_at_once(running, no_bpf_leaks):
     assert time.monotonic() - started < 10  # not the 30 s grace period
 
 
-def test_trap_in_the_sample_callback_is_a_one_line_error(running, no_bpf_leaks):
+def run_trapcb(running, mode: str):
+    """trapcb with a child that calls getppid once released; (status, stderr)."""
     child = getppid_child(3)
     try:
-        g = running(guest("trapcb"), str(child.pid), "trap")
+        g = running(guest("trapcb"), str(child.pid), mode)
         g.wait_for("^attached$")
         child.stdin.write("go\n")
         child.stdin.flush()
-        code, err = g.finish()
+        return g.finish()
     finally:
         child.kill()
         child.wait()
+
+
+def test_trap_in_the_sample_callback_is_a_one_line_error(running, no_bpf_leaks):
+    code, err = run_trapcb(running, "trap")
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: guest trapped:"), err
+    assert "unreachable" in lines[0]
     assert "Traceback" not in err
 
 
 def test_proc_exit_inside_the_callback_is_the_exit_status(running, no_bpf_leaks):
-    child = getppid_child(3)
-    try:
-        g = running(guest("trapcb"), str(child.pid), "exit")
-        g.wait_for("^attached$")
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        code, err = g.finish()
-    finally:
-        child.kill()
-        child.wait()
+    code, err = run_trapcb(running, "exit")
     assert code == 7, err
 
 

@@ -242,13 +242,22 @@ class HostAbi:
         log.debug("loaded BPF object %d: programs %s", handle, [p.name for p in obj.programs])
         return handle
 
-    def attach_bpf_program(self, handle: int, name_ptr: int, target_ptr: int) -> int:
+    def _object_and_name(self, handle: int, name_ptr: int):
+        """(object, name) for a guest's handle and name pointer, or the
+        negative errno to return: -EINVAL for a bad handle, -EFAULT for a bad name."""
         gobj = self._object(handle)
         if gobj is None:
             return werr.EINVAL
         name = self._string(name_ptr)
         if name is None:
             return werr.EFAULT
+        return gobj, name
+
+    def attach_bpf_program(self, handle: int, name_ptr: int, target_ptr: int) -> int:
+        found = self._object_and_name(handle, name_ptr)
+        if isinstance(found, int):
+            return found
+        gobj, name = found
         target = ""
         if target_ptr & U32:
             target = self._string(target_ptr)
@@ -307,12 +316,10 @@ class HostAbi:
         return f"{what} denied: {why}" if why else None
 
     def map_fd_by_name(self, handle: int, name_ptr: int) -> int:
-        gobj = self._object(handle)
-        if gobj is None:
-            return werr.EINVAL
-        name = self._string(name_ptr)
-        if name is None:
-            return werr.EFAULT
+        found = self._object_and_name(handle, name_ptr)
+        if isinstance(found, int):
+            return found
+        gobj, name = found
         m = gobj.obj.find_map(name)
         if m is None:
             return werr.ENOENT

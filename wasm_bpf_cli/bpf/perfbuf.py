@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from ._callback import ExceptionStash
-from .errors import BpfError, check_ptr
+from ._callback import ExceptionStash, LibbpfBuffer
+from .errors import check_ptr
 from .lib import require_libbpf
 
 SampleFn = Callable[[int, int], int]
 
 
-class PerfBuffer:
+class PerfBuffer(LibbpfBuffer):
     """Calls `on_sample(data_address, size)` per sample, on every CPU's buffer.
     poll()/consume() return the number of samples delivered to on_sample."""
+
+    KIND = "perf buffer"
+    FREE = "perf_buffer__free"
 
     def __init__(self, map_fd: int, on_sample: SampleFn, page_count: int = 64) -> None:
         lib = require_libbpf()
@@ -67,10 +70,6 @@ class PerfBuffer:
     def _lost(self, _ctx, _cpu, count) -> None:
         self.lost += count
 
-    def _p(self):
-        if self._ptr is None:
-            raise BpfError(f"perf buffer for map fd {self.map_fd} is closed")
-        return self._ptr
 
     def _round(self, ret: int) -> int:
         delivered, stop = self._delivered, self._stop
@@ -92,23 +91,3 @@ class PerfBuffer:
     def epoll_fd(self) -> int:
         return self._lib.perf_buffer__epoll_fd(self._p())
 
-    @property
-    def closed(self) -> bool:
-        return self._ptr is None
-
-    def close(self) -> None:
-        ptr, self._ptr = self._ptr, None
-        if ptr:
-            self._lib.perf_buffer__free(ptr)
-
-    def __enter__(self) -> "PerfBuffer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:  # safety net only
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass

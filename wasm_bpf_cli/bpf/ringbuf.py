@@ -4,17 +4,20 @@ from __future__ import annotations
 import errno
 from typing import Callable
 
-from ._callback import ExceptionStash
+from ._callback import ExceptionStash, LibbpfBuffer
 from .errors import BpfError, check_ptr
 from .lib import require_libbpf
 
 SampleFn = Callable[[int, int], int]
 
 
-class RingBuffer:
+class RingBuffer(LibbpfBuffer):
     """Calls `on_sample(data_address, size)` per record. A negative return stops
     consumption and becomes poll()'s result; an exception stops it too and is
     re-raised from poll()/consume()."""
+
+    KIND = "ring buffer"
+    FREE = "ring_buffer__free"
 
     def __init__(self, map_fd: int, on_sample: SampleFn) -> None:
         lib = require_libbpf()
@@ -36,10 +39,6 @@ class RingBuffer:
             self._stash.pending = exc
             return -errno.ECANCELED
 
-    def _p(self):
-        if self._ptr is None:
-            raise BpfError(f"ring buffer for map fd {self.map_fd} is closed")
-        return self._ptr
 
     def poll(self, timeout_ms: int) -> int:
         """Wait up to timeout_ms; records consumed, or a negative errno
@@ -58,26 +57,6 @@ class RingBuffer:
     def epoll_fd(self) -> int:
         return self._lib.ring_buffer__epoll_fd(self._p())
 
-    @property
-    def closed(self) -> bool:
-        return self._ptr is None
-
-    def close(self) -> None:
-        ptr, self._ptr = self._ptr, None
-        if ptr:
-            self._lib.ring_buffer__free(ptr)
-
-    def __enter__(self) -> "RingBuffer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:  # safety net only
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 class MappedRing:
