@@ -114,10 +114,11 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 
-	/* The host creates the perf buffer (opens the per-CPU perf events and
-	 * puts them in the map) on the first poll; until then the kernel drops
-	 * every event (no perf event in the map). Poll once before announcing
-	 * that tracing has started. */
+	/* The reference runtimes create the perf buffer (open the per-CPU perf
+	 * events and put them in the map) only on the first poll, and until then
+	 * the kernel drops every event; wasm-bpf creates it when the guest asks
+	 * for the map's fd. Poll once before announcing that tracing has started
+	 * so the guest behaves the same on every runtime. */
 	err = bpf_buffer__poll(pb, 0);
 	if (err < 0 && err != -EINTR) {
 		fprintf(stderr, "Error polling perf buffer: %d\n", err);

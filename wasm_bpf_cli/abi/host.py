@@ -13,7 +13,7 @@ import threading
 from typing import Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
-from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
+from wasm_bpf_cli.abi.poller import BPF_MAP_TYPE_PERF_EVENT_ARRAY, BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.signatures import (SAMPLE_CALLBACK, WASM_BPF_FUNCTIONS, WASM_BPF_MODULE,
                                          WRAPPER_POLL, WRAPPER_POLL_NAME)
 from wasm_bpf_cli.bpf import BpfError, BpfObject, MapInfo, map_info
@@ -323,7 +323,26 @@ class HostAbi:
         m = gobj.obj.find_map(name)
         if m is None:
             return werr.ENOENT
+        info = gobj.maps.get(m.fd)
+        if info is not None and info.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            # A perf buffer only receives samples emitted after it exists, and
+            # guests ask for the fd right before their first poll: make the
+            # poller now so nothing emitted in between is lost. (Ring buffers
+            # keep their records until read.)
+            try:
+                self._poller(gobj, m.fd, info)
+            except BpfError as err:
+                log.warning("%s", err)  # the guest's poll will report it
         return m.fd
+
+    def _poller(self, gobj: GuestObject, fd: int, info: MapInfo) -> BufferPoller:
+        """The poller of buffer map `fd`, created on first use (raises BpfError)."""
+        poller = gobj.pollers.get(fd)
+        if poller is None:
+            poller = BufferPoller(fd, info.type, info.name, self._wake_r, info.max_entries)
+            gobj.pollers[fd] = poller
+            self.buffers.append(poller.stats)
+        return poller
 
     def close_bpf_object(self, handle: int) -> int:
         with self._lock:
@@ -440,14 +459,10 @@ class HostAbi:
             return werr.EFAULT
         if self._stop.is_set():
             return werr.EINTR
-        poller = gobj.pollers.get(fd)
-        if poller is None:
-            try:
-                poller = BufferPoller(fd, info.type, info.name, self._wake_r, info.max_entries)
-            except BpfError as err:
-                return self._fail(err)
-            gobj.pollers[fd] = poller
-            self.buffers.append(poller.stats)
+        try:
+            poller = self._poller(gobj, fd, info)
+        except BpfError as err:
+            return self._fail(err)
         if poller.in_batch:
             # A callback polls the buffer whose batch it is part of: the rest of
             # that batch is not consumed yet and must not be delivered twice.

@@ -259,13 +259,6 @@ bpf_buffer__open_sized(struct bpf_object *obj, const char *map_name,
 	b->fn = sample_cb;
 	b->ctx = ctx;
 	b->size = size;
-	/* The host creates its poller on the first poll, and a perf buffer only
-	 * sees samples emitted after that: poll once now, without waiting, so
-	 * nothing emitted between open and the first real poll is lost. (Samples
-	 * already waiting are delivered to sample_cb here; a stop request is
-	 * reported again by the caller's next poll.) */
-	(void)wasm_bpf_buffer_poll(obj->handle, fd, (int32_t)(uintptr_t)sample_cb,
-				   ctx, b->data, (int32_t)size, 0);
 	return b;
 }
 
