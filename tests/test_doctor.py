@@ -9,7 +9,8 @@ from conftest import run_cli
 from wasm_bpf_cli import doctor
 from wasm_bpf_cli.cli.doctor_cmd import doctor as doctor_cmd
 
-NAMES = ["privilege", "kernel BTF", "bpffs", "tracefs", "BPF LSM", "ring buffer", "libbpf", "engines"]
+NAMES = ["privilege", "kernel BTF", "bpffs", "tracefs", "BPF LSM", "lockdown", "ring buffer", "libbpf",
+         "engines"]
 
 
 def _invoke(*args):
@@ -129,3 +130,16 @@ def test_broken_check_is_a_failing_row(monkeypatch):
     monkeypatch.setattr(doctor, "CHECKS", [boom])
     (row,) = doctor.run_checks()
     assert not row.ok and "kaput" in row.detail and row.fix
+
+
+@pytest.mark.parametrize("text,ok", [("[none] integrity confidentiality", True),
+                                     ("none [integrity] confidentiality", False)])
+def test_lockdown_row_explains_what_it_blocks(tmp_path, text, ok):
+    from wasm_bpf_cli import doctor
+
+    (tmp_path / "lockdown").write_text(text + "\n")
+    check = doctor.check_lockdown(str(tmp_path / "lockdown"))
+    assert check.ok is ok and check.required is False
+    if not ok:
+        assert check.detail.startswith("kernel lockdown is 'integrity': BPF LSM and fentry")
+        assert "lockdown=none" in check.fix

@@ -89,6 +89,9 @@ def check_tracefs(path: Optional[str] = None) -> Check:
     return _mount_check("tracefs", path, "tracefs", required=True)
 
 
+LOCKDOWN = "/sys/kernel/security/lockdown"
+
+
 def check_bpf_lsm(path: Optional[str] = None) -> Check:
     path = path or LSM  # read at call time: tests patch the module constant
     try:
@@ -158,9 +161,25 @@ def check_engines() -> Check:
         auto = f"? ({err})"
     return Check("engines", True, f"{'; '.join(parts)}; auto picks {auto}")
 
+def check_lockdown(path: Optional[str] = None) -> Check:
+    """Kernel lockdown: in integrity or confidentiality mode the kernel may
+    refuse BPF LSM and fentry programs (EPERM, even to root)."""
+    path = path or LOCKDOWN  # read at call time: tests patch the module constant
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return Check("lockdown", True, "no lockdown interface (not locked down)", required=False)
+    mode = text[text.find("[") + 1:text.find("]")] if "[" in text else text
+    if mode == "none":
+        return Check("lockdown", True, "none", required=False)
+    return Check("lockdown", False, f"kernel lockdown is '{mode}': BPF LSM and fentry programs may be "
+                 "refused with EPERM even to root", "boot without lockdown (lockdown=none, or Secure "
+                 "Boot off) to run lsm/ and fentry/ programs", required=False)
+
 
 CHECKS: List[Callable[[], Check]] = [check_privilege, check_btf, check_bpffs, check_tracefs, check_bpf_lsm,
-                                     check_ringbuf, check_libbpf, check_engines]
+                                     check_lockdown, check_ringbuf, check_libbpf, check_engines]
 
 
 def run_checks() -> List[Check]:
