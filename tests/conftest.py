@@ -221,3 +221,25 @@ def veth_pair(name: str, net: str):
     finally:
         sh("ip", "link", "del", a, check=False)
         sh("ip", "netns", "del", ns, check=False)
+
+
+def finish_process(proc, timeout: float = 30):
+    """(stdout, stderr) of `proc` once it exits, like communicate(), for a
+    process whose output was already read with readline(): communicate()
+    reads the raw pipes and would miss what the text wrapper had buffered.
+    Raises subprocess.TimeoutExpired if it does not exit in time."""
+    import threading
+
+    got = {}
+
+    def drain(name):
+        stream = getattr(proc, name)
+        got[name] = stream.read() if stream is not None else None
+
+    readers = [threading.Thread(target=drain, args=(n,), daemon=True) for n in ("stdout", "stderr")]
+    for r in readers:
+        r.start()
+    proc.wait(timeout=timeout)
+    for r in readers:
+        r.join(10)
+    return got.get("stdout"), got.get("stderr")

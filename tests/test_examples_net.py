@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import cli_env, example, veth_pair, wasm_bpf_cmd
+from conftest import cli_env, example, finish_process, veth_pair, wasm_bpf_cmd
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
 
@@ -45,15 +45,15 @@ class Run:
             if line.startswith("TIME"):
                 return
         self.proc.kill()
-        out, err = self.proc.communicate()
+        out, err = finish_process(self.proc)
         pytest.fail(f"no header from the example: {''.join(self.head)}{out}\nstderr: {err}")
 
     def finish(self, timeout=30.0):
         try:
-            out, err = self.proc.communicate(timeout=timeout)
+            out, err = finish_process(self.proc, timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, err = self.proc.communicate()
+            out, err = finish_process(self.proc)
             pytest.fail(f"example did not stop: {out}\nstderr: {err}")
         self.stdout = "".join(self.head) + out
         self.stderr = err

@@ -9,7 +9,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, cli_env
+from conftest import ROOT, cli_env, finish_process
 from wasm_bpf_cli.cli.gen_cmd import gen
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "gen")
@@ -128,11 +128,11 @@ def test_rodata_and_data_knobs_reach_the_kernel(build, no_bpf_leaks):
         while proc.poll() is None and time.monotonic() < deadline:
             os.getppid()
             time.sleep(0.02)
-        out, err = proc.communicate(timeout=20)
+        out, err = finish_process(proc, 20)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
     assert proc.returncode == 0, err
     # weights: 100 + 6 + 1000; small: flag8 3 << 16 | val16 500; hits: 41 + 1
     assert out == "magic=123456789012 weights=1106 small=197108 hits=42\n"

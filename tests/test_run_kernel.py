@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import ENGINE, cli_env, example, guest, run_cli, wasm_bpf_cmd
+from conftest import ENGINE, cli_env, example, finish_process, guest, run_cli, wasm_bpf_cmd
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
 
@@ -45,7 +45,7 @@ class Guest:
         return self.proc.stderr.read()
 
     def finish(self, timeout: float = 20):
-        out, err = self.proc.communicate(timeout=timeout)
+        out, err = finish_process(self.proc, timeout)
         self.lines.extend(out.splitlines())
         return self.proc.returncode, err
 
