@@ -218,4 +218,68 @@ static inline const char *example_time(char *ts, size_t size)
 	return ts;
 }
 
+/* A counting example: attach one program to a target named on the command
+ * line ([-i SECONDS] [-c COUNT] [-h] [TARGET]), then every interval let
+ * `print` read one map (its fd is print's argument). sockfilter, xdp, tc and
+ * sockops are this with their own program, map and printer. */
+struct counting_example {
+	unsigned char *obj;   /* the embedded BPF object */
+	unsigned int obj_len;
+	const char *prog;     /* the program attached to the target */
+	const char *target;   /* default target: interface, cgroup directory */
+	const char *map;      /* the map `print` reads */
+	const char *counting; /* banner: "Counting <counting> <target> every ..." */
+	const char *header;   /* column header line */
+	void (*usage)(FILE *f, const char *prog);
+	int (*print)(void *map_fd);
+};
+
+static inline int example_counting_main(int argc, char **argv,
+					const struct counting_example *ex)
+{
+	long interval = 1, count = 0;
+	const char *target = ex->target;
+	struct bpf_buffer *rb = NULL;
+	struct bpf_object *obj;
+	int map_fd, err;
+
+	err = example_interval_args(argc, argv, ex->usage, &interval, &count,
+				    &target);
+	if (err >= 0)
+		return err;
+
+	obj = example_load(ex->obj, ex->obj_len);
+	if (!obj)
+		return 1;
+	err = wasm_bpf_attach_program(obj, ex->prog, target);
+	if (err < 0) {
+		fprintf(stderr, "Failed to attach %s to %s: %d\n", ex->prog,
+			target, err);
+		goto cleanup;
+	}
+	map_fd = example_map_fd(obj, ex->map);
+	if (map_fd < 0) {
+		err = map_fd;
+		goto cleanup;
+	}
+	/* nothing is ever submitted to rb: polling it is the interval timer */
+	rb = bpf_buffer__open_sized(obj, "rb", example_no_sample, NULL, 64);
+	if (!rb) {
+		err = -errno;
+		fprintf(stderr, "Failed to open ring buffer: %d\n", err);
+		goto cleanup;
+	}
+
+	printf("Counting %s %s every %lds (Ctrl-C to stop)\n", ex->counting,
+	       target, interval);
+	printf("%s\n", ex->header);
+	fflush(stdout);
+	err = example_every_interval(rb, interval, count, ex->print, &map_fd);
+
+cleanup:
+	bpf_buffer__free(rb);
+	wasm_bpf_object_close(obj);
+	return err < 0 ? 1 : 0;
+}
+
 #endif /* EXAMPLE_UTIL_H */

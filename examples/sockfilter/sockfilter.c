@@ -25,13 +25,17 @@ static void usage(FILE *f, const char *prog)
 
 int main(int argc, char **argv)
 {
-	const struct proto_counter pc = {
+	const struct counting_example ex = {
 		.obj = sockfilter_bpf_obj,
 		.obj_len = sockfilter_bpf_obj_len,
 		.prog = "count_packets",
+		.target = "lo",
+		.map = "proto_count",
 		.counting = "packets on",
+		.header = "TIME     PROTOCOL          PACKETS",
 		.usage = usage,
+		.print = proto_counter_print,
 	};
 
-	return proto_counter_main(argc, argv, &pc);
+	return example_counting_main(argc, argv, &ex);
 }

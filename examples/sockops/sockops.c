@@ -2,7 +2,6 @@
 /* sockops: wasm-bpf guest printing, every interval, how often each TCP
  * socket operation happened in a cgroup (sockops program).
  * Usage: sockops [-i SECONDS] [-c COUNT] [-h] [CGROUP]   (default /sys/fs/cgroup) */
-#include <errno.h>
 #include <stdio.h>
 
 #include "wasm_bpf.h"
@@ -59,47 +58,17 @@ static int print_counts(void *ctx)
 
 int main(int argc, char **argv)
 {
-	long interval = 1, count = 0;
-	const char *cgroup = "/sys/fs/cgroup";
-	struct bpf_buffer *rb = NULL;
-	struct bpf_object *obj;
-	int map_fd, err;
+	const struct counting_example ex = {
+		.obj = sockops_bpf_obj,
+		.obj_len = sockops_bpf_obj_len,
+		.prog = "sockops_count",
+		.target = "/sys/fs/cgroup",
+		.map = "op_count",
+		.counting = "TCP socket operations in",
+		.header = "TIME     OPERATION                 COUNT",
+		.usage = usage,
+		.print = print_counts,
+	};
 
-	err = example_interval_args(argc, argv, usage, &interval, &count,
-				    &cgroup);
-	if (err >= 0)
-		return err;
-
-	obj = example_load(sockops_bpf_obj, sockops_bpf_obj_len);
-	if (!obj)
-		return 1;
-	err = wasm_bpf_attach_program(obj, "sockops_count", cgroup);
-	if (err < 0) {
-		fprintf(stderr, "Failed to attach sockops_count to %s: %d\n",
-			cgroup, err);
-		goto cleanup;
-	}
-	map_fd = example_map_fd(obj, "op_count");
-	if (map_fd < 0) {
-		err = map_fd;
-		goto cleanup;
-	}
-	/* nothing is ever submitted to rb: polling it is the interval timer */
-	rb = bpf_buffer__open_sized(obj, "rb", example_no_sample, NULL, 64);
-	if (!rb) {
-		err = -errno;
-		fprintf(stderr, "Failed to open ring buffer: %d\n", err);
-		goto cleanup;
-	}
-
-	printf("Counting TCP socket operations in %s every %lds (Ctrl-C to stop)\n",
-	       cgroup, interval);
-	printf("%-8s %-20s %10s\n", "TIME", "OPERATION", "COUNT");
-	fflush(stdout);
-	err = example_every_interval(rb, interval, count, print_counts, &map_fd);
-
-cleanup:
-	bpf_buffer__free(rb);
-	wasm_bpf_object_close(obj);
-	return err < 0 ? 1 : 0;
+	return example_counting_main(argc, argv, &ex);
 }

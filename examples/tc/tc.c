@@ -2,7 +2,6 @@
 /* tc: wasm-bpf guest printing, every interval, how many packets and bytes
  * passed an interface's ingress or egress (tc classifier).
  * Usage: tc [-i SECONDS] [-c COUNT] [-h] [IFNAME[:ingress|:egress]]   (default lo) */
-#include <errno.h>
 #include <stdio.h>
 
 #include "wasm_bpf.h"
@@ -46,47 +45,17 @@ static int print_counts(void *ctx)
 
 int main(int argc, char **argv)
 {
-	long interval = 1, count = 0;
-	const char *ifname = "lo"; /* IFNAME[:ingress|:egress] */
-	struct bpf_buffer *rb = NULL;
-	struct bpf_object *obj;
-	int map_fd, err;
+	const struct counting_example ex = {
+		.obj = tc_bpf_obj,
+		.obj_len = tc_bpf_obj_len,
+		.prog = "tc_count",
+		.target = "lo",
+		.map = "counts",
+		.counting = "packets through",
+		.header = "TIME          PACKETS          BYTES",
+		.usage = usage,
+		.print = print_counts,
+	};
 
-	err = example_interval_args(argc, argv, usage, &interval, &count,
-				    &ifname);
-	if (err >= 0)
-		return err;
-
-	obj = example_load(tc_bpf_obj, tc_bpf_obj_len);
-	if (!obj)
-		return 1;
-	err = wasm_bpf_attach_program(obj, "tc_count", ifname);
-	if (err < 0) {
-		fprintf(stderr, "Failed to attach tc_count to %s: %d\n",
-			ifname, err);
-		goto cleanup;
-	}
-	map_fd = example_map_fd(obj, "counts");
-	if (map_fd < 0) {
-		err = map_fd;
-		goto cleanup;
-	}
-	/* nothing is ever submitted to rb: polling it is the interval timer */
-	rb = bpf_buffer__open_sized(obj, "rb", example_no_sample, NULL, 64);
-	if (!rb) {
-		err = -errno;
-		fprintf(stderr, "Failed to open ring buffer: %d\n", err);
-		goto cleanup;
-	}
-
-	printf("Counting packets through %s every %lds (Ctrl-C to stop)\n",
-	       ifname, interval);
-	printf("%-8s %12s %14s\n", "TIME", "PACKETS", "BYTES");
-	fflush(stdout);
-	err = example_every_interval(rb, interval, count, print_counts, &map_fd);
-
-cleanup:
-	bpf_buffer__free(rb);
-	wasm_bpf_object_close(obj);
-	return err < 0 ? 1 : 0;
+	return example_counting_main(argc, argv, &ex);
 }

@@ -24,13 +24,17 @@ static void usage(FILE *f, const char *prog)
 
 int main(int argc, char **argv)
 {
-	const struct proto_counter pc = {
+	const struct counting_example ex = {
 		.obj = xdp_bpf_obj,
 		.obj_len = xdp_bpf_obj_len,
 		.prog = "xdp_count",
+		.target = "lo",
+		.map = "proto_count",
 		.counting = "packets arriving on",
+		.header = "TIME     PROTOCOL          PACKETS",
 		.usage = usage,
+		.print = proto_counter_print,
 	};
 
-	return proto_counter_main(argc, argv, &pc);
+	return example_counting_main(argc, argv, &ex);
 }
