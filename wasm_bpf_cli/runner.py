@@ -159,16 +159,10 @@ def _stdin_path(stdin: Input, cleanup: List[Callable[[], None]]) -> Optional[str
 
 
 def _has_bpf_privilege() -> bool:
-    """CAP_BPF (39) or CAP_SYS_ADMIN (21) in the effective set."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    caps = int(line.split()[1], 16)
-                    return bool(caps & (1 << 39) or caps & (1 << 21))
-    except OSError:
-        pass
-    return os.geteuid() == 0
+    """CAP_BPF or CAP_SYS_ADMIN in the effective set (doctor reads the set)."""
+    from wasm_bpf_cli.doctor import CAP_BPF, CAP_SYS_ADMIN, effective_caps
+
+    return bool(effective_caps() & (1 << CAP_BPF | 1 << CAP_SYS_ADMIN))
 
 
 def check_module(wasm: bytes, options: RunOptions) -> bool:
