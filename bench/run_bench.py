@@ -177,8 +177,8 @@ class Proc:
             ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
         return ticks / os.sysconf("SC_CLK_TCK")
 
-    def signal_tree(self, sig) -> None:
-        for pid in self.tree():
+    def signal_tree(self, sig, pids=None) -> None:
+        for pid in pids if pids is not None else self.tree():
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -255,8 +255,9 @@ def run_stream(consumer: Consumer, mode: str, load_args, stall: bool = False,
         t_resume = None
         if stall:
             time.sleep(0.2)
+            pids = c.tree()[::-1]  # read /proc before the clock starts; the guest's process first
             t_resume = time.time_ns()
-            c.signal_tree(signal.SIGCONT)
+            c.signal_tree(signal.SIGCONT, pids)
         ru = c.reap(timeout)
     finally:
         for p in (lg, c):
@@ -277,6 +278,7 @@ def run_stream(consumer: Consumer, mode: str, load_args, stall: bool = False,
     res["loss"] = load["calls"] - res["received"]
     if stall:
         res["drain_rate"] = res["rate"]
+        res["resume_to_first_us"] = (res["t_first_real_ns"] - t_resume) / 1e3
         res["drain_rate_callbacks"] = (res["received"] / res["duration_s"]
                                        if res["duration_s"] > 0 else 0.0)
     return res
