@@ -29,6 +29,19 @@ int main(void)
 	unsigned long mem_end;
 	int kv, rb;
 
+	mobj = wasm_load_bpf_object(maps_bpf_obj, maps_bpf_obj_len);
+	if (!mobj)
+		fail("load maps", 0);
+	robj = wasm_load_bpf_object(ringbuf_bpf_obj, ringbuf_bpf_obj_len);
+	if (!robj)
+		fail("load ringbuf", 0);
+	kv = wasm_bpf_map_fd_by_name(mobj, "kv");
+	rb = wasm_bpf_map_fd_by_name(robj, "rb");
+	if (kv < 0 || rb < 0)
+		fail("map_fd", kv < 0 ? kv : rb);
+
+	/* the host may grow memory when asked for a buffer's fd (its staging
+	 * pages): take the end of memory after that */
 	/* own the last page of memory: grow by one page (malloc never uses
 	 * pages it did not grow itself) and fill its tail with non-NUL bytes */
 	if (__builtin_wasm_memory_grow(0, 1) == (unsigned long)-1)
@@ -47,17 +60,6 @@ int main(void)
 	R("load_past_end", wasm_load_bpf_object(end - 16, 64));
 	R("load_garbage", wasm_load_bpf_object(garbage, sizeof(garbage)));
 	R("load_truncated", wasm_load_bpf_object(maps_bpf_obj, 100));
-
-	mobj = wasm_load_bpf_object(maps_bpf_obj, maps_bpf_obj_len);
-	if (!mobj)
-		fail("load maps", 0);
-	robj = wasm_load_bpf_object(ringbuf_bpf_obj, ringbuf_bpf_obj_len);
-	if (!robj)
-		fail("load ringbuf", 0);
-	kv = wasm_bpf_map_fd_by_name(mobj, "kv");
-	rb = wasm_bpf_map_fd_by_name(robj, "rb");
-	if (kv < 0 || rb < 0)
-		fail("map_fd", kv < 0 ? kv : rb);
 
 	/* wasm_attach_bpf_program: negative expected */
 	R("attach_handle_0", wasm_attach_bpf_program(0, "handle_getppid", NULL));

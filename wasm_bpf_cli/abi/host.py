@@ -13,7 +13,7 @@ import threading
 from typing import Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
-from wasm_bpf_cli.abi.poller import BPF_MAP_TYPE_PERF_EVENT_ARRAY, BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
+from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.signatures import (SAMPLE_CALLBACK, WASM_BPF_FUNCTIONS, WASM_BPF_MODULE,
                                          WRAPPER_POLL, WRAPPER_POLL_NAME)
 from wasm_bpf_cli.bpf import BpfError, BpfObject, MapInfo, map_info
@@ -324,15 +324,18 @@ class HostAbi:
         if m is None:
             return werr.ENOENT
         info = gobj.maps.get(m.fd)
-        if info is not None and info.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-            # A perf buffer only receives samples emitted after it exists, and
-            # guests ask for the fd right before their first poll: make the
-            # poller now so nothing emitted in between is lost. (Ring buffers
-            # keep their records until read.)
+        if info is not None and info.type in BUFFER_MAP_TYPES:
+            # Guests ask for a buffer's fd right before their first poll. Set
+            # the buffer up now: a perf buffer only receives samples emitted
+            # after it exists, and the staging pages' setup cost (~1 ms) is
+            # better paid here than by the first burst of samples.
             try:
-                self._poller(gobj, m.fd, info)
+                poller = self._poller(gobj, m.fd, info)
             except BpfError as err:
                 log.warning("%s", err)  # the guest's poll will report it
+            else:
+                if poller.ring is not None or poller.perf_rings:
+                    self._staging_pages()
         return m.fd
 
     def _poller(self, gobj: GuestObject, fd: int, info: MapInfo) -> BufferPoller:
@@ -428,16 +431,22 @@ class HostAbi:
         return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms,
                           (self.callback_export, 0))
 
-    def _ring_dispatch(self, name: str):
-        """The engine's batch dispatch loop `name` and the staging pages, or
-        None (per-sample delivery) if either is missing."""
+    def _staging_pages(self) -> Optional[Staging]:
+        """The staging pages for batched delivery, grown once; None if the
+        guest's memory cannot grow (samples are then delivered one by one)."""
         if self._staging is None:
             try:
                 self._staging = Staging(self.instance.memory)
             except Exception as err:  # noqa: BLE001 - the per-sample path still works
-                log.debug("ring buffers are delivered per sample: %s", err)
+                log.debug("buffers are delivered per sample: %s", err)
                 self._staging = False
-        if not self._staging or self._staging.busy:
+        return self._staging or None
+
+    def _ring_dispatch(self, name: str):
+        """The engine's batch dispatch loop `name` and the staging pages, or
+        None (per-sample delivery) if either is missing."""
+        staging = self._staging_pages()
+        if staging is None or staging.busy:
             return None
         if name not in self._ring_calls:
             self._ring_calls[name] = self.instance.ring_dispatcher(name)
