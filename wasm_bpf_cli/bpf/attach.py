@@ -8,7 +8,6 @@ import errno
 
 from .errors import BpfError
 from .lib import libbpf
-from .netattach import attach_socket_filter, attach_tc
 from .object import Program
 
 CGROUP_SECTION_PREFIXES = ("sockops", "cgroup/", "cgroup_skb/", "sk_msg", "cgroup.")
@@ -32,8 +31,12 @@ def attach_program(prog: Program, target: str) -> None:
     elif target and section.startswith(UPROBE_SECTION_PREFIXES):
         attach_uprobe(prog, target)
     elif target and _is_net_prog(prog, SOCKET_FILTER_SECTION_PREFIXES, "BPF_PROG_TYPE_SOCKET_FILTER"):
+        from .netattach import attach_socket_filter  # imports socket: ~3 ms, only when needed
+
         attach_socket_filter(prog, target)
     elif target and _is_net_prog(prog, TC_SECTION_PREFIXES, "BPF_PROG_TYPE_SCHED_CLS"):
+        from .netattach import attach_tc
+
         attach_tc(prog, target)
     else:
         prog.attach()

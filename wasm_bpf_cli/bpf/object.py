@@ -8,7 +8,6 @@ import ctypes
 import errno
 import os
 import re
-import socket
 from typing import Callable, List, Optional
 
 from . import log
@@ -83,6 +82,8 @@ class Program:
     def attach_xdp(self, ifname: str) -> Link:
         what = self._what()
         try:
+            import socket  # here: ~3 ms to import, needed only for an xdp target
+
             ifindex = socket.if_nametoindex(ifname)
         except OSError:
             raise BpfError(f"{what}: no network interface named {ifname!r}", errno=errno.ENODEV) from None
