@@ -394,6 +394,7 @@ class Runner:
         engines bind their objects to the thread that made them)."""
         from wasm_bpf_cli import engines
         from wasm_bpf_cli.abi.host import HostAbi
+        from wasm_bpf_cli.abi.preload import embedded_images
         from wasm_bpf_cli.engines.base import WasiOptions
 
         opts = self.options
@@ -414,6 +415,15 @@ class Runner:
             require_libbpf()
             if not os.path.exists("/sys/kernel/btf/vmlinux"):
                 log.warning("this kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE programs will not load")
+        stem = os.path.splitext(os.path.basename(self.path))[0] or "guest"
+        abi = HostAbi(object_name=stem[:15], wrapper_module=opts.wrapper_module_name,
+                      callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
+                      policy=policy)
+        self._abi = abi
+        if self._stop_reason is not None:
+            abi.request_stop()
+        if needs_bpf:  # the kernel loads them while the engine starts
+            abi.preload(embedded_images(wasm, abi.max_object_size))
         self._engine = engines.create(opts.engine)
         module = self._engine.compile(wasm, cache=opts.cache)
         env = list(opts.env.items()) if isinstance(opts.env, Mapping) else [tuple(kv) for kv in opts.env]
@@ -425,13 +435,6 @@ class Runner:
             stderr=_sink(opts.stderr),
             stdin_path=_stdin_path(opts.stdin, cleanup),
         )
-        stem = os.path.splitext(os.path.basename(self.path))[0] or "guest"
-        abi = HostAbi(object_name=stem[:15], wrapper_module=opts.wrapper_module_name,
-                      callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
-                      policy=policy)
-        self._abi = abi
-        if self._stop_reason is not None:
-            abi.request_stop()
         instance = self._engine.instantiate(module, wasi, abi.host_functions(), max_memory=max_memory)
         abi.bind(instance)
         return instance

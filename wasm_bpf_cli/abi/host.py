@@ -10,10 +10,11 @@ import ctypes
 import logging
 import os
 import threading
-from typing import Callable, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
+from wasm_bpf_cli.abi.preload import Preloader
 from wasm_bpf_cli.abi.signatures import (SAMPLE_CALLBACK, WASM_BPF_FUNCTIONS, WASM_BPF_MODULE,
                                          WRAPPER_POLL, WRAPPER_POLL_NAME)
 from wasm_bpf_cli.bpf import BpfError, BpfObject, MapInfo, map_info
@@ -21,7 +22,9 @@ from wasm_bpf_cli.bpf.attach import attach_program
 from wasm_bpf_cli.engines.base import GuestExit, GuestTrap, HostFunction, Instance
 from wasm_bpf_cli.engines.rewrite import (PERF_DISPATCH_EXPORT_PREFIX, PERF_DISPATCH_TABLE,
                                           RING_DISPATCH_EXPORT_PREFIX, RING_DISPATCH_TABLE)
-from wasm_bpf_cli.policy import Policy
+
+if TYPE_CHECKING:
+    from wasm_bpf_cli.policy import Policy
 
 log = logging.getLogger("wasm_bpf.host")
 policy_log = logging.getLogger("wasm_bpf.policy")
@@ -71,7 +74,7 @@ class HostAbi:
 
     def __init__(self, object_name: str = "guest", wrapper_module: str = "callback-wrapper",
                  callback_export: str = "go-callback", max_object_size: Optional[int] = None,
-                 policy: Optional[Policy] = None):
+                 policy: Optional["Policy"] = None):
         self.object_name = object_name
         self.wrapper_module = wrapper_module
         self.callback_export = callback_export
@@ -79,6 +82,7 @@ class HostAbi:
         limits = [n for n in (max_object_size, policy and policy.max_object_size) if n is not None]
         self.max_object_size = min(limits) if limits else None
         self._denials_reported: Set[str] = set()
+        self._preloader: Optional[Preloader] = None
         self.instance: Optional[Instance] = None
         self.objects: Dict[int, GuestObject] = {}
         self.buffers: List[BufferStats] = []
@@ -172,7 +176,18 @@ class HostAbi:
             except Exception:  # noqa: BLE001 - keep closing the others
                 log.exception("closing BPF object %d failed", gobj.handle)
 
+    def preload(self, images: List[bytes]) -> None:
+        """Start loading these BPF object images in the background (see
+        abi/preload.py); the guest's loads of identical images take them."""
+        if images and self._preloader is None:
+            def denial(obj: BpfObject) -> Optional[str]:
+                return self._load_denial(obj) if self.policy is not None else None
+
+            self._preloader = Preloader(images, self.object_name, denial)
+
     def close(self) -> None:
+        if self._preloader is not None:
+            self._preloader.close()
         self.close_all()
         for fd in (self._wake_r, self._wake_w):
             try:
@@ -210,11 +225,15 @@ class HostAbi:
         if address is None:
             return 0
         handle = self._next_handle
-        try:
-            obj = BpfObject.open_mem(address, size, name=self.object_name)
-        except BpfError as err:
-            self._fail(err)
-            return 0
+        image = ctypes.string_at(address, size)
+        obj = self._preloader.take(image) if self._preloader is not None else None
+        preloaded = obj is not None
+        if obj is None:
+            try:
+                obj = BpfObject.open_mem(address, size, name=self.object_name)
+            except BpfError as err:
+                self._fail(err)
+                return 0
         try:
             denial = self._load_denial(obj) if self.policy is not None else None
         except Exception:
@@ -225,9 +244,10 @@ class HostAbi:
             self._deny(denial)
             return 0
         try:
-            obj.load()
+            if not preloaded:
+                obj.load()
             gobj = GuestObject(handle, obj)
-            gobj.elf = ctypes.string_at(address, size)
+            gobj.elf = image
             for m in obj.maps:
                 gobj.maps[m.fd] = map_info(m.fd)
         except BpfError as err:

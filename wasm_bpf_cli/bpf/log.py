@@ -26,6 +26,9 @@ _seq = 0
 _lock = threading.Lock()
 _callback = None  # the ctypes callback object; must outlive its registration
 
+# Threads whose libbpf messages are held back (see `held`): thread -> list
+_held = threading.local()
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _vsnprintf = _libc.vsnprintf
 _vsnprintf.restype = ctypes.c_int
@@ -70,6 +73,27 @@ def tail_since(position: int, limit: int = TAIL_LINES) -> str:
     return "\n".join(lines_since(position, limit))
 
 
+class held:
+    """`with held() as lines:` libbpf messages of this thread are kept in
+    `lines` as (level, text) instead of being logged; `replay(lines)` logs
+    them later. For work that may turn out not to have been asked for (a
+    speculative load): its messages must not reach the user unless it is used."""
+
+    def __enter__(self) -> List[Tuple[int, str]]:
+        self.lines: List[Tuple[int, str]] = []
+        _held.lines = self.lines
+        return self.lines
+
+    def __exit__(self, *exc) -> None:
+        _held.lines = None
+
+
+def replay(lines: List[Tuple[int, str]]) -> None:
+    for level, text in lines:
+        _record(text)
+        logger.log(level, "%s", text)
+
+
 def install(gen) -> None:
     """Register the print callback (idempotent; called by lib.libbpf())."""
     global _callback
@@ -85,6 +109,10 @@ def install(gen) -> None:
             if py_level == logging.DEBUG and not logger.isEnabledFor(logging.DEBUG):
                 return 0  # debug output is voluminous; skip formatting it
             text = format_va_list(fmt, va_list).rstrip("\n")
+            lines = getattr(_held, "lines", None)
+            if lines is not None:
+                lines.append((py_level, text))
+                return 0
             _record(text)
             logger.log(py_level, "%s", text)
         except BaseException:  # noqa: BLE001 - a callback must not raise into C

@@ -100,6 +100,12 @@ class Map:
     def max_entries(self) -> int:
         return libbpf().bpf_map__max_entries(self._p())
 
+    @property
+    def pin_path(self) -> Optional[str]:
+        """Where libbpf pins (or reuses) this map in bpffs at load, if anywhere."""
+        path = libbpf().bpf_map__pin_path(self._p())
+        return path.decode(errors="replace") if path else None
+
     def __repr__(self) -> str:
         if self._owner.closed:
             return "<Map (object closed)>"
