@@ -42,7 +42,7 @@ FUNCTION_PREFIXES = (
 # Functions: exact names.
 FUNCTION_NAMES = (
     "bpf_map_lookup_elem", "bpf_map_update_elem", "bpf_map_delete_elem",
-    "bpf_map_get_next_key", "bpf_obj_get_info_by_fd",
+    "bpf_map_get_next_key", "bpf_map_lookup_batch", "bpf_obj_get_info_by_fd",
     "bpf_prog_get_next_id", "bpf_map_get_next_id", "bpf_link_get_next_id",
     "bpf_prog_get_fd_by_id", "bpf_map_get_fd_by_id", "bpf_link_get_fd_by_id",
     "bpf_prog_attach", "bpf_prog_detach2",

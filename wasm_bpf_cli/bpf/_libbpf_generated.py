@@ -279,6 +279,9 @@ class struct_bpf_link_info__anon0__xdp(ctypes.Structure):
 class struct_bpf_map(ctypes.Structure):
     pass
 
+class struct_bpf_map_batch_opts(ctypes.Structure):
+    pass
+
 class struct_bpf_map_info(ctypes.Structure):
     pass
 
@@ -491,6 +494,11 @@ struct_bpf_link_info._fields_ = [
     ('id', ctypes.c_uint),
     ('prog_id', ctypes.c_uint),
     ('_anon0', struct_bpf_link_info__anon0),
+]
+struct_bpf_map_batch_opts._fields_ = [
+    ('sz', ctypes.c_size_t),
+    ('elem_flags', ctypes.c_ulonglong),
+    ('flags', ctypes.c_ulonglong),
 ]
 struct_bpf_map_info._fields_ = [
     ('type', ctypes.c_uint),
@@ -730,6 +738,7 @@ RECORDS = {
     'struct bpf_kprobe_opts': struct_bpf_kprobe_opts,
     'struct bpf_ksyscall_opts': struct_bpf_ksyscall_opts,
     'struct bpf_link_info': struct_bpf_link_info,
+    'struct bpf_map_batch_opts': struct_bpf_map_batch_opts,
     'struct bpf_map_info': struct_bpf_map_info,
     'struct bpf_map_skeleton': struct_bpf_map_skeleton,
     'struct bpf_object_open_opts': struct_bpf_object_open_opts,
@@ -867,6 +876,8 @@ bpf_map_get_fd_by_id = _bind('bpf_map_get_fd_by_id', ctypes.c_int, [ctypes.c_uin
 bpf_map_get_next_id = _bind('bpf_map_get_next_id', ctypes.c_int, [ctypes.c_uint, ctypes.POINTER(ctypes.c_uint)])
 # int bpf_map_get_next_key(int fd, const void *key, void *next_key)
 bpf_map_get_next_key = _bind('bpf_map_get_next_key', ctypes.c_int, [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p])
+# int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, __u32 *count, const struct bpf_map_batch_opts *opts)
+bpf_map_lookup_batch = _bind('bpf_map_lookup_batch', ctypes.c_int, [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(struct_bpf_map_batch_opts)])
 # int bpf_map_lookup_elem(int fd, const void *key, void *value)
 bpf_map_lookup_elem = _bind('bpf_map_lookup_elem', ctypes.c_int, [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p])
 # int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags)
@@ -1188,6 +1199,7 @@ FUNCTIONS = (
     'bpf_map_get_fd_by_id',
     'bpf_map_get_next_id',
     'bpf_map_get_next_key',
+    'bpf_map_lookup_batch',
     'bpf_map_lookup_elem',
     'bpf_map_update_elem',
     'bpf_obj_get_info_by_fd',
