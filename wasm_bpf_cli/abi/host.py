@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
+from wasm_bpf_cli.abi.mapwalk import MapWalks
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.preload import Preloader
 from wasm_bpf_cli.abi.signatures import (SAMPLE_CALLBACK, WASM_BPF_FUNCTIONS, WASM_BPF_MODULE,
@@ -95,6 +96,7 @@ class HostAbi:
         self._staging = None  # poller.Staging once made; False if the memory cannot grow
         self._ring_calls: Dict[str, Optional[Callable[..., int]]] = {}
         self._map_cache: Dict[int, tuple] = {}  # fd -> (owner, key size, value size)
+        self._walks = MapWalks()
         self._libbpf = None
 
     # -- wiring ---------------------------------------------------------
@@ -374,6 +376,7 @@ class HostAbi:
                 return werr.EINVAL
             for fd in gobj.maps:
                 self._fd_owner.pop(fd, None)
+        self._walks.drop(gobj.maps)
         gobj.close()
         return 0
 
@@ -411,20 +414,27 @@ class HostAbi:
                 nk = host_address(next_key & U32, key_size) if next_key & U32 else None
                 if (k is None and key) or nk is None:
                     return werr.EFAULT
+                served = self._walks.next_key(fd, gobj, k, nk, key_size, value_size)
+                if served is not None:
+                    return served
                 ret = lib.bpf_map_get_next_key(fd, k, nk)
             elif cmd in (BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM):
                 k = host_address(key, key_size) if (key or key_size == 0) else None
                 if k is None:
                     return werr.EFAULT
                 if cmd == BPF_MAP_DELETE_ELEM:
+                    self._walks.forget(fd)
                     ret = lib.bpf_map_delete_elem(fd, k)
                 else:
                     v = host_address(value & U32, value_size) if value & U32 else None
                     if v is None:
                         return werr.EFAULT
                     if cmd == BPF_MAP_LOOKUP_ELEM:
+                        if self._walks.lookup(fd, gobj, k, v):
+                            return 0
                         ret = lib.bpf_map_lookup_elem(fd, k, v)
                     else:
+                        self._walks.forget(fd)
                         ret = lib.bpf_map_update_elem(fd, k, v, flags & 0xFFFFFFFFFFFFFFFF)
             else:
                 return werr.EINVAL
