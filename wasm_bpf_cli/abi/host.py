@@ -406,36 +406,44 @@ class HostAbi:
             from wasm_bpf_cli.bpf import libbpf
 
             lib = self._libbpf = libbpf()
+        # One bounds check per call: both ranges lie inside [0, end), so
+        # host_address(0, end) is the memory's base if they are valid.
         host_address = self.instance.memory.host_address
         key &= U32
+        key_end = key + key_size
         try:
             if cmd == BPF_MAP_GET_NEXT_KEY:
-                k = None if key == 0 else host_address(key, key_size)
-                nk = host_address(next_key & U32, key_size) if next_key & U32 else None
-                if (k is None and key) or nk is None:
+                next_key &= U32
+                end = next_key + key_size
+                base = host_address(0, key_end if key_end > end else end) if next_key else None
+                if base is None:
                     return werr.EFAULT
+                k = base + key if key else None
+                nk = base + next_key
                 served = self._walks.next_key(fd, gobj, k, nk, key_size, value_size)
                 if served is not None:
                     return served
                 ret = lib.bpf_map_get_next_key(fd, k, nk)
-            elif cmd in (BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM):
+            elif cmd == BPF_MAP_LOOKUP_ELEM or cmd == BPF_MAP_UPDATE_ELEM:
+                value &= U32
+                end = value + value_size
+                base = host_address(0, key_end if key_end > end else end) if value else None
+                if base is None or not (key or key_size == 0):
+                    return werr.EFAULT
+                k, v = base + key, base + value
+                if cmd == BPF_MAP_LOOKUP_ELEM:
+                    if self._walks.lookup(fd, gobj, k, v):
+                        return 0
+                    ret = lib.bpf_map_lookup_elem(fd, k, v)
+                else:
+                    self._walks.forget(fd)
+                    ret = lib.bpf_map_update_elem(fd, k, v, flags & 0xFFFFFFFFFFFFFFFF)
+            elif cmd == BPF_MAP_DELETE_ELEM:
                 k = host_address(key, key_size) if (key or key_size == 0) else None
                 if k is None:
                     return werr.EFAULT
-                if cmd == BPF_MAP_DELETE_ELEM:
-                    self._walks.forget(fd)
-                    ret = lib.bpf_map_delete_elem(fd, k)
-                else:
-                    v = host_address(value & U32, value_size) if value & U32 else None
-                    if v is None:
-                        return werr.EFAULT
-                    if cmd == BPF_MAP_LOOKUP_ELEM:
-                        if self._walks.lookup(fd, gobj, k, v):
-                            return 0
-                        ret = lib.bpf_map_lookup_elem(fd, k, v)
-                    else:
-                        self._walks.forget(fd)
-                        ret = lib.bpf_map_update_elem(fd, k, v, flags & 0xFFFFFFFFFFFFFFFF)
+                self._walks.forget(fd)
+                ret = lib.bpf_map_delete_elem(fd, k)
             else:
                 return werr.EINVAL
         except (ctypes.ArgumentError, TypeError, OverflowError):
