@@ -199,6 +199,35 @@ static void step_array_update(void)
 	say("arrupdate count=%u order=%u bad=%u", count, order, bad);
 }
 
+/* a walk slower than the host's batches stay fresh (2 ms pause every 50
+ * keys): the batch is fetched again and the walk resumes after its key */
+static void step_slow(void)
+{
+	struct timespec pause = { 0, 2000000 };
+	struct tally t = { 0 };
+	uint32_t key, next;
+	uint64_t val;
+	int err;
+
+	fill_big(9);
+	memset(seen, 0, sizeof(seen));
+	err = bpf_map_get_next_key(big, NULL, &next);
+	while (err == 0) {
+		key = next;
+		if (t.count % 50 == 7)
+			nanosleep(&pause, NULL);
+		if ((err = bpf_map_lookup_elem(big, &key, &val)))
+			fail("lookup", err);
+		check_big(&t, key, val);
+		if (t.count % 50 == 20)
+			nanosleep(&pause, NULL);
+		err = bpf_map_get_next_key(big, &key, &next);
+	}
+	if (err != -ENOENT)
+		fail("get_next_key", err);
+	say("slow count=%u dup=%u bad=%u", t.count, t.dup, t.bad);
+}
+
 /* get the next key, then delete the current one */
 static void step_walk_delete(void)
 {
@@ -466,6 +495,7 @@ int main(int argc, char **argv)
 	step_update();
 	step_array_update();
 	step_bounds();
+	step_slow();
 	step_reread();
 	step_array();
 	step_percpu(cpus);
