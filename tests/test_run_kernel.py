@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import ENGINE, cli_env, example, finish_process, guest, run_cli, wasm_bpf_cmd
+from conftest import ENGINE, cli_env, descendants, example, finish_process, guest, run_cli, wasm_bpf_cmd
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
 
@@ -219,6 +219,33 @@ def test_signal_makes_poll_return_eintr_and_the_guest_exit_cleanly(running, sig,
     code, err = g.finish()
     assert code == 0, err
     assert g.lines[-1] == "interrupted"
+
+
+def _blocked_signals(pid: int, tid: str) -> int:
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        return int(next(l for l in f if l.startswith("SigBlk:")).split()[1], 16)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_right_after_start_always_stops_the_run(running, sig, no_bpf_leaks):
+    # The kernel may hand a process signal to any thread not blocking it; only
+    # the main thread runs Python's handlers, and it waits without a timeout.
+    # So every other thread (guest, engine, preload) must block it.
+    for _ in range(10):
+        g = running(guest("ringbuf"), "0xffffffff", "3")
+        g.wait_for("^attached$")
+        others = 0  # wasmer: the guest runs in a child of the supervising runner
+        for pid in descendants(g.proc.pid):
+            assert not _blocked_signals(pid, str(pid)) & (1 << (sig - 1))
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                if tid != str(pid):
+                    others += 1
+                    assert _blocked_signals(pid, tid) & (1 << (sig - 1)), f"thread {tid} may take {sig!r}"
+        assert others, "the guest runs on a thread of its own"
+        g.proc.send_signal(sig)
+        code, err = g.finish(timeout=10)
+        assert code == 0, err
+        assert g.lines[-1] == "interrupted"
 
 
 def test_duration_stops_like_ctrl_c(running, no_bpf_leaks):

@@ -19,6 +19,7 @@ before the result is reported.
 import enum
 import logging
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -153,7 +154,7 @@ def _stdin_path(stdin: Input, cleanup: List[Callable[[], None]]) -> Optional[str
         finally:
             os.close(write_fd)
 
-    threading.Thread(target=feed, name="wasm-bpf-stdin", daemon=True).start()
+    _start_without_signals(threading.Thread(target=feed, name="wasm-bpf-stdin", daemon=True))
     cleanup.append(lambda: os.close(read_fd))
     return f"/proc/self/fd/{read_fd}"
 
@@ -163,6 +164,28 @@ def _has_bpf_privilege() -> bool:
     from wasm_bpf_cli.doctor import CAP_BPF, CAP_SYS_ADMIN, effective_caps
 
     return bool(effective_caps() & (1 << CAP_BPF | 1 << CAP_SYS_ADMIN))
+
+
+# Signals a user or a supervisor sends to the process (not a fault of a thread).
+_PROCESS_SIGNALS = {getattr(signal, name) for name in
+                    ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2") if hasattr(signal, name)}
+
+
+def _start_without_signals(thread: threading.Thread) -> None:
+    """Start `thread` with the process signals blocked in it (a thread
+    inherits its creator's mask; so do the engine's threads the guest thread
+    starts). The kernel may deliver a process signal to any thread that does
+    not block it, while Python runs handlers only in the main thread: one
+    delivered to another thread would leave a main thread that waits without
+    a timeout asleep, its Ctrl-C handler never run."""
+    if not hasattr(signal, "pthread_sigmask"):
+        thread.start()
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def check_module(wasm: bytes, options: RunOptions) -> bool:
@@ -224,7 +247,7 @@ class Runner:
             raise WasmBpfError("this Runner was already started; make a new one")
         self._started_at = time.monotonic()
         self._thread = threading.Thread(target=self._main, name="wasm-bpf-guest", daemon=True)
-        self._thread.start()
+        _start_without_signals(self._thread)  # and the threads it starts (engine, preload)
         if self.options.duration is not None:
             self._timer(self.options.duration, lambda: self.stop("duration"))
 
@@ -326,7 +349,7 @@ class Runner:
         timer = threading.Timer(delay, action)
         timer.daemon = True
         self._timers.append(timer)
-        timer.start()
+        _start_without_signals(timer)
 
     def _cancel_timers(self) -> None:
         for timer in self._timers:

@@ -191,7 +191,11 @@ def _run_guest(module, options, quiet, handler) -> None:
     try:
         runner.start()
         while True:
-            result = runner.wait(0.25)
+            # No timeout without a status line: a main thread waking 4 times a
+            # second competes for the GIL with the guest thread just when a
+            # burst arrives. Signals still reach it (the runner's threads
+            # block them, see runner._start_without_signals).
+            result = runner.wait(0.25 if ui is not None else None)
             if result is not None:
                 break
             if ui is not None:
