@@ -8,11 +8,12 @@ lets us measure first and then format into a buffer of the right size."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import logging
 import platform
 import threading
-from typing import Deque, List, Tuple
+from typing import Deque, Iterator, List, Tuple
 
 logger = logging.getLogger("wasm_bpf.libbpf")
 
@@ -26,7 +27,7 @@ _seq = 0
 _lock = threading.Lock()
 _callback = None  # the ctypes callback object; must outlive its registration
 
-# Threads whose libbpf messages are held back (see `held`): thread -> list
+# .lines: this thread's held-back libbpf messages (see `held`), or None
 _held = threading.local()
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -73,18 +74,17 @@ def tail_since(position: int, limit: int = TAIL_LINES) -> str:
     return "\n".join(lines_since(position, limit))
 
 
-class held:
+@contextlib.contextmanager
+def held() -> Iterator[List[Tuple[int, str]]]:
     """`with held() as lines:` libbpf messages of this thread are kept in
     `lines` as (level, text) instead of being logged; `replay(lines)` logs
     them later. For work that may turn out not to have been asked for (a
     speculative load): its messages must not reach the user unless it is used."""
-
-    def __enter__(self) -> List[Tuple[int, str]]:
-        self.lines: List[Tuple[int, str]] = []
-        _held.lines = self.lines
-        return self.lines
-
-    def __exit__(self, *exc) -> None:
+    lines: List[Tuple[int, str]] = []
+    _held.lines = lines
+    try:
+        yield lines
+    finally:
         _held.lines = None
 
 
