@@ -356,7 +356,7 @@ class HostAbi:
             except BpfError as err:
                 log.warning("%s", err)  # the guest's poll will report it
             else:
-                if poller.ring is not None or poller.perf_rings:
+                if poller.can_batch:
                     self._staging_pages()
         return m.fd
 
@@ -534,7 +534,7 @@ class HostAbi:
 
         drain = None
         found = None
-        if batch is not None and (poller.ring is not None or poller.perf_rings):
+        if batch is not None and poller.can_batch:
             # batch: (None: the table entry batch[1] | the exported callback's name, table index)
             if poller.ring is not None:
                 name = RING_DISPATCH_TABLE if batch[0] is None else RING_DISPATCH_EXPORT_PREFIX + batch[0]

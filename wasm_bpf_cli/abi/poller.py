@@ -134,6 +134,12 @@ class BufferPoller:
         self._epoll.register(self._buffer.epoll_fd, select.EPOLLIN)
         self._epoll.register(wake_fd, select.EPOLLIN)
 
+    @property
+    def can_batch(self) -> bool:
+        """The host can read this buffer itself (see drain_batches,
+        drain_perf_batches); else only libbpf's per-sample path works."""
+        return self.ring is not None or bool(self.perf_rings)
+
     def _on_sample(self, address: int, size: int) -> int:
         return self._dispatch(address, size)
 
