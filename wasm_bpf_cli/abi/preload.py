@@ -45,8 +45,8 @@ class Preloader:
         self._pending = list(images)
         self._name = name
         self._denial = denial
+        # Written by the preload thread only; read after joining it.
         self._loaded: List[Tuple[bytes, Loaded]] = []
-        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="wasm-bpf-preload", daemon=True)
         self._thread.start()
 
@@ -54,8 +54,7 @@ class Preloader:
         for image in self._pending:
             loaded = self._load(image)
             if loaded is not None:
-                with self._lock:
-                    self._loaded.append((image, loaded))
+                self._loaded.append((image, loaded))
 
     def _load(self, image: bytes) -> Optional[Loaded]:
         buf = ctypes.create_string_buffer(image, len(image))
@@ -83,20 +82,18 @@ class Preloader:
         """A loaded object made from exactly `image` (waiting for the loads
         in progress), or None; its libbpf messages are logged now."""
         self._thread.join()
-        with self._lock:
-            for i, (candidate, (obj, messages)) in enumerate(self._loaded):
-                if candidate == image:
-                    del self._loaded[i]
-                    break
-            else:
-                return None
+        for i, (candidate, (obj, messages)) in enumerate(self._loaded):
+            if candidate == image:
+                del self._loaded[i]
+                break
+        else:
+            return None
         libbpf_log.replay(messages)
         return obj
 
     def close(self) -> None:
         """Close every object nobody took (waits for the loads in progress)."""
         self._thread.join()
-        with self._lock:
-            loaded, self._loaded = self._loaded, []
+        loaded, self._loaded = self._loaded, []
         for _, (obj, _messages) in loaded:
             obj.close()
