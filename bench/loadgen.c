@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* loadgen: calls getppid() for the bench BPF program.
  *
- * Usage: loadgen [-r RATE] [-d SECONDS] [-n CALLS]
- *   -r RATE    calls per second, paced (default: flat out)
+ * Usage: loadgen [-r RATE [-e]] [-d SECONDS] [-n CALLS]
+ *   -r RATE    calls per second, paced in bursts: the calls due are made
+ *              every ~100 us (default: flat out)
+ *   -e         with -r: evenly paced, call i at start + i/RATE, the clock
+ *              busy-waited (so most records wake the consumer on their own)
  *   -d SECONDS stop after this long; -n CALLS stop after this many calls
  * Prints its pid on a line, waits for one byte on stdin (the go signal: the
  * consumer must know this pid and be attached first), runs, then prints
@@ -27,15 +30,16 @@ int main(int argc, char **argv)
 	double rate = 0, seconds = 0;
 	long long max_calls = 0, calls = 0, t0, t1, end_ns;
 	char go;
-	int opt;
+	int opt, even = 0;
 
-	while ((opt = getopt(argc, argv, "r:d:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:ed:n:")) != -1) {
 		switch (opt) {
 		case 'r': rate = atof(optarg); break;
+		case 'e': even = 1; break;
 		case 'd': seconds = atof(optarg); break;
 		case 'n': max_calls = atoll(optarg); break;
 		default:
-			fprintf(stderr, "usage: %s [-r RATE] [-d SECONDS] [-n CALLS]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-r RATE [-e]] [-d SECONDS] [-n CALLS]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -63,6 +67,23 @@ int main(int argc, char **argv)
 			}
 			if (end_ns && now_ns() >= end_ns)
 				break;
+		}
+	} else if (even) {
+		/* evenly paced: spin until each call is due (a sleep would wake late
+		 * and turn the stream into small bursts) */
+		double period_ns = 1e9 / rate;
+
+		for (;;) {
+			long long due = t0 + (long long)(calls * period_ns), t;
+
+			if (max_calls && calls >= max_calls)
+				break;
+			while ((t = now_ns()) < due)
+				;
+			if (end_ns && t >= end_ns)
+				break;
+			syscall(SYS_getppid);
+			calls++;
 		}
 	} else {
 		/* paced: catch up with rate * elapsed, sleeping ~100 us between bursts */

@@ -5,7 +5,7 @@
  * accounts and reports exactly like the guest (examples/bench/bench_stats.h).
  *
  * Usage: native_consumer [-p PID] [-n COUNT] [-i IDLE_MS] [-T TAI_OFF_NS]
- *                        [-t POLL_MS] [-w WALK_MS] OBJ.bpf.o ring|perf|mapwalk */
+ *                        [-t POLL_MS] [-w WALK_MS] OBJ.bpf.o ring|ring16|perf|mapwalk */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -84,12 +84,12 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 2) {
-		fprintf(stderr, "usage: %s [options] OBJ.bpf.o ring|perf|mapwalk\n", argv[0]);
+		fprintf(stderr, "usage: %s [options] OBJ.bpf.o ring|ring16|perf|mapwalk\n", argv[0]);
 		return 2;
 	}
 	path = argv[optind];
 	mode = argv[optind + 1];
-	ring = !strcmp(mode, "ring");
+	ring = !strcmp(mode, "ring") || !strcmp(mode, "ring16");
 	libbpf_set_print(quiet_print);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -136,14 +136,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	link = bpf_program__attach(bpf_object__find_program_by_name(
-		obj, ring ? "handle_ring" : "handle_perf"));
+		obj, !strcmp(mode, "ring16") ? "handle_ring16" : ring ? "handle_ring" : "handle_perf"));
 	if (!link) {
 		err = -errno;
 		fprintf(stderr, "native_consumer: attach: %d\n", err);
 		goto out;
 	}
 	if (ring)
-		rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "rb"),
+		rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, !strcmp(mode, "ring16") ? "rb16" : "rb"),
 				      on_ring, NULL, NULL);
 	else /* 64 pages per CPU, as the Python runner's PerfBuffer */
 		pb = perf_buffer__new(bpf_object__find_map_fd_by_name(obj, "pb"), 64,

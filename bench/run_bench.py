@@ -5,10 +5,17 @@ Consumers (same BPF object examples/bench/bench.bpf.o, same load, same accountin
   native    bench/build/native_consumer (C, libbpf ring_buffer__poll / perf_buffer__poll)
   wasmtime  `python3.11 -m wasm_bpf_cli run --engine wasmtime examples/bench/bench.wasm`
   wasmer    `python3.10 -m wasm_bpf_cli run --engine wasmer  examples/bench/bench.wasm`
+  cpp       the upstream C++ runtime (WAMR), same bench.wasm: `--cpp PATH` (default
+            ../shared/anchors/wasm-bpf-cpp if present); measured in the paced and even cases only
 
 Cases (each figure the median of --runs runs, default 3; ratio to native):
   flat    loadgen calls getppid() flat out for FLAT_S: records/s delivered, loss
   paced   100,000/s for 10 s: consumer CPU (user+sys) per record, loss, p50/p99 latency
+          (loadgen paces in bursts: the calls due every ~100 us, ~10 records per wake-up)
+  even    evenly paced, one record every 10 us (100k/s) and every 100 us (10k/s), the
+          clock busy-waited, for EVEN_S each (500,000 / 50,000 records): most records wake
+          the consumer on their own. The 16 MiB ring `rb16`. CPU per record, loss,
+          p50/p99 latency, peak RSS of the consumer (process tree)
   stall   consumer SIGSTOPped while loadgen fills the 64 MiB ring (and overflows it),
           SIGCONT: drain rate (records from resume to the buffer left empty; latency
           of every 64th record only, so that the clock is not what is measured), the consumer's
@@ -52,7 +59,11 @@ NATIVE = os.path.join(BUILD, "native_consumer")
 RING_BYTES = 64 * 1024 * 1024  # examples/bench/bench.h BENCH_RING_BYTES
 RING_RECORDS = RING_BYTES // (64 + 8)  # 64-byte records + 8-byte ringbuf headers
 IDLE_MS = 300  # a consumer exits this long after its last record
-CASES = ("flat", "paced", "stall", "perf", "perfstall", "mapwalk", "startup")
+CASES = ("flat", "paced", "even", "stall", "perf", "perfstall", "mapwalk", "startup")
+CPP_CASES = ("paced", "even")  # what the C++ runtime is measured in
+EVEN_RATES = (100000, 10000)  # records/s of the evenly paced case
+EVEN_S = 5.0
+CPP_DEFAULT = os.path.join(os.path.dirname(os.path.dirname(ROOT)), "shared", "anchors", "wasm-bpf-cpp")
 # perf buffer: 64 pages per CPU (the runner's PerfBuffer and native_consumer), a
 # sample = 8-byte header + 4-byte size + 64 bytes, 8-aligned = 80 bytes
 PERF_RECORDS_PER_CPU = 64 * 4096 // 80
@@ -90,6 +101,8 @@ class Consumer:
         self.python = python
 
     def argv(self, module: str, guest_args, extra_runner=()):
+        if self.name == "cpp":
+            return [self.python, BENCH_WASM if module == "bench" else BOOTSTRAP_WASM, *guest_args]
         if self.name == "native":
             assert module == "bench"
             return [NATIVE, *guest_args[:-1], BENCH_OBJ, guest_args[-1]]
@@ -231,14 +244,14 @@ class Proc:
 
 
 def run_stream(consumer: Consumer, mode: str, load_args, stall: bool = False,
-               timeout: float = 60.0, sample_every: int = 1, load_cpu=None) -> dict:
+               timeout: float = 60.0, sample_every: int = 1, load_cpu=None, extra=()) -> dict:
     """One buffer run: loadgen waits, the consumer attaches to its pid, (stall:
     is stopped), loadgen runs to the end, (stall: consumer resumed), the
     consumer exits IDLE_MS after its last record and reports."""
     lg = Proc([LOADGEN, *load_args], stdin=subprocess.PIPE, cpu=load_cpu)
     _, pid = lg.wait_line(lambda l: l.strip().isdigit(), 5)
     c = Proc(consumer.argv("bench", ["-p", pid, "-i", str(IDLE_MS), "-T", str(tai_offset_ns()),
-                                      "-s", str(sample_every), mode]),
+                                      "-s", str(sample_every), mode], extra),
              env=consumer.env())
     try:
         t_att, _ = c.wait_line(lambda l: l == "attached", 60)
@@ -330,9 +343,14 @@ def med(values):
     return statistics.median(values) if values else None
 
 
+def even_case(rate: int) -> str:
+    return f"even{rate // 1000}k"
+
+
 def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
-            paced_s: float = None) -> dict:
+            paced_s: float = None, runner_args=()) -> dict:
     flat_s = 1.0 if quick else 3.0
+    even_s = 2.0 if quick else EVEN_S
     paced_s = paced_s or (2.0 if quick else 10.0)
     stall_calls = int(RING_RECORDS * 1.25)  # overflow the ring by a quarter
     walk_ms = 300 if quick else 1000
@@ -346,15 +364,31 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
         log(f"{case:8} {cname:8} " + " ".join(f"{k}={_fmt(entry[k])}" for k in metrics))
 
     for c in consumers:
-        if "flat" in cases:
+        if c.name == "cpp":
+            mine = [k for k in cases if k in CPP_CASES]
+        else:
+            mine = cases
+        extra = runner_args if c.name in ("wasmtime", "wasmer") else ()
+        if "flat" in mine:
             rs = [run_stream(c, "ring", ["-d", str(flat_s)]) for _ in range(runs)]
             record("flat", c.name, rs, ["rate", "received", "calls", "loss", "kernel_drops", "lost",
                                         "gaps", "p99_us", "cpu_us_per_record"])
-        if "paced" in cases:
-            rs = [run_stream(c, "ring", ["-r", str(paced_rate), "-d", str(paced_s)]) for _ in range(runs)]
+        if "paced" in mine:
+            rs = [run_stream(c, "ring", ["-r", str(paced_rate), "-d", str(paced_s)], extra=extra)
+                  for _ in range(runs)]
             record("paced", c.name, rs, ["cpu_us_per_record", "received", "calls", "loss", "gaps",
                                          "kernel_drops", "p50_us", "p99_us", "max_us", "load_rate"])
-        if "stall" in cases:
+        if "even" in mine:
+            for rate in EVEN_RATES:
+                rs = [run_stream(c, "ring16", ["-r", str(rate), "-e", "-d", str(even_s)], extra=extra)
+                      for _ in range(runs)]
+                for r in rs:
+                    r["maxrss_mb"] = r["maxrss_kb"] / 1024
+                    r["records_per_poll"] = r["received"] / r["polls"] if r.get("polls") else None
+                record(even_case(rate), c.name, rs, ["cpu_us_per_record", "received", "calls", "loss",
+                                                     "gaps", "p50_us", "p99_us", "max_us", "maxrss_mb",
+                                                     "records_per_poll", "load_rate"])
+        if "stall" in mine:
             rs = [run_stream(c, "ring", ["-n", str(stall_calls)], stall=True, sample_every=64) for _ in range(runs)]
             for r in rs:
                 r["loss_matches_kernel"] = (r["lost"] == r["kernel_drops"]
@@ -362,11 +396,11 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
             record("stall", c.name, rs, ["drain_rate", "drain_rate_callbacks", "received", "calls",
                                          "lost", "kernel_drops", "gaps"])
             out["stall"][c.name]["loss_matches_kernel"] = all(r["loss_matches_kernel"] for r in rs)
-        if "perf" in cases:
+        if "perf" in mine:
             rs = [run_stream(c, "perf", ["-d", str(flat_s)]) for _ in range(runs)]
             record("perf", c.name, rs, ["rate", "received", "calls", "loss", "kernel_drops", "perf_lost",
                                         "gaps", "cpu_us_per_record"])
-        if "perfstall" in cases:
+        if "perfstall" in mine:
             # loadgen pinned to CPU 0: one per-CPU buffer fills (and overflows a little)
             n = PERF_STALL_CALLS
             rs = [run_stream(c, "perf", ["-n", str(n)], stall=True, sample_every=64, load_cpu=0)
@@ -377,21 +411,21 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
             record("perfstall", c.name, rs, ["drain_rate", "drain_rate_callbacks", "received", "calls",
                                              "lost", "kernel_drops"])
             out["perfstall"][c.name]["loss_matches_kernel"] = all(r["loss_matches_kernel"] for r in rs)
-        if "mapwalk" in cases:
+        if "mapwalk" in mine:
             rs = [run_mapwalk(c, walk_ms) for _ in range(runs)]
             record("mapwalk", c.name, rs, ["entries_per_s", "fill_per_s"])
-        if "startup" in cases:
-            extra = ()
+        if "startup" in mine:
+            extra = tuple(extra)
             cache = c.name != "native" and has_no_cache(c)
             if cache:
-                extra = ("--no-cache",)
+                extra += ("--no-cache",)
             res = {"module_cache": "--no-cache" if cache else ("n/a" if c.name == "native" else "none")}
             for module in (("bench",) if c.name == "native" else ("bench", "bootstrap")):
                 # cold: fresh process, no module cache (--no-cache, or nothing to cache);
                 # warm: after a priming run, the cache (if any) filled
                 cold = [run_startup(c, module, extra) for _ in range(runs)]
-                run_startup(c, module)
-                warm = [run_startup(c, module) for _ in range(runs)]
+                run_startup(c, module, runner_args)
+                warm = [run_startup(c, module, runner_args) for _ in range(runs)]
                 res[f"{module}_cold_s"] = med([r["attach_s"] for r in cold])
                 res[f"{module}_warm_s"] = med([r["attach_s"] for r in warm])
                 res[f"{module}_maxrss_mb"] = med([r["maxrss_kb"] / 1024 for r in warm if r["maxrss_kb"]])
@@ -436,6 +470,17 @@ ROWS = [
     ("paced 100k/s: gaps", "paced", "gaps", "", 1),
     ("paced 100k/s: p50 latency", "paced", "p50_us", "us", 1),
     ("paced 100k/s: p99 latency", "paced", "p99_us", "us", 1),
+    ("even 100k/s: CPU per record", "even100k", "cpu_us_per_record", "us", 1),
+    ("even 100k/s: loss", "even100k", "loss", "rec", 1),
+    ("even 100k/s: p50 latency", "even100k", "p50_us", "us", 1),
+    ("even 100k/s: p99 latency", "even100k", "p99_us", "us", 1),
+    ("even 100k/s: records per poll", "even100k", "records_per_poll", "", 1),
+    ("even 100k/s: peak RSS (16 MiB ring)", "even100k", "maxrss_mb", "MB", 1),
+    ("even 10k/s: CPU per record", "even10k", "cpu_us_per_record", "us", 1),
+    ("even 10k/s: loss", "even10k", "loss", "rec", 1),
+    ("even 10k/s: p50 latency", "even10k", "p50_us", "us", 1),
+    ("even 10k/s: p99 latency", "even10k", "p99_us", "us", 1),
+    ("even 10k/s: peak RSS (16 MiB ring)", "even10k", "maxrss_mb", "MB", 1),
     ("stall: drain rate (resume->empty)", "stall", "drain_rate", "rec/s", 1),
     ("stall: drain rate (1st->last cb)", "stall", "drain_rate_callbacks", "rec/s", 1),
     ("stall: consumer's lost count", "stall", "lost", "rec", 1),
@@ -496,8 +541,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--python310", help="python of the 3.10 venv (wasmer engine)")
     ap.add_argument("--python311", default=sys.executable, help="python of the wasmtime venv (default: this one)")
-    ap.add_argument("--engines", default="native,wasmtime,wasmer",
-                    help="comma-separated subset of native,wasmtime,wasmer")
+    ap.add_argument("--engines", default="native,cpp,wasmtime,wasmer",
+                    help="comma-separated subset of native,cpp,wasmtime,wasmer")
+    ap.add_argument("--cpp", default=CPP_DEFAULT, help="the upstream C++ runtime (skipped if absent)")
+    ap.add_argument("--runner-arg", action="append", default=[],
+                    help="an extra `wasm-bpf run` option for wasmtime and wasmer (repeatable)")
     ap.add_argument("--only", default=",".join(CASES), help="comma-separated subset of " + ",".join(CASES))
     ap.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, --quick 1)")
     ap.add_argument("--quick", action="store_true", help="1 run each, short loads (smoke test)")
@@ -520,6 +568,11 @@ def main(argv=None) -> int:
     for n in names:
         if n == "native":
             consumers.append(Consumer("native"))
+        elif n == "cpp":
+            if not os.access(args.cpp, os.X_OK):
+                log(f"no C++ runtime at {args.cpp}: skipping cpp")
+                continue
+            consumers.append(Consumer("cpp", args.cpp))
         elif n == "wasmtime":
             consumers.append(Consumer("wasmtime", args.python311))
         elif n == "wasmer":
@@ -534,16 +587,18 @@ def main(argv=None) -> int:
     if not args.no_build:
         build()
     for c in consumers:
-        if c.python:  # an installed package has its bytecode compiled: measure that, not
+        if c.python and c.name != "cpp":  # an installed package has its bytecode compiled: measure that, not
             # a recompile of every module edited since (PYTHONDONTWRITEBYTECODE keeps them stale)
             subprocess.run([c.python, "-m", "compileall", "-q", os.path.join(ROOT, "wasm_bpf_cli")], check=True)
     t0 = time.monotonic()
-    results = measure(consumers, cases, runs, args.quick, args.paced_rate, args.paced_seconds)
+    results = measure(consumers, cases, runs, args.quick, args.paced_rate, args.paced_seconds,
+                      tuple(args.runner_arg))
     meta = {
         "runs": runs, "quick": args.quick, "cases": cases, "engines": names,
         "paced_rate": args.paced_rate, "ring_bytes": RING_BYTES, "ring_records": RING_RECORDS, "record_bytes": 64,
         "kernel": os.uname().release, "cpus": os.cpu_count(),
-        "pythons": {c.name: c.python for c in consumers if c.python},
+        "pythons": {c.name: c.python for c in consumers if c.python and c.name != "cpp"},
+        "cpp": args.cpp if "cpp" in names else None, "runner_args": args.runner_arg,
         "elapsed_s": time.monotonic() - t0,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -17,6 +17,13 @@ struct {
 	__uint(max_entries, BENCH_RING_BYTES);
 } rb SEC(".maps");
 
+/* the evenly paced case (handle_ring16): a 16 MiB ring, as the issue's
+ * peak-RSS comparison */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BENCH_RING16_BYTES);
+} rb16 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	__uint(key_size, sizeof(u32));
@@ -79,8 +86,7 @@ static __always_inline void fill(struct bench_record *r, u64 seq, u32 pid)
 	r->cpu = bpf_get_smp_processor_id();
 }
 
-SEC("tp/syscalls/sys_enter_getppid")
-int handle_ring(void *ctx)
+static __always_inline int ring_record(void *ring)
 {
 	u32 pid = bpf_get_current_pid_tgid() >> 32;
 	struct bench_record *r;
@@ -88,7 +94,7 @@ int handle_ring(void *ctx)
 
 	if (pid != target_pid || next_seq(BENCH_DROP_RING, &seq))
 		return 0;
-	r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
+	r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);
 	if (!r) {
 		count_drop(BENCH_DROP_RING);
 		return 0;
@@ -96,6 +102,18 @@ int handle_ring(void *ctx)
 	fill(r, seq, pid);
 	bpf_ringbuf_submit(r, 0);
 	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_getppid")
+int handle_ring(void *ctx)
+{
+	return ring_record(&rb);
+}
+
+SEC("tp/syscalls/sys_enter_getppid")
+int handle_ring16(void *ctx)
+{
+	return ring_record(&rb16);
 }
 
 SEC("tp/syscalls/sys_enter_getppid")

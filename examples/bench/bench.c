@@ -2,8 +2,9 @@
 /* bench: the wasm-bpf guest of `make bench` (see bench/README.md).
  *
  * Usage: bench [-p PID] [-n COUNT] [-i IDLE_MS] [-T TAI_OFF_NS] [-t POLL_MS]
- *              [-s N] [-w WALK_MS] ring|perf|mapwalk
+ *              [-s N] [-w WALK_MS] ring|ring16|perf|mapwalk
  *   ring     attach handle_ring, poll the ring buffer `rb`
+ *   ring16   attach handle_ring16, poll the 16 MiB ring buffer `rb16`
  *   perf     attach handle_perf, poll the perf buffer `pb`
  *   mapwalk  fill the 10,000-entry hash map `walk`, time next-key + lookup
  *   -p PID   the load generator's pid (.rodata target_pid)
@@ -52,7 +53,7 @@ int main(int argc, char **argv)
 	const char *mode;
 	uint64_t polls = 0;
 	int64_t last_activity = 0;
-	int opt, err = 0, drops_fd, seqs_fd;
+	int opt, err = 0, drops_fd, seqs_fd, ring;
 
 	while ((opt = getopt(argc, argv, "p:n:i:T:t:w:s:h")) != -1) {
 		switch (opt) {
@@ -66,16 +67,17 @@ int main(int argc, char **argv)
 		default:
 			fprintf(stderr, "usage: %s [-p PID] [-n COUNT] [-i IDLE_MS] "
 					"[-T TAI_OFF_NS] [-t POLL_MS] [-s N] [-w WALK_MS] "
-					"ring|perf|mapwalk\n", argv[0]);
+					"ring|ring16|perf|mapwalk\n", argv[0]);
 			return opt == 'h' ? 0 : 2;
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "bench: one mode expected: ring|perf|mapwalk\n");
+		fprintf(stderr, "bench: one mode expected: ring|ring16|perf|mapwalk\n");
 		return 2;
 	}
 	mode = argv[optind];
-	if (strcmp(mode, "ring") && strcmp(mode, "perf") && strcmp(mode, "mapwalk")) {
+	if (strcmp(mode, "ring") && strcmp(mode, "ring16") && strcmp(mode, "perf") &&
+	    strcmp(mode, "mapwalk")) {
 		fprintf(stderr, "bench: unknown mode %s\n", mode);
 		return 2;
 	}
@@ -104,13 +106,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	err = wasm_bpf_attach_program(obj, !strcmp(mode, "ring") ? "handle_ring"
-								 : "handle_perf", NULL);
+	ring = strcmp(mode, "perf") != 0;
+	err = wasm_bpf_attach_program(obj, !strcmp(mode, "ring16") ? "handle_ring16"
+					   : ring ? "handle_ring" : "handle_perf", NULL);
 	if (err < 0) {
 		fprintf(stderr, "bench: attach failed: %d\n", err);
 		goto out;
 	}
-	buf = bpf_buffer__open_sized(obj, !strcmp(mode, "ring") ? "rb" : "pb",
+	buf = bpf_buffer__open_sized(obj, !strcmp(mode, "ring16") ? "rb16" : ring ? "rb" : "pb",
 				     on_record, NULL, 4096);
 	if (!buf) {
 		err = -errno;
@@ -146,9 +149,8 @@ int main(int argc, char **argv)
 	}
 	err = err < 0 ? err : 0;
 	bench_report("wasm", mode,
-		     bench_produced(seqs_fd, !strcmp(mode, "ring") ? BENCH_DROP_RING : BENCH_DROP_PERF),
-		     bench_kernel_drops(drops_fd, !strcmp(mode, "ring") ? BENCH_DROP_RING
-									 : BENCH_DROP_PERF),
+		     bench_produced(seqs_fd, ring ? BENCH_DROP_RING : BENCH_DROP_PERF),
+		     bench_kernel_drops(drops_fd, ring ? BENCH_DROP_RING : BENCH_DROP_PERF),
 		     0, polls, err);
 out:
 	bpf_buffer__free(buf);

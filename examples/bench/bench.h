@@ -5,6 +5,7 @@
 #define BENCH_H
 
 #define BENCH_RING_BYTES (64 * 1024 * 1024) /* 64 MiB: ~932k 64-byte records (+8-byte headers) */
+#define BENCH_RING16_BYTES (16 * 1024 * 1024) /* the evenly paced case: `rb16`, mode ring16 */
 #define BENCH_WALK_ENTRIES 10000
 #define BENCH_DROP_RING 0 /* index in the per-CPU `drops` array */
 #define BENCH_DROP_PERF 1
