@@ -69,6 +69,14 @@ class RunOptions:
     argv0: Optional[str] = None  # default: the module path
     cache: bool = True  # use the on-disk compiled-module cache (engines/module_cache.py)
     policy: Optional["Policy"] = None  # wasm_bpf_cli.policy.Policy: what the guest may load/attach
+    # Seconds a ring/perf buffer poll may hold records it found before crossing
+    # into the guest, to deliver more per crossing (0: at once). Never past the
+    # poll's own timeout; a stop still ends a poll at once. README "Performance".
+    max_delivery_delay: float = 0.0
+
+
+# A held record still sits in the ring: a long hold would only invite loss.
+MAX_DELIVERY_DELAY = 1.0
 
 
 @dataclass
@@ -424,6 +432,9 @@ class Runner:
         policy = opts.policy
         if policy is not None and opts.dirs and not policy.allow_preopens:
             raise UsageError(f"preopened directories are not allowed by {policy.source} (allow_preopens)")
+        if not 0 <= opts.max_delivery_delay <= MAX_DELIVERY_DELAY:
+            raise UsageError(f"max_delivery_delay must be between 0 and {MAX_DELIVERY_DELAY:g} s, "
+                             f"not {opts.max_delivery_delay!r}")
         caps = [n for n in (opts.max_memory, policy and policy.max_memory) if n is not None]
         max_memory = min(caps) if caps else None
         wasm = self._wasm if self._wasm is not None else self._read_module()
@@ -441,7 +452,7 @@ class Runner:
         stem = os.path.splitext(os.path.basename(self.path))[0] or "guest"
         abi = HostAbi(object_name=stem[:15], wrapper_module=opts.wrapper_module_name,
                       callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
-                      policy=policy)
+                      policy=policy, max_delivery_delay=opts.max_delivery_delay)
         self._abi = abi
         if self._stop_reason is not None:
             abi.request_stop()

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
+from wasm_bpf_cli.abi import nativepoll
 from wasm_bpf_cli.abi.mapwalk import MapWalks
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.preload import Preloader
@@ -75,8 +76,9 @@ class HostAbi:
 
     def __init__(self, object_name: str = "guest", wrapper_module: str = "callback-wrapper",
                  callback_export: str = "go-callback", max_object_size: Optional[int] = None,
-                 policy: Optional["Policy"] = None):
+                 policy: Optional["Policy"] = None, max_delivery_delay: float = 0.0):
         self.object_name = object_name
+        self.max_delivery_delay = max_delivery_delay  # seconds; see BufferPoller.poll
         self.wrapper_module = wrapper_module
         self.callback_export = callback_export
         self.policy = policy
@@ -98,6 +100,9 @@ class HostAbi:
         self._map_cache: Dict[int, tuple] = {}  # fd -> (owner, key size, value size)
         self._walks = MapWalks()
         self._libbpf = None
+        lib = nativepoll.library()
+        self._native = None if lib is None else nativepoll.NativePolls(
+            lib, self._wake_r, max_delivery_delay, policy.max_poll_timeout_ms if policy else None)
 
     # -- wiring ---------------------------------------------------------
     def host_functions(self) -> List[HostFunction]:
@@ -117,6 +122,8 @@ class HostAbi:
                  for name, sig in WASM_BPF_FUNCTIONS.items()]
         funcs.append(HostFunction(self.wrapper_module, WRAPPER_POLL_NAME, WRAPPER_POLL,
                                   self._guarded("wrapper poll", wrapper_poll, WRAPPER_POLL)))
+        if self._native is not None:  # the engine may serve this import in C (nativepoll.py)
+            next(f for f in funcs if f.name == "wasm_bpf_buffer_poll").func.native_poll = self._native
         return funcs
 
     def _bounded_poll(self, poll: Callable[..., int]) -> Callable[..., int]:
@@ -153,6 +160,8 @@ class HostAbi:
     def request_stop(self) -> None:
         """From any thread: pending and later polls return -EINTR."""
         self._stop.set()
+        if self._native is not None:
+            self._native.request_stop()
         try:
             os.write(self._wake_w, b"x")
         except BlockingIOError:
@@ -172,6 +181,8 @@ class HostAbi:
         with self._lock:
             objects, self.objects = list(self.objects.values()), {}
             self._fd_owner.clear()
+        if self._native is not None:
+            self._native.drop_all()
         for gobj in objects:
             try:
                 gobj.close()
@@ -191,6 +202,8 @@ class HostAbi:
         if self._preloader is not None:
             self._preloader.close()
         self.close_all()
+        if self._native is not None:
+            self._native.close()
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -356,8 +369,9 @@ class HostAbi:
             except BpfError as err:
                 log.warning("%s", err)  # the guest's poll will report it
             else:
-                if poller.can_batch:
-                    self._staging_pages()
+                staging = self._staging_pages() if poller.can_batch else None
+                if staging is not None and self._native is not None and poller.ring is not None:
+                    self._native.offer(self.instance, staging, handle, m.fd, poller, RING_DISPATCH_TABLE)
         return m.fd
 
     def _poller(self, gobj: GuestObject, fd: int, info: MapInfo) -> BufferPoller:
@@ -376,6 +390,8 @@ class HostAbi:
                 return werr.EINVAL
             for fd in gobj.maps:
                 self._fd_owner.pop(fd, None)
+        if self._native is not None:
+            self._native.drop(handle)
         self._walks.drop(gobj.maps)
         gobj.close()
         return 0
@@ -456,6 +472,8 @@ class HostAbi:
         if caller is None:
             log.warning("poll: table entry %d is not a (i32, i32, i32) -> i32 function", sample_func & U32)
             return werr.EINVAL
+        if self._native is not None:  # checked: the C loop may call it from now on
+            self._native.allow_callback(handle, fd, sample_func & U32)
         return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms,
                           (None, sample_func & U32))
 
@@ -557,7 +575,7 @@ class HostAbi:
                     guest_stop.append(got)
                 return got
 
-        got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain)
+        got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain, self.max_delivery_delay)
         if got is None:
             return werr.EINTR
         if got < 0:

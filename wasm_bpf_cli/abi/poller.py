@@ -15,6 +15,7 @@ for perf buffers, libbpf calls back per sample (`Dispatch`).
 import ctypes
 import mmap
 import select
+import time
 from typing import Callable, List, Optional
 
 from wasm_bpf_cli.bpf import PerfBuffer, RingBuffer
@@ -55,8 +56,25 @@ class BufferStats:
     def __init__(self, name: str, kind: str):
         self.name = name
         self.kind = kind  # "ringbuf" | "perf"
-        self.delivered = 0
+        self._delivered = 0
         self.lost = 0  # perf buffers only: samples the kernel dropped
+        self.native = None  # nativepoll's entry for this buffer: it counts what C delivered
+
+    @property
+    def delivered(self) -> int:
+        native = self.native
+        return self._delivered + (native.delivered if native is not None else 0)
+
+    @delivered.setter
+    def delivered(self, value: int) -> None:
+        native = self.native
+        self._delivered = value - (native.delivered if native is not None else 0)
+
+    def detach_native(self) -> None:
+        """Keep what C counted; the entry is reused or freed next."""
+        native, self.native = self.native, None
+        if native is not None:
+            self._delivered += native.delivered
 
 
 class Staging:
@@ -89,7 +107,21 @@ class Staging:
         self.hdrs = base
         self.payload = base + window
         self.res = base + 2 * window  # consumed, delivered, lost: u32 each
-        self.busy = False  # a nested poll (from a callback) must not reuse it
+        self._busy = ctypes.c_int32(0)  # a nested poll (from a callback) must not reuse it
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._busy.value)
+
+    @busy.setter
+    def busy(self, value: bool) -> None:
+        self._busy.value = 1 if value else 0
+
+    def share_busy(self, flag: ctypes.c_int32) -> None:
+        """Keep the busy flag in `flag` (nativepoll's state: the C loop and
+        the Python path must see each other's batches)."""
+        flag.value = self._busy.value
+        self._busy = flag
 
 
 class _PerfRing:
@@ -133,6 +165,13 @@ class BufferPoller:
         self._epoll = select.epoll()
         self._epoll.register(self._buffer.epoll_fd, select.EPOLLIN)
         self._epoll.register(wake_fd, select.EPOLLIN)
+        self._stop_epoll = select.epoll()  # the wake pipe alone: the coalescing wait
+        self._stop_epoll.register(wake_fd, select.EPOLLIN)
+
+    @property
+    def epoll_fd(self) -> int:
+        """The epoll set of this buffer and the wake pipe."""
+        return self._epoll.fileno()
 
     @property
     def can_batch(self) -> bool:
@@ -144,25 +183,57 @@ class BufferPoller:
         return self._dispatch(address, size)
 
     def poll(self, dispatch: Dispatch, timeout_ms: int, stopping: Callable[[], bool],
-             drain: Optional[Callable[[], int]] = None) -> Optional[int]:
+             drain: Optional[Callable[[], int]] = None, max_delay: float = 0.0) -> Optional[int]:
         """Deliver what is ready, waiting up to `timeout_ms` (negative: no
         limit) for something to arrive. None when a stop was requested before
         anything was delivered; otherwise what the consume returned. `drain`
-        (the batch path) replaces libbpf's consume when given."""
+        (the batch path) replaces libbpf's consume when given.
+
+        `max_delay` (seconds, the run's max_delivery_delay): records found
+        waiting, on entry or after a wake-up, are held up to that long more,
+        so that one crossing into the guest delivers more of them; never past
+        this poll's own timeout, and a stop request ends the wait at once.
+        The C loop (_nativepoll.c) keeps the same rules."""
         self._dispatch = dispatch
         consume = drain or self._consume
         try:
+            deadline = None
+            if max_delay > 0 and timeout_ms >= 0:
+                deadline = time.monotonic() + timeout_ms / 1000.0
+            if max_delay > 0 and self._pending():
+                if self._hold(max_delay, deadline) or stopping():
+                    return None
             got = consume()
             if got != 0:
                 return got
             if stopping():
                 return None
-            self._epoll.poll(timeout_ms / 1000.0 if timeout_ms >= 0 else -1)
+            woke = self._epoll.poll(timeout_ms / 1000.0 if timeout_ms >= 0 else -1)
             if stopping():
                 return None
+            if max_delay > 0 and woke and self._pending() is not False:
+                if self._hold(max_delay, deadline) or stopping():
+                    return None
             return consume()
         finally:
             self._dispatch = None
+
+    def _pending(self) -> Optional[bool]:
+        """Records wait in the buffer (None: cannot tell, libbpf's path only)."""
+        if self.ring is not None:
+            return self.ring.producer() != self.ring.consumer()
+        if self.perf_rings:
+            return any(r.head.value != r.tail.value for r in self.perf_rings)
+        return None
+
+    def _hold(self, max_delay: float, deadline: Optional[float]) -> bool:
+        """The coalescing wait; True if a stop ended it (the wake pipe)."""
+        wait = max_delay
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+        if wait <= 0:
+            return False
+        return bool(self._stop_epoll.poll(wait))
 
     def _consume(self) -> int:
         got = self._buffer.consume()
@@ -277,6 +348,7 @@ class BufferPoller:
 
     def close(self) -> None:
         self._epoll.close()
+        self._stop_epoll.close()
         self._buffer.close()
         if self.ring is not None:
             self.ring.close()

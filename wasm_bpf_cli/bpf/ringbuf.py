@@ -105,6 +105,7 @@ class MappedRing:
         self._maps.append((prod, prod_len))
         self._cons = ctypes.c_uint64.from_address(cons)
         self._prod = ctypes.c_uint64.from_address(prod)
+        self.consumer_address, self.producer_address = cons, prod
         self.data = prod + page  # address of the first of the two data mappings
         self.map_fd = map_fd
 

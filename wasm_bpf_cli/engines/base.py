@@ -27,7 +27,10 @@ class WasiOptions:
 @dataclass
 class HostFunction:
     """One import the host provides. `func` takes and returns Python ints and
-    must not raise except to abort the guest (GuestExit / GuestAbort)."""
+    must not raise except to abort the guest (GuestExit / GuestAbort).
+    A `func` with a `native_poll` attribute (abi/nativepoll.NativePolls) is
+    the buffer poll: an engine that can may define the import as the C loop
+    of that object instead, calling `func` for what the loop does not serve."""
 
     module: str
     name: str
@@ -130,6 +133,12 @@ class Instance:
         """A callable for a ring-buffer batch dispatch loop the engine added
         at compile time (rewrite.add_ring_dispatch; `name` is its export), or
         None if this module has none: the host then delivers per sample."""
+        return None
+
+    def native_poll_entry(self, name: str):
+        """For the C poll loop (abi/nativepoll.py), where this engine defined
+        the poll import in C: (call, call_env, mem_base, mem_size, mem_a,
+        mem_b) for the dispatch export `name`; None otherwise."""
         return None
 
     def close(self) -> None:

@@ -143,6 +143,7 @@ class WasmtimeInstance(Instance):
         self._keep: List[object] = []  # raw callbacks must outlive the store
         self._exports = None
         self._table_callers: Dict[int, Optional[Callable[..., int]]] = {}
+        self._native_glue = None  # wasmtime_nativepoll.NativePollGlue, if the poll runs in C
 
     # -- failures -------------------------------------------------------
     def raise_failure(self, error, trap) -> None:
@@ -188,8 +189,14 @@ class WasmtimeInstance(Instance):
 
         cb = _ADDR_CALLBACK(callback)
         self._keep.append(cb)
-        handle = ffi.wasmtime_func_t()
         functype = _functype(sig)  # must outlive the call below
+        native = getattr(func, "native_poll", None)  # abi/nativepoll.py: this poll may run in C
+        if native is not None and native.lib is not None:
+            from wasm_bpf_cli.engines.wasmtime_nativepoll import NativePollGlue
+
+            self._native_glue = NativePollGlue(self, native)
+            return self._native_glue.define(cb, functype)
+        handle = ffi.wasmtime_func_t()
         _RAW_NEW(self.context, functype.ptr(), ctypes.cast(cb, raw.wasmtime_func_unchecked_callback_t),
                  None, _NO_FINALIZER, ctypes.byref(handle))
         return wasmtime.Func._from_raw(handle)
@@ -235,6 +242,9 @@ class WasmtimeInstance(Instance):
         if not isinstance(func, wasmtime.Func):
             return None
         return _RawCaller(self, func, Signature(rewrite.RING_DISPATCH_PARAMS, ("i32",)))
+
+    def native_poll_entry(self, name: str):
+        return self._native_glue.entry(name) if self._native_glue is not None else None
 
     def table_caller(self, index: int, signature: Signature) -> Optional[Callable[..., int]]:
         if index in self._table_callers:

@@ -1,0 +1,173 @@
+"""`RunOptions.max_delivery_delay` / `run --max-delivery-delay`: a poll holds
+the records it finds up to that long before delivering them, so one crossing
+into the guest delivers more; a poll with a shorter timeout still returns in
+time and a stop still interrupts at once. On wasmtime both poll paths are
+checked: the C loop (abi/_nativepoll.c) and the Python one."""
+import queue
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ENGINE, guest, run_cli
+from wasm_bpf_cli import Outcome, RunOptions, Runner
+from wasm_bpf_cli.abi import nativepoll
+
+pytestmark = [pytest.mark.kernel, pytest.mark.engine]
+
+PATHS = ["c", "python"] if ENGINE == "wasmtime" and nativepoll.library() is not None else ["python"]
+
+
+class Lines:
+    def __init__(self):
+        self._buf = b""
+        self.q = queue.Queue()
+        self.all = []
+
+    def __call__(self, data: bytes) -> None:
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            self.all.append(line.decode())
+            self.q.put(line.decode())
+
+    def wait_for(self, pattern: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no line matching {pattern!r} in {self.all!r}")
+
+
+class Caller:
+    """A process that calls getppid() (one ring record each) when told."""
+
+    def __init__(self):
+        self.p = subprocess.Popen(
+            [sys.executable, "-c",
+             "import os, sys, time\n"
+             "print('ready', flush=True)\n"
+             "for line in sys.stdin:\n"
+             "    n, gap = line.split()\n"
+             "    for _ in range(int(n)):\n"
+             "        os.getppid(); time.sleep(float(gap))\n"
+             "    print('done', flush=True)\n"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout.readline().strip() == "ready"
+
+    def calls(self, n: int, gap: float) -> None:
+        self.p.stdin.write(f"{n} {gap}\n")
+        self.p.stdin.flush()
+        assert self.p.stdout.readline().strip() == "done"
+
+    def close(self) -> None:
+        self.p.kill()
+        self.p.wait()
+
+
+@pytest.fixture(params=PATHS)
+def poll_path(request, monkeypatch):
+    if request.param == "python":
+        monkeypatch.setattr(nativepoll, "library", lambda: None)
+    return request.param
+
+
+@pytest.fixture
+def caller():
+    c = Caller()
+    yield c
+    c.close()
+
+
+def start(caller, delay: float, timeout_ms: int):
+    out = Lines()
+    runner = Runner(guest("pollclock"), RunOptions(engine=ENGINE, args=[str(caller.p.pid), str(timeout_ms)],
+                                                    stdout=out, max_delivery_delay=delay))
+    runner.start()
+    out.wait_for("^attached$")
+    return runner, out
+
+
+def polls(out):
+    return [(int(m.group(1)), int(m.group(2))) for m in
+            (re.match(r"poll ret=(-?\d+) ms=(\d+)", line) for line in out.all) if m]
+
+
+def test_records_arriving_within_the_delay_are_delivered_in_one_poll(caller, poll_path, no_bpf_leaks):
+    runner, out = start(caller, delay=0.4, timeout_ms=5000)
+    try:
+        caller.calls(5, 0.02)  # 5 records over ~100 ms, all inside the 400 ms hold
+        out.wait_for(r"^poll ret=[1-9]")
+    finally:
+        runner.stop()
+    result = runner.wait(10)
+    assert result.outcome is Outcome.EXITED and result.exit_code == 0
+    assert result.buffers[0].delivered == 5
+    delivering = [(ret, ms) for ret, ms in polls(out) if ret > 0]
+    assert delivering[0][0] == 5, out.all
+    assert delivering[0][1] >= 300, out.all  # held ~400 ms from the first record
+
+
+def test_a_poll_with_a_shorter_timeout_still_returns_in_time(caller, poll_path, no_bpf_leaks):
+    runner, out = start(caller, delay=1.0, timeout_ms=50)
+    try:
+        caller.calls(1, 0)
+        out.wait_for(r"^poll ret=1 ")
+    finally:
+        runner.stop()
+    result = runner.wait(10)
+    assert result.exit_code == 0 and result.buffers[0].delivered == 1
+    # every poll ended by its own 50 ms timeout, not by the 1 s hold
+    assert max(ms for _, ms in polls(out)) < 500, out.all
+
+
+def test_a_stop_interrupts_a_held_poll_at_once(caller, poll_path, no_bpf_leaks):
+    runner, out = start(caller, delay=1.0, timeout_ms=5000)
+    caller.calls(1, 0)
+    time.sleep(0.2)  # the record is held (1 s) by now
+    t0 = time.monotonic()
+    runner.stop()
+    result = runner.wait(10)
+    took = time.monotonic() - t0
+    assert result.outcome is Outcome.EXITED and result.exit_code == 0
+    assert took < 0.6, took
+    assert [line for line in out.all if line.startswith(("poll", "interrupted"))][-1].startswith("interrupted")
+    assert polls(out) == []  # the held record was not delivered before the stop
+
+
+def test_without_a_delay_each_record_is_delivered_when_it_arrives(caller, poll_path, no_bpf_leaks):
+    runner, out = start(caller, delay=0.0, timeout_ms=5000)
+    try:
+        caller.calls(3, 0.1)
+        deadline = time.monotonic() + 10
+        while sum(ret for ret, _ in polls(out)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+    runner.wait(10)
+    assert [ret for ret, _ in polls(out)] == [1, 1, 1], out.all
+
+
+@pytest.mark.parametrize("value,message", [
+    ("5", "is not a duration such as 500us, 1ms or 0.01s"),
+    ("2s", "is longer than 1s"),
+    ("-1ms", "is not a duration"),
+])
+def test_run_refuses_a_bad_delay_with_a_usage_error(value, message):
+    res = run_cli("run", "--max-delivery-delay", value, guest("pollclock"))
+    assert res.returncode == 2
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_runoptions_refuses_a_delay_out_of_range():
+    from wasm_bpf_cli import UsageError
+
+    with pytest.raises(UsageError, match="max_delivery_delay must be between 0 and 1 s"):
+        Runner(guest("pollclock"), RunOptions(engine=ENGINE, max_delivery_delay=5.0)).run()

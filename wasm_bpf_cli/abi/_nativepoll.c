@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: MIT
+/* _nativepoll: a guest's ring-buffer poll served below Python.
+ *
+ * Why: on a steady stream most records wake the consumer on their own, and
+ * each wake-up then paid the Python side of a poll (the host-function entry,
+ * the epoll wait, the ring copy, the call into the dispatch loop) several
+ * times over what the kernel costs. Here the whole poll runs without the GIL:
+ * wait on the poller's epoll set, copy the committed records into the staging
+ * pages twice (headers from the first copy, payloads from the second, see
+ * rewrite._ring_dispatch_body), call the dispatch loop in wasm through the
+ * engine's C entry, advance the consumer position past what it consumed.
+ *
+ * Engine-neutral core (nativepoll.py fills struct wb_host): wb_poll().
+ * Engine glue: wb_wasmtime_poll (a wasmtime "unchecked" host callback) and
+ * wb_wasmtime_call (the dispatch loop through wasmtime_func_call_unchecked,
+ * whose address the Python side looked up in wasmtime-py's own library).
+ *
+ * Anything this code does not serve (an unknown buffer, a table index not
+ * checked yet, a bad pointer, a nested poll while the staging pages are in
+ * use, a record larger than the window) goes to the Python host function
+ * unchanged: `fallback`. Built by setup.py as an optional extension (no
+ * compiler: the Python path alone). */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#define WB_WASI_EINTR 27
+#define WB_MAX_RINGS 16
+#define WB_FALLBACK 1
+
+struct wb_ring {
+	int32_t handle, fd;  /* the guest's object handle and map fd */
+	int32_t cb;          /* the table index the Python side checked; -1: none */
+	int32_t in_batch;    /* a batch of this ring is being dispatched */
+	int32_t epfd;        /* the poller's epoll set: the ring's epoll fd + the wake pipe */
+	int32_t pad;
+	volatile uint64_t *cons;     /* consumer position (read-write page) */
+	const volatile uint64_t *prod; /* producer position (read-only page) */
+	const uint8_t *data;         /* data area, mapped twice in a row */
+	uint64_t mask;
+	uint64_t delivered;          /* records delivered here (BufferStats adds them) */
+	uint64_t polls;              /* polls served here */
+};
+
+/* dispatch loop call: args = cb, ctx, data, max_size, hdrs, payload, n, res */
+typedef int32_t (*wb_call_fn)(void *env, const uint32_t args[8], int32_t *failed);
+typedef size_t (*wb_size_fn)(void *a, void *b);
+typedef void *(*wb_host_fn)(void *env, void *caller, void *args, size_t nargs);
+typedef void *(*wb_failure_fn)(void);
+
+struct wb_host {
+	volatile int32_t stop;     /* set by request_stop before it writes the wake pipe */
+	int32_t busy;              /* the staging pages hold a batch being dispatched */
+	int32_t max_timeout_ms;    /* policy max_poll_timeout_ms; -1: none */
+	int32_t stop_epfd;         /* epoll set of the wake pipe alone (the coalescing wait) */
+	int64_t max_delay_ns;      /* max_delivery_delay; 0: deliver at once */
+	uint8_t *mem_base;         /* guest memory base (the engine never moves it) */
+	wb_size_fn mem_size;       /* current memory size in bytes: mem_size(mem_a, mem_b) */
+	void *mem_a, *mem_b;
+	uint32_t hdrs, payload, res, window; /* staging pages, guest offsets; window 0: none */
+	wb_call_fn call;           /* the table dispatch loop */
+	void *call_env;
+	wb_host_fn fallback;       /* the Python host function (same calling convention) */
+	wb_failure_fn failure;     /* Python: the failed call's error -> a trap */
+	int32_t nrings;
+	int32_t pad;
+	struct wb_ring rings[WB_MAX_RINGS];
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint64_t pending(const struct wb_ring *r)
+{
+	return __atomic_load_n(r->prod, __ATOMIC_ACQUIRE) - *r->cons;
+}
+
+/* Records delivered (>= 0), the callback's negative return, or WB_FALLBACK
+ * with *fallback set (a record larger than the window: libbpf's per-sample
+ * path in Python delivers it). *failed: the call into wasm failed (trap, exit). */
+static int32_t drain(struct wb_host *h, struct wb_ring *r, const uint32_t fixed[4],
+		     int32_t *failed, int32_t *fallback)
+{
+	uint64_t budget = r->mask + 1;
+	int32_t total = 0;
+
+	for (;;) {
+		uint64_t cons = *r->cons;
+		uint64_t avail = __atomic_load_n(r->prod, __ATOMIC_ACQUIRE) - cons;
+		uint32_t n, consumed, count, args[8];
+		const uint8_t *src;
+		int32_t ret;
+
+		if (avail == 0 || avail > r->mask + 1)
+			return total;
+		n = avail < h->window ? (uint32_t)avail : h->window;
+		src = r->data + (cons & r->mask);
+		memcpy(h->mem_base + h->hdrs, src, n);    /* headers are read from this copy, */
+		memcpy(h->mem_base + h->payload, src, n); /* payloads from this later one */
+		memcpy(args, fixed, sizeof(uint32_t) * 4);
+		args[4] = h->hdrs;
+		args[5] = h->payload;
+		args[6] = n;
+		args[7] = h->res;
+		h->busy = r->in_batch = 1;
+		ret = h->call(h->call_env, args, failed);
+		h->busy = r->in_batch = 0;
+		if (*failed)
+			return -1;
+		memcpy(&consumed, h->mem_base + h->res, 4);
+		memcpy(&count, h->mem_base + h->res + 4, 4);
+		consumed &= ~7u;
+		if (consumed > n) /* the guest scribbled over the result slot */
+			consumed = 0;
+		if (consumed)
+			__atomic_store_n(r->cons, cons + consumed, __ATOMIC_RELEASE);
+		total += (int32_t)count;
+		r->delivered += count;
+		if (ret < 0)
+			return ret;
+		if (consumed == 0) {
+			if (n < avail) {
+				*fallback = 1;
+				return total;
+			}
+			return total; /* BUSY at the head */
+		}
+		if (consumed < n && n == avail)
+			return total; /* BUSY */
+		if (budget <= consumed)
+			return total; /* about one ring's worth: let the guest have control */
+		budget -= consumed;
+	}
+}
+
+/* Wait on `epfd` until it is readable or `deadline` (ns; -1: none) passes.
+ * 1 readable, 0 timed out. */
+static int wait_until(int epfd, int64_t deadline)
+{
+	struct epoll_event ev[2];
+
+	for (;;) {
+		int timeout = -1, n;
+
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ns();
+
+			timeout = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+		}
+		n = epoll_wait(epfd, ev, 2, timeout);
+		if (n > 0)
+			return 1;
+		if (n == 0 && (deadline < 0 || now_ns() >= deadline))
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return 1; /* let the caller look: a consume is harmless */
+	}
+}
+
+/* The coalescing wait: up to max_delay (and never past the poll's deadline)
+ * unless a stop is requested, or a full window is already waiting. */
+static void coalesce(struct wb_host *h, struct wb_ring *r, int64_t deadline)
+{
+	int64_t until;
+
+	if (h->max_delay_ns <= 0 || pending(r) >= h->window)
+		return;
+	until = now_ns() + h->max_delay_ns;
+	if (deadline >= 0 && deadline < until)
+		until = deadline;
+	wait_until(h->stop_epfd, until);
+}
+
+/* Serve one poll: 0 with *result set, or WB_FALLBACK (untouched: Python serves
+ * it; or after a partial delivery, see drain). */
+int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *failed)
+{
+	int32_t handle = a[0], fd = a[1], cb = a[2], max_size = a[5], timeout = a[6];
+	uint32_t data = (uint32_t)a[4];
+	uint32_t fixed[4] = {(uint32_t)cb, (uint32_t)a[3], data, (uint32_t)max_size};
+	struct wb_ring *r = NULL;
+	int32_t got, fallback = 0;
+	int64_t deadline;
+	int i;
+
+	for (i = 0; i < h->nrings; i++) {
+		if (h->rings[i].handle == handle && h->rings[i].fd == fd) {
+			r = &h->rings[i];
+			break;
+		}
+	}
+	if (!r || h->window == 0)
+		return WB_FALLBACK;
+	if (r->in_batch) { /* a callback polls the buffer whose batch it is part of */
+		*result = 0;
+		return 0;
+	}
+	if (h->busy || r->cb != cb || max_size <= 0 ||
+	    (uint64_t)data + (uint64_t)max_size > h->mem_size(h->mem_a, h->mem_b))
+		return WB_FALLBACK;
+	if (h->stop) {
+		*result = -WB_WASI_EINTR;
+		return 0;
+	}
+	if (h->max_timeout_ms >= 0 && (timeout < 0 || timeout > h->max_timeout_ms))
+		timeout = h->max_timeout_ms;
+	r->polls++;
+	deadline = timeout >= 0 ? now_ns() + (int64_t)timeout * 1000000 : -1;
+	if (pending(r)) {
+		coalesce(h, r, deadline);
+		if (h->stop) {
+			*result = -WB_WASI_EINTR;
+			return 0;
+		}
+		got = drain(h, r, fixed, failed, &fallback);
+		if (*failed || fallback)
+			return *failed ? 0 : WB_FALLBACK;
+		if (got != 0) {
+			*result = got;
+			return 0;
+		}
+	}
+	wait_until(r->epfd, deadline);
+	if (h->stop) {
+		*result = -WB_WASI_EINTR;
+		return 0;
+	}
+	if (pending(r)) {
+		coalesce(h, r, deadline);
+		if (h->stop) {
+			*result = -WB_WASI_EINTR;
+			return 0;
+		}
+	}
+	got = drain(h, r, fixed, failed, &fallback);
+	if (*failed)
+		return 0;
+	if (fallback)
+		return WB_FALLBACK;
+	*result = got;
+	return 0;
+}
+
+/* ---- wasmtime glue --------------------------------------------------- */
+
+/* wasmtime_val_raw_t is a 16-byte union; an i32 is at offset 0. */
+#define WT_RAW 16
+
+typedef void *(*wt_call_unchecked_fn)(void *ctx, const void *func, void *args, size_t nargs,
+				      void **trap);
+
+struct wb_wasmtime_call {
+	wt_call_unchecked_fn call_unchecked;
+	void *ctx;        /* wasmtime_context_t * */
+	const void *func; /* wasmtime_func_t * of the dispatch export */
+	void *error;      /* the last failure, for wb_host.failure */
+	void *trap;
+};
+
+int32_t wb_wasmtime_call(void *env, const uint32_t args[8], int32_t *failed)
+{
+	struct wb_wasmtime_call *c = env;
+	uint8_t raw[8 * WT_RAW];
+	void *trap = NULL, *err;
+	int32_t ret;
+	int i;
+
+	memset(raw, 0, sizeof(raw));
+	for (i = 0; i < 8; i++)
+		memcpy(raw + i * WT_RAW, &args[i], 4);
+	err = c->call_unchecked(c->ctx, c->func, raw, 8, &trap);
+	if (err || trap) {
+		c->error = err;
+		c->trap = trap;
+		*failed = 1;
+		return -1;
+	}
+	memcpy(&ret, raw, 4);
+	return ret;
+}
+
+/* wasmtime_func_unchecked_callback_t for wasm_bpf_buffer_poll; env: the wb_host */
+void *wb_wasmtime_poll(void *env, void *caller, void *args, size_t nargs)
+{
+	struct wb_host *h = env;
+	int32_t a[7], result = 0, failed = 0;
+	int i;
+
+	if (nargs < 7)
+		return h->fallback(NULL, caller, args, nargs);
+	for (i = 0; i < 7; i++)
+		memcpy(&a[i], (uint8_t *)args + i * WT_RAW, 4);
+	if (wb_poll(h, a, &result, &failed) == WB_FALLBACK)
+		return h->fallback(NULL, caller, args, nargs);
+	if (failed)
+		return h->failure();
+	memcpy(args, &result, 4);
+	return NULL;
+}

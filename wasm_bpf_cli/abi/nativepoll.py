@@ -1,0 +1,171 @@
+"""Ring-buffer polls served below Python (`_nativepoll.c`), where the helper
+was built at install time and the engine can call the dispatch loop from C.
+
+The engine-neutral part is here: the state the C loop reads (`NativePolls`:
+the stop flag, the staging pages, the coalescing delay, one entry per ring
+buffer whose batches it may serve) and what it counts. The engine adapter
+supplies the entry points that depend on the engine (`Instance.native_poll`):
+the host function the guest calls, the memory size and the call into the
+dispatch loop. Everything the C loop does not serve goes to the Python host
+function unchanged, so without the helper, or on an engine that has no C
+entry (wasmer), the Python path alone runs, with the same semantics.
+"""
+import ctypes
+import glob
+import importlib.machinery
+import logging
+import os
+from typing import Optional
+
+log = logging.getLogger("wasm_bpf.host")
+
+MAX_RINGS = 16
+NO_CB = -1
+
+
+class _Ring(ctypes.Structure):
+    _fields_ = [
+        ("handle", ctypes.c_int32), ("fd", ctypes.c_int32), ("cb", ctypes.c_int32),
+        ("in_batch", ctypes.c_int32), ("epfd", ctypes.c_int32), ("pad", ctypes.c_int32),
+        ("cons", ctypes.c_void_p), ("prod", ctypes.c_void_p), ("data", ctypes.c_void_p),
+        ("mask", ctypes.c_uint64), ("delivered", ctypes.c_uint64), ("polls", ctypes.c_uint64),
+    ]
+
+
+class HostState(ctypes.Structure):
+    """struct wb_host of _nativepoll.c (same order, same types)."""
+
+    _fields_ = [
+        ("stop", ctypes.c_int32), ("busy", ctypes.c_int32), ("max_timeout_ms", ctypes.c_int32),
+        ("stop_epfd", ctypes.c_int32), ("max_delay_ns", ctypes.c_int64),
+        ("mem_base", ctypes.c_void_p), ("mem_size", ctypes.c_void_p),
+        ("mem_a", ctypes.c_void_p), ("mem_b", ctypes.c_void_p),
+        ("hdrs", ctypes.c_uint32), ("payload", ctypes.c_uint32), ("res", ctypes.c_uint32),
+        ("window", ctypes.c_uint32),
+        ("call", ctypes.c_void_p), ("call_env", ctypes.c_void_p),
+        ("fallback", ctypes.c_void_p), ("failure", ctypes.c_void_p),
+        ("nrings", ctypes.c_int32), ("pad", ctypes.c_int32),
+        ("rings", _Ring * MAX_RINGS),
+    ]
+
+
+_LIB = None
+_LOADED = False
+
+
+def library() -> Optional[ctypes.CDLL]:
+    """The helper built next to this module (setup.py), or None: not built
+    (no compiler at install time) or WASM_BPF_NATIVE_POLL=0."""
+    global _LIB, _LOADED
+    if not _LOADED:
+        _LOADED = True
+        if os.environ.get("WASM_BPF_NATIVE_POLL", "1") == "0":
+            return None
+        here = os.path.dirname(os.path.abspath(__file__))
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            for path in glob.glob(os.path.join(here, "_nativepoll" + suffix)):
+                try:
+                    _LIB = ctypes.CDLL(path)
+                except OSError as err:
+                    log.debug("native poll helper %s not loadable: %s", path, err)
+                    continue
+                return _LIB
+    return _LIB
+
+
+class NativePolls:
+    """The state the C loop shares with the host ABI of one guest. Python
+    writes it only while the guest is in a host call (its own thread) or,
+    for `stop`, from any thread (one aligned int)."""
+
+    def __init__(self, lib: ctypes.CDLL, wake_fd: int, max_delay_s: float = 0.0,
+                 max_timeout_ms: Optional[int] = None):
+        import select
+
+        self.lib = lib
+        self.state = HostState()
+        self.state.max_timeout_ms = -1 if max_timeout_ms is None else max_timeout_ms
+        self.state.max_delay_ns = int(max_delay_s * 1e9)
+        self._stop_epoll = select.epoll()
+        self._stop_epoll.register(wake_fd, select.EPOLLIN)
+        self.state.stop_epfd = self._stop_epoll.fileno()
+        self._pollers = []  # the poller of each entry of state.rings
+        self.enabled = False  # the engine wired its entry points (engine.native_poll)
+
+    @property
+    def address(self) -> int:
+        return ctypes.addressof(self.state)
+
+    def request_stop(self) -> None:
+        self.state.stop = 1
+
+    def offer(self, instance, staging, handle: int, fd: int, poller, dispatch_name: str) -> bool:
+        """A ring buffer with its poller and staging pages ready: let the C
+        loop serve its polls if the engine wired the poll import to it."""
+        if not self.enabled:
+            entry = instance.native_poll_entry(dispatch_name)
+            if entry is None:
+                return False
+            st = self.state
+            st.call, st.call_env, st.mem_base, st.mem_size, st.mem_a, st.mem_b = entry
+            self.set_staging(staging)
+            self.enabled = True
+        return self.add_ring(handle, fd, poller)
+
+    def set_staging(self, staging) -> None:
+        self.state.hdrs, self.state.payload = staging.hdrs, staging.payload
+        self.state.res, self.state.window = staging.res, staging.window
+        staging.share_busy(ctypes.c_int32.from_buffer(self.state, HostState.busy.offset))
+
+    def add_ring(self, handle: int, fd: int, poller) -> bool:
+        """Let the C loop serve polls of this ring buffer (once the guest's
+        callback index is checked: `allow_callback`)."""
+        st = self.state
+        ring = poller.ring
+        if not self.enabled or ring is None or st.nrings >= MAX_RINGS:
+            return False
+        r = st.rings[st.nrings]
+        r.handle, r.fd, r.cb, r.in_batch = handle, fd, NO_CB, 0
+        r.epfd = poller.epoll_fd
+        r.cons, r.prod = ring.consumer_address, ring.producer_address
+        r.data, r.mask = ring.data, ring.mask
+        r.delivered = r.polls = 0
+        poller.stats.native = r  # BufferStats adds r.delivered
+        self._pollers.append(poller)
+        st.nrings += 1
+        return True
+
+    def allow_callback(self, handle: int, fd: int, cb: int) -> None:
+        """The host checked table entry `cb` is a sample callback: polls of
+        (handle, fd) with it may run in C."""
+        st = self.state
+        for i in range(st.nrings):
+            r = st.rings[i]
+            if r.handle == handle and r.fd == fd:
+                r.cb = cb
+
+    def drop(self, handle: int) -> None:
+        """The guest closed object `handle`: its rings are unmapped next.
+        Their counts move into their BufferStats; the other entries move up."""
+        st = self.state
+        keep = []
+        for i, poller in enumerate(self._pollers):
+            if st.rings[i].handle == handle:
+                poller.stats.detach_native()
+            else:
+                keep.append((bytes(st.rings[i]), poller))
+        for i, (raw, poller) in enumerate(keep):
+            ctypes.memmove(ctypes.addressof(st.rings[i]), raw, ctypes.sizeof(_Ring))
+            poller.stats.native = st.rings[i]
+        st.nrings = len(keep)
+        self._pollers = [p for _, p in keep]
+
+    def drop_all(self) -> None:
+        for poller in self._pollers:
+            poller.stats.detach_native()
+        self._pollers = []
+        self.state.nrings = 0
+
+    def close(self) -> None:
+        self.drop_all()
+        self._stop_epoll.close()
