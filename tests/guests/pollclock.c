@@ -2,17 +2,27 @@
  * --max-delivery-delay). Usage: pollclock PID TIMEOUT_MS
  * Says "attached", then per poll that delivered or was cut short:
  * "poll ret=R ms=M" (R: the poll's return, M: how long it took); stops at
- * -EINTR ("interrupted"). */
+ * -EINTR ("interrupted ms=M", then "received=N out_of_order=K": K records
+ * whose seq did not follow the previous one's). */
 #include <time.h>
 
 #include "guest.h"
 #include "ringbuf.skel.h"
+#include "sample.h"
+
+static unsigned int received, out_of_order, last_seq;
 
 static int on_sample(void *ctx, void *data, size_t size)
 {
+	const struct test_sample *s = data;
+
 	(void)ctx;
-	(void)data;
-	(void)size;
+	if (size >= sizeof(*s)) {
+		if (s->seq != last_seq + 1)
+			out_of_order++;
+		last_seq = s->seq;
+	}
+	received++;
 	return 0;
 }
 
@@ -43,6 +53,7 @@ int main(int argc, char **argv)
 		ms = now_ms() - t0;
 		if (err == -EINTR) {
 			say("interrupted ms=%lld", ms);
+			say("received=%u out_of_order=%u", received, out_of_order);
 			break;
 		}
 		if (err < 0)

@@ -38,7 +38,7 @@ struct wb_ring {
 	int32_t pad;
 	volatile uint64_t *cons;     /* consumer position (read-write page) */
 	const volatile uint64_t *prod; /* producer position (read-only page) */
-	const uint8_t *data;         /* data area, mapped twice in a row */
+	const uint8_t *data;         /* data area (mapped once: copies wrap in two pieces) */
 	uint64_t mask;
 	uint64_t delivered;          /* records delivered here (BufferStats adds them) */
 	uint64_t polls;              /* polls served here */
@@ -95,15 +95,23 @@ static int32_t drain(struct wb_host *h, struct wb_ring *r, const uint32_t fixed[
 		uint64_t cons = *r->cons;
 		uint64_t avail = __atomic_load_n(r->prod, __ATOMIC_ACQUIRE) - cons;
 		uint32_t n, consumed, count, args[8];
-		const uint8_t *src;
+		uint64_t off, first;
 		int32_t ret;
 
 		if (avail == 0 || avail > r->mask + 1)
 			return total;
 		n = avail < h->window ? (uint32_t)avail : h->window;
-		src = r->data + (cons & r->mask);
-		memcpy(h->mem_base + h->hdrs, src, n);    /* headers are read from this copy, */
-		memcpy(h->mem_base + h->payload, src, n); /* payloads from this later one */
+		off = cons & r->mask;
+		first = r->mask + 1 - off;
+		if (first >= n) {
+			memcpy(h->mem_base + h->hdrs, r->data + off, n);    /* headers are read from this copy, */
+			memcpy(h->mem_base + h->payload, r->data + off, n); /* payloads from this later one */
+		} else { /* across the end of the data area (mapped once) */
+			memcpy(h->mem_base + h->hdrs, r->data + off, first);
+			memcpy(h->mem_base + h->hdrs + first, r->data, n - first);
+			memcpy(h->mem_base + h->payload, r->data + off, first);
+			memcpy(h->mem_base + h->payload + first, r->data, n - first);
+		}
 		memcpy(args, fixed, sizeof(uint32_t) * 4);
 		args[4] = h->hdrs;
 		args[5] = h->payload;

@@ -146,14 +146,20 @@ class BufferPoller:
         self.ring: Optional[MappedRing] = None
         self.perf_rings: List["_PerfRing"] = []
         self.in_batch = False  # a batch of this buffer is being dispatched
+        self._map_fd = map_fd
+        self._buffer = None
         if map_type == BPF_MAP_TYPE_RINGBUF:
-            self._buffer = RingBuffer(map_fd, self._on_sample)
             kind = "ringbuf"
             if max_entries > 0:
                 try:
                     self.ring = MappedRing(map_fd, max_entries)
                 except Exception:  # noqa: BLE001 - libbpf's per-sample path still works
                     self.ring = None
+            # libbpf's ring_buffer maps the whole ring again (twice the data
+            # area: 2x its size of RSS, the kernel maps every page at mmap
+            # time): made only if the per-sample path is ever needed.
+            if self.ring is None:
+                self._buffer = RingBuffer(map_fd, self._on_sample)
         else:
             self._buffer = PerfBuffer(map_fd, self._on_sample)
             kind = "perf"
@@ -163,7 +169,8 @@ class BufferPoller:
                 self.perf_rings = []
         self.stats = BufferStats(name, kind)
         self._epoll = select.epoll()
-        self._epoll.register(self._buffer.epoll_fd, select.EPOLLIN)
+        # the map fd itself is what libbpf's ring_buffer waits on
+        self._epoll.register(self._buffer.epoll_fd if self._buffer is not None else map_fd, select.EPOLLIN)
         self._epoll.register(wake_fd, select.EPOLLIN)
         self._stop_epoll = select.epoll()  # the wake pipe alone: the coalescing wait
         self._stop_epoll.register(wake_fd, select.EPOLLIN)
@@ -236,6 +243,8 @@ class BufferPoller:
         return bool(self._stop_epoll.poll(wait))
 
     def _consume(self) -> int:
+        if self._buffer is None:
+            self._buffer = RingBuffer(self._map_fd, self._on_sample)
         got = self._buffer.consume()
         if isinstance(self._buffer, PerfBuffer):
             self.stats.lost = self._buffer.lost
@@ -264,9 +273,16 @@ class BufferPoller:
             base = memory.host_address(staging.hdrs, 2 * window + 8)
             if base is None:
                 raise MemoryError("staging pages are outside the guest memory")
-            src = ring.data + (cons & ring.mask)
-            memmove(base, src, n)  # headers are read from this copy,
-            memmove(base + window, src, n)  # payloads from this later one
+            off = cons & ring.mask
+            first = ring.size - off
+            if first >= n:
+                src = ring.data + off
+                memmove(base, src, n)  # headers are read from this copy,
+                memmove(base + window, src, n)  # payloads from this later one
+            else:  # across the end of the data area (mapped once: MappedRing)
+                for dst in (base, base + window):
+                    memmove(dst, ring.data + off, first)
+                    memmove(dst + first, ring.data, n - first)
             ret = call(cb, ctx, data, max_size, staging.hdrs, staging.payload, n, staging.res)
             res = memory.host_address(staging.res, 8)
             consumed = ctypes.c_uint32.from_address(res).value & ~7
@@ -349,7 +365,8 @@ class BufferPoller:
     def close(self) -> None:
         self._epoll.close()
         self._stop_epoll.close()
-        self._buffer.close()
+        if self._buffer is not None:
+            self._buffer.close()
         if self.ring is not None:
             self.ring.close()
             self.ring = None

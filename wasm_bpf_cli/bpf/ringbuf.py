@@ -60,10 +60,13 @@ class RingBuffer(LibbpfBuffer):
 
 
 class MappedRing:
-    """A BPF_MAP_TYPE_RINGBUF map's pages mapped into this process, as libbpf
-    maps them: the consumer page read-write at offset 0; the producer page and
-    the data area read-only at offset page_size, the data area mapped twice in
-    a row so that a run of records across the wraparound is contiguous.
+    """A BPF_MAP_TYPE_RINGBUF map's pages mapped into this process: the
+    consumer page read-write at offset 0; the producer page and the data area
+    read-only at offset page_size. libbpf maps the data area twice in a row
+    (so that a run of records across the wraparound is contiguous); this maps
+    it once: the kernel maps every page of a ring buffer at mmap time, so a
+    second view costs the ring's size again in RSS. A reader copies a run
+    across the end in two pieces (`segments`).
 
     For a reader that walks the records itself (a batch per memmove): records
     are an 8-byte header {u32 len | BUSY bit 31 | DISCARD bit 30, u32 pg_off}
@@ -96,7 +99,7 @@ class MappedRing:
             err = ctypes.get_errno()
             raise BpfError(f"mmap ring buffer map fd {map_fd}: {os.strerror(err)}", err)
         self._maps.append((cons, page))
-        prod_len = page + 2 * size
+        prod_len = page + size
         prod = self._mmap(None, prod_len, mmap.PROT_READ, mmap.MAP_SHARED, map_fd, page)
         if prod in (None, failed):
             err = ctypes.get_errno()
@@ -106,8 +109,17 @@ class MappedRing:
         self._cons = ctypes.c_uint64.from_address(cons)
         self._prod = ctypes.c_uint64.from_address(prod)
         self.consumer_address, self.producer_address = cons, prod
-        self.data = prod + page  # address of the first of the two data mappings
+        self.data = prod + page  # address of the data area
         self.map_fd = map_fd
+
+    def segments(self, pos: int, n: int):
+        """The n bytes from ring position `pos`: [(address, length)], two
+        pieces if they cross the end of the data area."""
+        off = pos & self.mask
+        first = self.size - off
+        if first >= n:
+            return ((self.data + off, n),)
+        return ((self.data + off, first), (self.data, n - first))
 
     def consumer(self) -> int:
         return self._cons.value
