@@ -15,7 +15,8 @@ Cases (each figure the median of --runs runs, default 3; ratio to native):
   even    evenly paced, one record every 10 us (100k/s) and every 100 us (10k/s), the
           clock busy-waited, for EVEN_S each (500,000 / 50,000 records): most records wake
           the consumer on their own. The 16 MiB ring `rb16`. CPU per record, loss,
-          p50/p99 latency, peak RSS of the consumer (process tree)
+          p50/p99 latency, peak RSS of the consumer (process tree); for the runners also
+          100k/s with `--max-delivery-delay 1ms` (opt-in coalescing)
   stall   consumer SIGSTOPped while loadgen fills the 64 MiB ring (and overflows it),
           SIGCONT: drain rate (records from resume to the buffer left empty; latency
           of every 64th record only, so that the clock is not what is measured), the consumer's
@@ -63,6 +64,7 @@ CASES = ("flat", "paced", "even", "stall", "perf", "perfstall", "mapwalk", "star
 CPP_CASES = ("paced", "even")  # what the C++ runtime is measured in
 EVEN_RATES = (100000, 10000)  # records/s of the evenly paced case
 EVEN_S = 5.0
+EVEN_DELAY = "1ms"  # the coalescing variant of even 100k/s (runners only)
 CPP_DEFAULT = os.path.join(os.path.dirname(os.path.dirname(ROOT)), "shared", "anchors", "wasm-bpf-cpp")
 # perf buffer: 64 pages per CPU (the runner's PerfBuffer and native_consumer), a
 # sample = 8-byte header + 4-byte size + 64 bytes, 8-aligned = 80 bytes
@@ -388,6 +390,15 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
                 record(even_case(rate), c.name, rs, ["cpu_us_per_record", "received", "calls", "loss",
                                                      "gaps", "p50_us", "p99_us", "max_us", "maxrss_mb",
                                                      "records_per_poll", "load_rate"])
+            if c.name in ("wasmtime", "wasmer"):
+                rate = EVEN_RATES[0]
+                rs = [run_stream(c, "ring16", ["-r", str(rate), "-e", "-d", str(even_s)],
+                                 extra=tuple(extra) + ("--max-delivery-delay", EVEN_DELAY)) for _ in range(runs)]
+                for r in rs:
+                    r["records_per_poll"] = r["received"] / r["polls"] if r.get("polls") else None
+                record(even_case(rate) + "_delay", c.name, rs, ["cpu_us_per_record", "received", "calls", "loss",
+                                                                "gaps", "p50_us", "p99_us", "max_us",
+                                                                "records_per_poll", "load_rate"])
         if "stall" in mine:
             rs = [run_stream(c, "ring", ["-n", str(stall_calls)], stall=True, sample_every=64) for _ in range(runs)]
             for r in rs:
@@ -476,6 +487,11 @@ ROWS = [
     ("even 100k/s: p99 latency", "even100k", "p99_us", "us", 1),
     ("even 100k/s: records per poll", "even100k", "records_per_poll", "", 1),
     ("even 100k/s: peak RSS (16 MiB ring)", "even100k", "maxrss_mb", "MB", 1),
+    ("even 100k/s, 1 ms delay: CPU per record", "even100k_delay", "cpu_us_per_record", "us", 1),
+    ("even 100k/s, 1 ms delay: loss", "even100k_delay", "loss", "rec", 1),
+    ("even 100k/s, 1 ms delay: p50 latency", "even100k_delay", "p50_us", "us", 1),
+    ("even 100k/s, 1 ms delay: p99 latency", "even100k_delay", "p99_us", "us", 1),
+    ("even 100k/s, 1 ms delay: records/poll", "even100k_delay", "records_per_poll", "", 1),
     ("even 10k/s: CPU per record", "even10k", "cpu_us_per_record", "us", 1),
     ("even 10k/s: loss", "even10k", "loss", "rec", 1),
     ("even 10k/s: p50 latency", "even10k", "p50_us", "us", 1),

@@ -10,7 +10,10 @@
  * rewrite._ring_dispatch_body), call the dispatch loop in wasm through the
  * engine's C entry, advance the consumer position past what it consumed.
  *
- * Engine-neutral core (nativepoll.py fills struct wb_host): wb_poll().
+ * Engine-neutral core (nativepoll.py fills struct wb_host): wb_poll(); on an
+ * engine without a C call API (wasmer) the Python host function calls it
+ * through ctypes (the GIL is released while it waits and copies) and `call`
+ * is a ctypes callback into the engine's Python call.
  * Engine glue: wb_wasmtime_poll (a wasmtime "unchecked" host callback) and
  * wb_wasmtime_call (the dispatch loop through wasmtime_func_call_unchecked,
  * whose address the Python side looked up in wasmtime-py's own library).
@@ -57,8 +60,9 @@ struct wb_host {
 	int32_t stop_epfd;         /* epoll set of the wake pipe alone (the coalescing wait) */
 	int64_t max_delay_ns;      /* max_delivery_delay; 0: deliver at once */
 	uint8_t *mem_base;         /* guest memory base (the engine never moves it) */
-	wb_size_fn mem_size;       /* current memory size in bytes: mem_size(mem_a, mem_b) */
+	wb_size_fn mem_size;       /* current memory size in bytes: mem_size(mem_a, mem_b), */
 	void *mem_a, *mem_b;
+	uint64_t mem_limit;        /* or, if mem_size is NULL, this (kept by the caller) */
 	uint32_t hdrs, payload, res, window; /* staging pages, guest offsets; window 0: none */
 	wb_call_fn call;           /* the table dispatch loop */
 	void *call_env;
@@ -211,7 +215,8 @@ int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *fai
 		return 0;
 	}
 	if (h->busy || r->cb != cb || max_size <= 0 ||
-	    (uint64_t)data + (uint64_t)max_size > h->mem_size(h->mem_a, h->mem_b))
+	    (uint64_t)data + (uint64_t)max_size >
+		    (h->mem_size ? h->mem_size(h->mem_a, h->mem_b) : h->mem_limit))
 		return WB_FALLBACK;
 	if (h->stop) {
 		*result = -WB_WASI_EINTR;

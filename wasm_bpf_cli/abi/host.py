@@ -468,6 +468,11 @@ class HostAbi:
 
     def buffer_poll(self, handle: int, fd: int, sample_func: int, ctx: int, data: int,
                     max_size: int, timeout_ms: int) -> int:
+        native = self._native
+        if native is not None and native.driven:  # the C loop, entered from here (nativepoll.py)
+            got = native.poll(handle, fd, sample_func & U32, ctx, data, max_size, timeout_ms)
+            if got is not None:
+                return got
         caller = self.instance.table_caller(sample_func & U32, SAMPLE_CALLBACK)
         if caller is None:
             log.warning("poll: table entry %d is not a (i32, i32, i32) -> i32 function", sample_func & U32)

@@ -21,6 +21,9 @@ log = logging.getLogger("wasm_bpf.host")
 
 MAX_RINGS = 16
 NO_CB = -1
+FALLBACK = 1  # wb_poll: the Python path must serve this poll
+_CALL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
+                         ctypes.POINTER(ctypes.c_int32))
 
 
 class _Ring(ctypes.Structure):
@@ -39,7 +42,7 @@ class HostState(ctypes.Structure):
         ("stop", ctypes.c_int32), ("busy", ctypes.c_int32), ("max_timeout_ms", ctypes.c_int32),
         ("stop_epfd", ctypes.c_int32), ("max_delay_ns", ctypes.c_int64),
         ("mem_base", ctypes.c_void_p), ("mem_size", ctypes.c_void_p),
-        ("mem_a", ctypes.c_void_p), ("mem_b", ctypes.c_void_p),
+        ("mem_a", ctypes.c_void_p), ("mem_b", ctypes.c_void_p), ("mem_limit", ctypes.c_uint64),
         ("hdrs", ctypes.c_uint32), ("payload", ctypes.c_uint32), ("res", ctypes.c_uint32),
         ("window", ctypes.c_uint32),
         ("call", ctypes.c_void_p), ("call_env", ctypes.c_void_p),
@@ -90,7 +93,14 @@ class NativePolls:
         self._stop_epoll.register(wake_fd, select.EPOLLIN)
         self.state.stop_epfd = self._stop_epoll.fileno()
         self._pollers = []  # the poller of each entry of state.rings
-        self.enabled = False  # the engine wired its entry points (engine.native_poll)
+        self.enabled = False  # the dispatch loop and staging pages are wired
+        self.driven = False  # polls enter through `poll` (no C entry in the engine)
+        self._memory = None
+        self._pending: Optional[BaseException] = None
+        self._call = None
+        self._args = (ctypes.c_int32 * 7)()
+        self._result = ctypes.c_int32()
+        self._failed = ctypes.c_int32()
 
     @property
     def address(self) -> int:
@@ -104,13 +114,62 @@ class NativePolls:
         loop serve its polls if the engine wired the poll import to it."""
         if not self.enabled:
             entry = instance.native_poll_entry(dispatch_name)
-            if entry is None:
-                return False
             st = self.state
-            st.call, st.call_env, st.mem_base, st.mem_size, st.mem_a, st.mem_b = entry
+            if entry is not None:
+                st.call, st.call_env, st.mem_base, st.mem_size, st.mem_a, st.mem_b = entry
+            else:
+                dispatch = instance.ring_dispatcher(dispatch_name)
+                if dispatch is None:
+                    return False
+                self._drive(instance.memory, dispatch)
             self.set_staging(staging)
             self.enabled = True
         return self.add_ring(handle, fd, poller)
+
+    def _drive(self, memory, dispatch) -> None:
+        """Polls enter from Python (`poll`); the loop calls `dispatch` back
+        through ctypes. The memory may move when it grows: its base and size
+        are set again before each poll and after each call into the guest."""
+        st = self.state
+        self._memory = memory
+
+        def call(_env, args, failed):
+            try:
+                ret = dispatch(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7])
+            except BaseException as exc:  # noqa: B902 - re-raised by poll, not through C
+                self._pending = exc
+                failed[0] = 1
+                return -1
+            st.mem_base = memory.base_address()
+            st.mem_limit = memory.size()
+            return ret
+
+        self._call = _CALL(call)
+        st.call = ctypes.cast(self._call, ctypes.c_void_p).value
+        st.mem_size = None
+        self._wb_poll = self.lib.wb_poll
+        self._wb_poll.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+        self._wb_poll.restype = ctypes.c_int
+        self._poll_refs = (ctypes.addressof(st), ctypes.addressof(self._args),
+                           ctypes.addressof(self._result), ctypes.addressof(self._failed))
+        self.driven = True
+
+    def poll(self, handle: int, fd: int, cb: int, ctx: int, data: int, max_size: int,
+             timeout_ms: int) -> Optional[int]:
+        """A poll of the guest through the C loop (driven mode): its return,
+        or None if the Python path must serve it."""
+        st = self.state
+        memory = self._memory
+        st.mem_base = memory.base_address()
+        st.mem_limit = memory.size()
+        self._args[:] = (handle, fd, cb, ctx, data, max_size, timeout_ms)
+        if self._wb_poll(*self._poll_refs) == FALLBACK:
+            return None
+        if self._failed.value:
+            self._failed.value = 0
+            exc, self._pending = self._pending, None
+            raise exc
+        return self._result.value
 
     def set_staging(self, staging) -> None:
         self.state.hdrs, self.state.payload = staging.hdrs, staging.payload
