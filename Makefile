@@ -33,7 +33,11 @@ deps:
 # every start ~10 ms of imports (pathlib, importlib.util).
 EDITABLE = --config-settings editable_mode=compat
 
-$(VPY): pyproject.toml
+# setup.py builds the C poll loop (wasm_bpf_cli/abi/_nativepoll.c) into the
+# package when a compiler is there; without one the runner uses its Python path.
+NATIVE_SRC := setup.py wasm_bpf_cli/abi/_nativepoll.c
+
+$(VPY): pyproject.toml $(NATIVE_SRC)
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -e '.[test]' $(EDITABLE)
@@ -41,7 +45,7 @@ $(VPY): pyproject.toml
 
 venv: $(VPY)
 
-$(VENV310)/bin/python: pyproject.toml
+$(VENV310)/bin/python: pyproject.toml $(NATIVE_SRC)
 	@if [ -z "$(PY310)" ]; then echo "no CPython 3.10 found: install one (e.g. pyenv install 3.10) and set PY310=/path/to/python3.10"; exit 1; fi
 	$(PY310) -m venv $(VENV310)
 	$(VENV310)/bin/python -m pip install -q --upgrade pip
@@ -64,6 +68,7 @@ bindings: venv
 mounts:
 	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing || true
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || true
+	@mountpoint -q /sys/kernel/security || mount -t securityfs securityfs /sys/kernel/security || true
 
 # Set up, build the bootstrap example and run it (Ctrl-C to stop).
 run: deps venv examples mounts
