@@ -2,6 +2,8 @@
 CI=true a kernel test that cannot run is a failure, never a skip."""
 import json
 import os
+import queue
+import re
 import shutil
 import subprocess
 import time
@@ -243,3 +245,31 @@ def finish_process(proc, timeout: float = 30):
     for r in readers:
         r.join(10)
     return got.get("stdout"), got.get("stderr")
+
+
+class Lines:
+    """A stdout callback that splits the guest's bytes into lines."""
+
+    def __init__(self):
+        self._buf = b""
+        self.q = queue.Queue()
+        self.all = []
+
+    def __call__(self, data: bytes) -> None:
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            text = line.decode()
+            self.all.append(text)
+            self.q.put(text)
+
+    def wait_for(self, pattern: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no line matching {pattern!r} in {self.all!r}")

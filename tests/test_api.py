@@ -3,7 +3,6 @@ kernel: no subprocess runs the guest."""
 import asyncio
 import io
 import os
-import queue
 import re
 import shutil
 import struct
@@ -15,38 +14,10 @@ import uuid
 
 import pytest
 
-from conftest import ENGINE, ROOT, example, guest
+from conftest import ENGINE, ROOT, Lines, example, guest
 from wasm_bpf_cli import ModuleError, Outcome, RunOptions, Runner
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
-
-
-class Lines:
-    """A stdout callback that splits the guest's bytes into lines."""
-
-    def __init__(self):
-        self._buf = b""
-        self.q = queue.Queue()
-        self.all = []
-
-    def __call__(self, data: bytes) -> None:
-        self._buf += data
-        *lines, self._buf = self._buf.split(b"\n")
-        for line in lines:
-            text = line.decode()
-            self.all.append(text)
-            self.q.put(text)
-
-    def wait_for(self, pattern: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if re.search(pattern, line):
-                return line
-        raise AssertionError(f"no line matching {pattern!r} in {self.all!r}")
 
 
 def opts(**kw) -> RunOptions:

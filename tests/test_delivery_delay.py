@@ -4,7 +4,6 @@ into the guest delivers more; a poll with a shorter timeout still returns in
 time and a stop still interrupts at once. Both poll paths are checked: the
 C loop (abi/_nativepoll.c; entered from C on wasmtime, from Python on wasmer)
 and the Python one."""
-import queue
 import re
 import subprocess
 import sys
@@ -12,38 +11,13 @@ import time
 
 import pytest
 
-from conftest import ENGINE, guest, run_cli
+from conftest import ENGINE, Lines, guest, run_cli
 from wasm_bpf_cli import Outcome, RunOptions, Runner
 from wasm_bpf_cli.abi import nativepoll
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
 
 PATHS = ["c", "python"] if nativepoll.library() is not None else ["python"]
-
-
-class Lines:
-    def __init__(self):
-        self._buf = b""
-        self.q = queue.Queue()
-        self.all = []
-
-    def __call__(self, data: bytes) -> None:
-        self._buf += data
-        *lines, self._buf = self._buf.split(b"\n")
-        for line in lines:
-            self.all.append(line.decode())
-            self.q.put(line.decode())
-
-    def wait_for(self, pattern: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if re.search(pattern, line):
-                return line
-        raise AssertionError(f"no line matching {pattern!r} in {self.all!r}")
 
 
 class Caller:

@@ -54,4 +54,16 @@ static inline struct bpf_object *load_attach(unsigned char *elf, size_t len)
 	return obj;
 }
 
+/* open buffer map `name` of obj with `cb` (ctx NULL), then say "attached" */
+static inline struct bpf_buffer *open_attached(struct bpf_object *obj, const char *name,
+					       bpf_buffer_sample_fn cb)
+{
+	struct bpf_buffer *buf = bpf_buffer__open(obj, name, cb, NULL);
+
+	if (!buf)
+		fail("buffer_open", -errno);
+	say("attached");
+	return buf;
+}
+
 #endif

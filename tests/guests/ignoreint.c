@@ -18,10 +18,7 @@ int main(void)
 	/* a pid that never exists: the buffer stays empty */
 	set_target_pid(ringbuf_bpf_obj, ringbuf_bpf_obj_len, "0xffffffff");
 	obj = load_attach(ringbuf_bpf_obj, ringbuf_bpf_obj_len);
-	buf = bpf_buffer__open(obj, "rb", on_sample, NULL);
-	if (!buf)
-		fail("buffer_open", -errno);
-	say("attached");
+	buf = open_attached(obj, "rb", on_sample);
 	for (;;) {
 		err = bpf_buffer__poll(buf, 100);
 		if (err < 0 && !reported) {

@@ -42,10 +42,7 @@ int main(int argc, char **argv)
 
 	set_target_pid(ringbuf_bpf_obj, ringbuf_bpf_obj_len, argc > 1 ? argv[1] : NULL);
 	obj = load_attach(ringbuf_bpf_obj, ringbuf_bpf_obj_len);
-	buf = bpf_buffer__open(obj, "rb", on_sample, NULL);
-	if (!buf)
-		fail("buffer_open", -errno);
-	say("attached");
+	buf = open_attached(obj, "rb", on_sample);
 	for (;;) {
 		long long t0 = now_ms(), ms;
 

@@ -23,10 +23,7 @@ int main(int argc, char **argv)
 		       argc > 1 ? argv[1] : NULL);
 	exit_mode = argc > 2 && strcmp(argv[2], "exit") == 0;
 	obj = load_attach(ringbuf_bpf_obj, ringbuf_bpf_obj_len);
-	buf = bpf_buffer__open(obj, "rb", on_sample, NULL);
-	if (!buf)
-		fail("buffer_open", -errno);
-	say("attached");
+	buf = open_attached(obj, "rb", on_sample);
 	for (;;) {
 		err = bpf_buffer__poll(buf, 100);
 		if (err == -EINTR) {
