@@ -52,6 +52,7 @@ typedef int32_t (*wb_call_fn)(void *env, const uint32_t args[8], int32_t *failed
 typedef size_t (*wb_size_fn)(void *a, void *b);
 typedef void *(*wb_host_fn)(void *env, void *caller, void *args, size_t nargs);
 typedef void *(*wb_failure_fn)(void);
+typedef void (*wb_refresh_fn)(void);
 
 struct wb_host {
 	volatile int32_t stop;     /* set by request_stop before it writes the wake pipe */
@@ -68,6 +69,7 @@ struct wb_host {
 	void *call_env;
 	wb_host_fn fallback;       /* the Python host function (same calling convention) */
 	wb_failure_fn failure;     /* Python: the failed call's error -> a trap */
+	wb_refresh_fn refresh;     /* or NULL: set mem_base again (a memory that moves when it grows) */
 	int32_t nrings;
 	int32_t pad;
 	struct wb_ring rings[WB_MAX_RINGS];
@@ -94,6 +96,7 @@ static int32_t drain(struct wb_host *h, struct wb_ring *r, const uint32_t fixed[
 {
 	uint64_t budget = r->mask + 1;
 	int32_t total = 0;
+	int again = 0;
 
 	for (;;) {
 		uint64_t cons = *r->cons;
@@ -104,6 +107,8 @@ static int32_t drain(struct wb_host *h, struct wb_ring *r, const uint32_t fixed[
 
 		if (avail == 0 || avail > r->mask + 1)
 			return total;
+		if (again++ && h->refresh) /* the last callback may have grown (moved) the memory */
+			h->refresh();
 		n = avail < h->window ? (uint32_t)avail : h->window;
 		off = cons & r->mask;
 		first = r->mask + 1 - off;

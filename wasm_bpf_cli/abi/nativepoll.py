@@ -24,6 +24,7 @@ NO_CB = -1
 FALLBACK = 1  # wb_poll: the Python path must serve this poll
 _CALL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
                          ctypes.POINTER(ctypes.c_int32))
+_REFRESH = ctypes.CFUNCTYPE(None)
 
 
 class _Ring(ctypes.Structure):
@@ -46,7 +47,7 @@ class HostState(ctypes.Structure):
         ("hdrs", ctypes.c_uint32), ("payload", ctypes.c_uint32), ("res", ctypes.c_uint32),
         ("window", ctypes.c_uint32),
         ("call", ctypes.c_void_p), ("call_env", ctypes.c_void_p),
-        ("fallback", ctypes.c_void_p), ("failure", ctypes.c_void_p),
+        ("fallback", ctypes.c_void_p), ("failure", ctypes.c_void_p), ("refresh", ctypes.c_void_p),
         ("nrings", ctypes.c_int32), ("pad", ctypes.c_int32),
         ("rings", _Ring * MAX_RINGS),
     ]
@@ -129,23 +130,26 @@ class NativePolls:
     def _drive(self, memory, dispatch) -> None:
         """Polls enter from Python (`poll`); the loop calls `dispatch` back
         through ctypes. The memory may move when it grows: its base and size
-        are set again before each poll and after each call into the guest."""
+        are set before each poll, and its base again before a second batch
+        of the same poll (a callback may have grown it)."""
         st = self.state
         self._memory = memory
 
         def call(_env, args, failed):
             try:
-                ret = dispatch(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7])
+                return dispatch(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7])
             except BaseException as exc:  # noqa: B902 - re-raised by poll, not through C
                 self._pending = exc
                 failed[0] = 1
                 return -1
+
+        def refresh():
             st.mem_base = memory.base_address()
-            st.mem_limit = memory.size()
-            return ret
 
         self._call = _CALL(call)
+        self._refresh = _REFRESH(refresh)
         st.call = ctypes.cast(self._call, ctypes.c_void_p).value
+        st.refresh = ctypes.cast(self._refresh, ctypes.c_void_p).value
         st.mem_size = None
         self._wb_poll = self.lib.wb_poll
         self._wb_poll.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -159,9 +163,7 @@ class NativePolls:
         """A poll of the guest through the C loop (driven mode): its return,
         or None if the Python path must serve it."""
         st = self.state
-        memory = self._memory
-        st.mem_base = memory.base_address()
-        st.mem_limit = memory.size()
+        st.mem_base, st.mem_limit = self._memory.base_and_size()
         self._args[:] = (handle, fd, cb, ctx, data, max_size, timeout_ms)
         if self._wb_poll(*self._poll_refs) == FALLBACK:
             return None

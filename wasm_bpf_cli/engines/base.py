@@ -72,6 +72,10 @@ class GuestMemory:
     def base_address(self) -> int:
         raise NotImplementedError
 
+    def base_and_size(self):
+        """(base address, size in bytes) as they are now."""
+        return self.base_address(), self.size()
+
     def grow(self, pages: int) -> Optional[int]:
         """Grow by `pages` 64 KiB pages from the host; the old size in pages,
         or None if the memory cannot grow (limit, engine)."""

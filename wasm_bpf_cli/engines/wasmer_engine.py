@@ -109,6 +109,12 @@ class WasmerMemory(GuestMemory):
         self._base = ctypes.addressof(view)
         self._size = size
 
+    def base_and_size(self):
+        now = self._mem.data_size  # one read of the size (a call into wasmer)
+        if now != self._size:
+            self._refresh(now)
+        return self._base, now
+
     def host_address(self, ptr: int, size: int) -> Optional[int]:
         now = self._mem.data_size
         if ptr < 0 or size < 0 or ptr + size > now:
