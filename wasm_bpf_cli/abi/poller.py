@@ -226,11 +226,14 @@ class BufferPoller:
             self._dispatch = None
 
     def _pending(self) -> Optional[bool]:
-        """Records wait in the buffer (None: cannot tell, libbpf's path only)."""
+        """Records wait in the buffer, less than a full batch (a full batch
+        is delivered at once); None: cannot tell (libbpf's path only)."""
         if self.ring is not None:
-            return self.ring.producer() != self.ring.consumer()
+            waiting = self.ring.producer() - self.ring.consumer()
+            return 0 < waiting < STAGE_WINDOW
         if self.perf_rings:
-            return any(r.head.value != r.tail.value for r in self.perf_rings)
+            waiting = [r.head.value - r.tail.value for r in self.perf_rings]
+            return any(waiting) and max(waiting) < STAGE_WINDOW
         return None
 
     def _hold(self, max_delay: float, deadline: Optional[float]) -> bool:
