@@ -1,9 +1,11 @@
-"""`RunOptions.max_delivery_delay` / `run --max-delivery-delay`: a poll holds
-the records it finds up to that long before delivering them, so one crossing
-into the guest delivers more; a poll with a shorter timeout still returns in
-time and a stop still interrupts at once. Both poll paths are checked: the
-C loop (abi/_nativepoll.c; entered from C on wasmtime, from Python on wasmer)
-and the Python one."""
+"""The ring-buffer poll loop, on both of its paths: the C loop
+(abi/_nativepoll.c; entered from C on wasmtime, from Python on wasmer) and the
+Python one. Records across the end of the ring; a trap or an exit inside a
+callback the C loop called; and `RunOptions.max_delivery_delay` / `run
+--max-delivery-delay`: a poll holds the records it finds up to that long
+before delivering them, so one crossing into the guest delivers more; a poll
+with a shorter timeout still returns in time and a stop still interrupts at
+once."""
 import re
 import subprocess
 import sys
@@ -164,3 +166,32 @@ def test_records_across_the_end_of_the_ring_arrive_once_and_in_order(caller, pol
     assert result.exit_code == 0
     assert result.buffers[0].delivered == 15000 and result.buffers[0].lost == 0
     assert out.all[-1] == "received=15000 out_of_order=0"
+
+
+def c_loop_polls(runner) -> int:
+    """Polls the C loop served for this run (0 on the Python path)."""
+    native = runner._abi._native
+    return sum(native.state.rings[i].polls for i in range(native.state.nrings)) if native else 0
+
+
+@pytest.mark.parametrize("mode", ["trap", "exit"])
+def test_a_callback_that_traps_or_exits_inside_the_loop_ends_the_guest_as_before(mode, poll_path, no_bpf_leaks):
+    caller = Caller()
+    out = Lines()
+    runner = Runner(guest("trapcb"), RunOptions(engine=ENGINE, args=[str(caller.p.pid), mode], stdout=out))
+    try:
+        runner.start()
+        out.wait_for("^attached$")
+        time.sleep(0.3)  # past the first poll (100 ms): the host has checked the callback
+        served = c_loop_polls(runner)
+        caller.calls(1, 0)
+        result = runner.wait(20)
+    finally:
+        runner.stop()
+        caller.close()
+    assert (served > 0) == (poll_path == "c")
+    if mode == "trap":
+        assert result.outcome is Outcome.TRAPPED
+        assert "unreachable" in result.message and "\n" not in result.message
+    else:
+        assert result.outcome is Outcome.EXITED and result.exit_code == 7
