@@ -195,3 +195,26 @@ def test_a_callback_that_traps_or_exits_inside_the_loop_ends_the_guest_as_before
         assert "unreachable" in result.message and "\n" not in result.message
     else:
         assert result.outcome is Outcome.EXITED and result.exit_code == 7
+
+
+@pytest.mark.parametrize("kind", ["ringbuf", "perf"])
+def test_a_callback_that_closes_its_object_mid_batch_ends_the_poll_cleanly(kind, poll_path, no_bpf_leaks):
+    caller = Caller()
+    out = Lines()
+    args = [str(caller.p.pid)] + (["perf"] if kind == "perf" else [])
+    runner = Runner(guest("closecb"), RunOptions(engine=ENGINE, args=args, stdout=out))
+    try:
+        runner.start()
+        out.wait_for("^attached$")
+        time.sleep(0.3)  # past the first poll: the C loop serves the next ones
+        served = c_loop_polls(runner)
+        caller.calls(3, 0)
+        result = runner.wait(20)
+    finally:
+        runner.stop()
+        caller.close()
+    assert (served > 0) == (poll_path == "c" and kind == "ringbuf")  # perf buffers: the Python path
+    assert result.outcome is Outcome.EXITED and result.exit_code == 0, result.message
+    # the poll returns what it delivered (1 to 3: the closing sample and any
+    # after it in the same batch), not an error
+    assert out.all[-1] in ("poll ret=1", "poll ret=2", "poll ret=3"), out.all

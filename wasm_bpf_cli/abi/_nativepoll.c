@@ -71,7 +71,7 @@ struct wb_host {
 	wb_failure_fn failure;     /* Python: the failed call's error -> a trap */
 	wb_refresh_fn refresh;     /* or NULL: set mem_base again (a memory that moves when it grows) */
 	int32_t nrings;
-	int32_t pad;
+	uint32_t gen;              /* bumped when rings are dropped (a callback may close its object) */
 	struct wb_ring rings[WB_MAX_RINGS];
 };
 
@@ -101,7 +101,7 @@ static int32_t drain(struct wb_host *h, struct wb_ring *r, const uint32_t fixed[
 	for (;;) {
 		uint64_t cons = *r->cons;
 		uint64_t avail = __atomic_load_n(r->prod, __ATOMIC_ACQUIRE) - cons;
-		uint32_t n, consumed, count, args[8];
+		uint32_t n, consumed, count, args[8], gen;
 		uint64_t off, first;
 		int32_t ret;
 
@@ -127,10 +127,20 @@ static int32_t drain(struct wb_host *h, struct wb_ring *r, const uint32_t fixed[
 		args[6] = n;
 		args[7] = h->res;
 		h->busy = r->in_batch = 1;
+		gen = h->gen;
 		ret = h->call(h->call_env, args, failed);
-		h->busy = r->in_batch = 0;
+		h->busy = 0;
 		if (*failed)
 			return -1;
+		if (h->gen != gen) { /* the callback closed an object: this ring may be unmapped */
+			if (ret < 0)
+				return ret;
+			if (h->refresh)
+				h->refresh();
+			memcpy(&count, h->mem_base + h->res + 4, 4);
+			return total + (int32_t)count;
+		}
+		r->in_batch = 0;
 		memcpy(&consumed, h->mem_base + h->res, 4);
 		memcpy(&count, h->mem_base + h->res + 4, 4);
 		consumed &= ~7u;

@@ -48,7 +48,7 @@ class HostState(ctypes.Structure):
         ("window", ctypes.c_uint32),
         ("call", ctypes.c_void_p), ("call_env", ctypes.c_void_p),
         ("fallback", ctypes.c_void_p), ("failure", ctypes.c_void_p), ("refresh", ctypes.c_void_p),
-        ("nrings", ctypes.c_int32), ("pad", ctypes.c_int32),
+        ("nrings", ctypes.c_int32), ("gen", ctypes.c_uint32),
         ("rings", _Ring * MAX_RINGS),
     ]
 
@@ -219,6 +219,7 @@ class NativePolls:
             ctypes.memmove(ctypes.addressof(st.rings[i]), raw, ctypes.sizeof(_Ring))
             poller.stats.native = st.rings[i]
         st.nrings = len(keep)
+        st.gen += 1  # a batch in flight (the closing callback's) must not touch its ring again
         self._pollers = [p for _, p in keep]
 
     def drop_all(self) -> None:
@@ -226,6 +227,7 @@ class NativePolls:
             poller.stats.detach_native()
         self._pollers = []
         self.state.nrings = 0
+        self.state.gen += 1
 
     def close(self) -> None:
         self.drop_all()

@@ -290,6 +290,8 @@ class BufferPoller:
             res = memory.host_address(staging.res, 8)
             consumed = ctypes.c_uint32.from_address(res).value & ~7
             count = ctypes.c_uint32.from_address(res + 4).value
+            if self.ring is None:  # a callback closed the object: the ring is unmapped
+                return ret if ret < 0 else total + count
             if consumed > n:  # the guest scribbled over the result slot
                 consumed = 0
             if consumed:
@@ -345,6 +347,8 @@ class BufferPoller:
                 consumed = ctypes.c_uint32.from_address(res).value
                 count = ctypes.c_uint32.from_address(res + 4).value
                 lost = ctypes.c_uint32.from_address(res + 8).value
+                if not self.perf_rings:  # a callback closed the object: the buffers are unmapped
+                    return ret if ret < 0 else total + count
                 if consumed > n:
                     consumed = 0
                 if consumed:
@@ -366,6 +370,7 @@ class BufferPoller:
         return total
 
     def close(self) -> None:
+        self.perf_rings = []  # unmapped below (a batch in flight checks this)
         self._epoll.close()
         self._stop_epoll.close()
         if self._buffer is not None:
