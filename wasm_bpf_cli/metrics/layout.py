@@ -110,7 +110,7 @@ class _ObjectMaps:
             self.shapes[d["name"]] = MapShape(d["name"], d["type"] or 0, d["key_size"] or 0,
                                               d["value_size"] or 0, d["max_entries"] or 0)
         for sec in self.btf.datasecs():  # global data: an array of one entry keyed by u32 0
-            if sec.name != ".maps":
+            if sec.name.startswith(".") and sec.name != ".maps":  # not "license"
                 self.shapes.setdefault(sec.name, MapShape(sec.name, 2, 4, sec.size_or_type, 1))
 
     def shape(self, name: str) -> Optional[MapShape]:
