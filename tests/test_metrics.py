@@ -38,13 +38,17 @@ def scrape(port: int) -> dict:
 
 def scrape_until(port: int, ready, proc=None, timeout: float = 30.0) -> dict:
     """Scrape until `ready(families)` is true (the endpoint comes up, the
-    guest loads its objects); fail with what was last seen."""
+    guest loads its objects); fail with what was last seen, or as soon as
+    `proc` (a CLI process or a Runner) has ended."""
     end = time.monotonic() + timeout
     last = None
     while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
+        if isinstance(proc, subprocess.Popen) and proc.poll() is not None:
             out, err = finish_process(proc)
             pytest.fail(f"the runner exited ({proc.returncode}) early: {out}\nstderr: {err}")
+        if proc is not None and not isinstance(proc, subprocess.Popen):
+            ended = proc.wait(0)  # raises what kept the guest from running
+            assert ended is None, f"the guest ended early: {ended}"
         try:
             last = scrape(port)
             if ready(last):
@@ -201,7 +205,7 @@ def test_delivered_and_lost_match_the_result(no_bpf_leaks):
         sent = 300
         for _ in range(sent):
             os.getppid()
-        families = scrape_until(port, lambda f: _buffer_counts(f)[0] >= sent, timeout=30)
+        families = scrape_until(port, lambda f: _buffer_counts(f)[0] >= sent, runner)
         scraped = _buffer_counts(families)
         runner.stop()
         result = runner.wait(30)
@@ -233,7 +237,7 @@ def test_scrapes_during_a_burst_lose_no_sample(no_bpf_leaks):
         burst = 6000  # 32 bytes each: fits the 256 KiB ring only if it is drained meanwhile
         for _ in range(burst):
             os.getppid()
-        scrape_until(port, lambda f: _buffer_counts(f)[0] >= burst, timeout=30)
+        scrape_until(port, lambda f: _buffer_counts(f)[0] >= burst, runner)
         done.set()
         thread.join(10)
         runner.stop()

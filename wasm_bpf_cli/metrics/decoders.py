@@ -16,7 +16,6 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from wasm_bpf_cli.metrics.config import LabelSpec
 
-CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP_RESCAN_S = 1.0  # an unknown cgroup id walks the tree again at most this often
 KALLSYMS = "/proc/kallsyms"
 # asm/unistd_64.h of the host's architecture (Debian: linux-libc-dev)
@@ -113,18 +112,35 @@ class _Kallsyms:
         return self._names[i] if i >= 0 and addr else f"0x{addr:x}"
 
 
-class _Cgroups:
-    """cgroup id (the inode number of its directory in cgroup2) -> path."""
+def cgroup2_root() -> Optional[str]:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
+    /sys/fs/cgroup/unified on a hybrid v1/v2 system), or None."""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "cgroup2":
+                    return fields[1]
+    except OSError:
+        pass
+    return None
 
-    def __init__(self, root: str = CGROUP_ROOT):
-        self._root = root
+
+class _Cgroups:
+    """cgroup id (the inode number of its directory in cgroup v2) -> its
+    path in the hierarchy ("/system.slice/ssh.service")."""
+
+    def __init__(self):
+        self._root: Optional[str] = None
         self._paths: Dict[int, str] = {}
         self._scanned = 0.0
         self._lock = threading.Lock()
 
     def _scan(self) -> None:
+        if self._root is None:
+            self._root = cgroup2_root() or ""
         paths = {}
-        for top, dirs, _files in os.walk(self._root):
+        for top, dirs, _files in os.walk(self._root) if self._root else ():
             try:
                 ino = os.stat(top).st_ino
             except OSError:
