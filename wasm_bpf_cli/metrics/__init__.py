@@ -81,7 +81,7 @@ def serve(address: str, wasm: bytes, module_name: str, engine: str, runner, abi,
                        memory_bytes=lambda: _memory_bytes(abi),
                        info={"module": module_name, "digest": "sha256:" + hashlib.sha256(wasm).hexdigest(),
                              "engine": engine},
-                       started_at=time.monotonic())
+                       started_at=time.monotonic(), objects=lambda: tuple(abi.objects))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GuestCollector(probe, plans, bpf_stats=bpf_stats))
     hold = None

@@ -16,6 +16,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
                                     InfoMetricFamily, Metric)
 from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from wasm_bpf_cli.bpf import BpfError
 from wasm_bpf_cli.metrics.decoders import make_decoder
@@ -32,9 +33,11 @@ class GuestProbe:
     collector only calls these (each must be safe from another thread)."""
 
     def __init__(self, status: Callable, maps: Callable, programs: Callable[[], Iterable[Tuple[str, int]]],
-                 memory_bytes: Callable[[], Optional[int]], info: Dict[str, str], started_at: float):
+                 memory_bytes: Callable[[], Optional[int]], info: Dict[str, str], started_at: float,
+                 objects: Callable[[], Tuple] = lambda: ()):
         self.status = status  # () -> RunStatus
         self.maps = maps  # () -> [MapView]
+        self.objects = objects  # () -> the handles of the loaded objects: maps() changes with them
         self.programs = programs  # () -> [(program name, fd)] of the loaded objects
         self.memory_bytes = memory_bytes
         self.info = info  # labels of wasm_bpf_guest_info
@@ -53,6 +56,21 @@ class _MapMetric:
         if self.spec.per_cpu == "cpu":
             self.label_names.append("cpu")
         self._labels: Dict[bytes, Tuple[str, ...]] = {}
+        self._bounds: Dict[int, str] = {}
+
+    def bound(self, index: int) -> str:
+        """The `le` of bucket `index`: its upper bound in the metric's unit."""
+        le = self._bounds.get(index)
+        if le is None:
+            spec = self.spec
+            if spec.buckets == "log2":  # slot i: [2^i, 2^(i+1)) (0 and 1 both in slot 0)
+                value = float(2 ** (index + 1)) * spec.multiplier
+            elif spec.buckets == "linear":  # slot i: [i*w, (i+1)*w)
+                value = (index + 1) * spec.bucket_width * spec.multiplier
+            else:  # keyed: the key holds the bound
+                value = index * spec.multiplier
+            le = self._bounds[index] = floatToGoString(value)
+        return le
 
     def matches(self, map_name: str) -> bool:
         want = self.spec.map
@@ -87,6 +105,7 @@ class GuestCollector:
         self.bpf_stats = bpf_stats
         self.scrape_errors: Dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()  # one scrape at a time: readers share buffers
+        self._views: Tuple = (None, [])  # (objects, [(metric, its MapViews)]) as of the last scrape
 
     def describe(self) -> List[Metric]:
         return []  # registering must not scrape (the guest may not run yet)
@@ -98,9 +117,8 @@ class GuestCollector:
     def _collect(self) -> List[Metric]:
         out = self._runner_metrics()
         if self.metrics:
-            views = self.probe.maps()
-            for metric in self.metrics:
-                family = self._map_metric(metric, [v for v in views if metric.matches(v.name)])
+            for metric, views in self._metric_views():
+                family = self._map_metric(metric, views)
                 if family is not None:
                     out.append(family)
         errors = CounterMetricFamily("wasm_bpf_metrics_scrape_errors",
@@ -109,6 +127,15 @@ class GuestCollector:
             errors.add_metric([map_name], self.scrape_errors.get(map_name, 0))
         out.append(errors)
         return out
+
+    def _metric_views(self):
+        """Each metric with the live maps it reads, found again only when the
+        guest has loaded or closed an object since the last scrape."""
+        objects = self.probe.objects()
+        if objects != self._views[0] or not objects:
+            views = self.probe.maps()
+            self._views = (objects, [(m, [v for v in views if m.matches(v.name)]) for m in self.metrics])
+        return self._views[1]
 
     # -- always there -----------------------------------------------------
     def _runner_metrics(self) -> List[Metric]:
@@ -217,6 +244,13 @@ class GuestCollector:
         spec, plan = metric.spec, metric.plan
         counts: Dict[Tuple[str, ...], Dict[int, int]] = defaultdict(lambda: defaultdict(int))
         by_cpu = spec.per_cpu == "cpu"
+        if not plan.labels and plan.bucket is not None and plan.value.kind == "int" and metric.reader.cpus == 1:
+            # the common shape (runqlat's): an array of slot -> count
+            slots = counts[()]
+            bucket, number = plan.bucket.number, plan.value.number
+            for key, value in entries:
+                slots[bucket(key)] += number(value)
+            entries = ()
         for key, value in entries:
             labels = metric.labels(key)
             numbers = metric.values(value)
@@ -231,27 +265,17 @@ class GuestCollector:
                 else:
                     slots[plan.bucket.number(key)] += sum(per_cpu)
         family = HistogramMetricFamily(spec.name, spec.help, labels=metric.label_names)
+        bucket_name, count_name = spec.name + "_bucket", spec.name + "_count"
+        names = metric.label_names
         for labels, slots in sorted(counts.items()):
-            buckets, total = [], 0
+            total = 0
+            base = dict(zip(names, labels))
             for index in sorted(slots):
                 total += slots[index]
-                buckets.append((_float(self._bound(spec, index)), total))
-            buckets.append(("+Inf", total))
-            family.add_metric(list(labels), buckets, None)
-            # No _sum (slots do not keep the sum of the values), but the count
-            family.samples.append(Sample(spec.name + "_count", dict(zip(metric.label_names, labels)),
-                                         total, None, None))
+                family.samples.append(Sample(bucket_name, dict(base, le=metric.bound(index)), total, None, None))
+            family.samples.append(Sample(bucket_name, dict(base, le="+Inf"), total, None, None))
+            # no _sum (slots do not keep the sum of the values), but the count
+            family.samples.append(Sample(count_name, base, total, None, None))
         return family
 
-    @staticmethod
-    def _bound(spec, index: int) -> float:
-        """The upper bound of bucket `index`, in the metric's unit."""
-        if spec.buckets == "log2":  # slot i: [2^i, 2^(i+1)) (0 and 1 both in slot 0)
-            return float(2 ** (index + 1)) * spec.multiplier
-        if spec.buckets == "linear":  # slot i: [i*w, (i+1)*w)
-            return (index + 1) * spec.bucket_width * spec.multiplier
-        return index * spec.multiplier  # keyed: the key holds the bound
 
-
-def _float(value: float) -> str:
-    return repr(float(value))

@@ -8,6 +8,7 @@ per entry. A config that does not fit is one UsageError line.
 """
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from wasm_bpf_cli.btf_values import U32_KEY, MapTypes
@@ -35,20 +36,23 @@ class Field:
     signed: bool = False
     count: int = 1  # elements of "chars" / "slots"
 
-    @property
-    def format(self) -> str:
-        """struct format of one element ("<Q", ...)."""
-        return "<" + _INT_FORMATS[(self.size, self.signed)]
+    @cached_property
+    def _unpack(self):
+        return struct.Struct("<" + _INT_FORMATS[(self.size, self.signed)]).unpack_from
 
     def number(self, data: bytes) -> int:
-        return struct.unpack_from(self.format, data, self.offset)[0]
+        return self._unpack(data, self.offset)[0]
 
     def chars(self, data: bytes) -> str:
         raw = data[self.offset:self.offset + self.count]
         return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
+    @cached_property
+    def _unpack_slots(self):
+        return struct.Struct(f"<{self.count}{_INT_FORMATS[(self.size, self.signed)]}").unpack_from
+
     def slots(self, data: bytes) -> Tuple[int, ...]:
-        return struct.unpack_from(f"<{self.count}{_INT_FORMATS[(self.size, self.signed)]}", data, self.offset)
+        return self._unpack_slots(data, self.offset)
 
 
 @dataclass(frozen=True)
