@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ENGINE, guest
+from test_mapwalk import possible_cpus
 from test_metrics import free_port, scrape, scrape_until
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
@@ -64,15 +65,6 @@ labels = [{ name = "op", member = "op", decoder = "static_map", static_map = { 1
 name = "fill_unreadable"
 map = "unreadable"
 """
-
-
-def possible_cpus() -> int:
-    with open("/sys/devices/system/cpu/possible") as f:
-        total = 0
-        for part in f.read().strip().split(","):
-            lo, _, hi = part.partition("-")
-            total += int(hi or lo) - int(lo) + 1
-        return total
 
 
 def own_cgroup():

@@ -3,7 +3,7 @@ import os
 
 import click
 
-from wasm_bpf_cli.cli.errors import fail
+from wasm_bpf_cli.cli.errors import fail, write_whole
 from wasm_bpf_cli.errors import ModuleError, WasmBpfError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -46,13 +46,7 @@ def embed(config, module, output):
             text = f.read()
         out = embed_config(wasm, text)
         target = output or module
-        tmp = target + ".tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(out)
-            os.replace(tmp, target)
-        except OSError as err:
-            raise WasmBpfError(f"{target}: cannot write: {err.strerror or err}") from None
+        write_whole(target, out)
     except WasmBpfError as err:
         fail(err)
     click.echo(f"{target}: {len(cfg.metrics)} metrics from {os.path.basename(config)} embedded", err=True)
