@@ -134,6 +134,8 @@ def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
         except Exception:  # noqa: BLE001 - the guest's write must not fail for our sake
             log.exception("guest output sink failed")
 
+    isatty = getattr(out, "isatty", None)  # a file on a terminal, or the CLI's status-line sink
+    sink.isatty = isatty if callable(isatty) else (lambda: False)
     return sink
 
 
@@ -283,9 +285,11 @@ class Runner:
         self._timer(self.options.grace_period, self.kill)
 
     def kill(self) -> None:
-        """Stop now: interrupt the guest's wasm code; if the engine cannot, or
-        the guest is stuck in a host call, tear down its BPF objects from this
-        thread and give up on the guest thread (RunResult.abandoned)."""
+        """Stop now: end the guest at its next buffer poll and interrupt its
+        wasm code where the engine can; if neither ends it within the grace
+        period (wasmer, a guest spinning in pure wasm), tear down its BPF
+        objects from this thread and give up on the guest thread
+        (RunResult.abandoned)."""
         if self._done.is_set():
             return
         with self._stop_lock:
@@ -293,9 +297,12 @@ class Runner:
                 self._stop_reason = "stop"
         self._interrupted = True
         if self._abi is not None:
-            self._abi.request_stop()
-        if self._engine is not None and self._engine.interrupt():
-            if self._done.wait(self.options.grace_period):
+            self._abi.request_abort()  # a guest looping on polls ends at its next one
+        if self._engine is not None:
+            # One spinning in wasm ends now where the engine can interrupt it;
+            # elsewhere only a poll can end it, and a polling guest polls often.
+            can_interrupt = self._engine.interrupt()
+            if self._done.wait(self.options.grace_period if can_interrupt else min(self.options.grace_period, 0.5)):
                 return
         self._abandon()
 

@@ -90,6 +90,7 @@ class HostAbi:
         self._next_handle = 1
         self._lock = threading.RLock()  # objects may be read from other threads
         self._stop = threading.Event()
+        self._abort = False  # request_abort(): a poll ends the guest instead of returning -EINTR
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._fd_owner: Dict[int, GuestObject] = {}
         self._cpus: Optional[int] = None
@@ -157,6 +158,21 @@ class HostAbi:
             os.write(self._wake_w, b"x")
         except BlockingIOError:
             pass  # the pipe is already full: a wakeup is pending anyway
+
+    def request_abort(self) -> None:
+        """From any thread, for a guest that did not stop by itself: its poll
+        in progress or next poll ends it (GuestTrap, interrupted) instead of
+        returning -EINTR again. On an engine that cannot interrupt wasm code
+        this still ends a guest that loops on polls ignoring -EINTR (as
+        upstream's opensnoop does); only one spinning in pure wasm cannot."""
+        self._abort = True
+        self.request_stop()
+
+    def _stopped(self) -> int:
+        """What a poll returns once a stop was requested."""
+        if self._abort:
+            raise GuestTrap("the guest did not stop by itself", interrupted=True)
+        return werr.EINTR
 
     @property
     def links_attached(self) -> int:
@@ -505,7 +521,7 @@ class HostAbi:
         if max_size <= 0 or self._addr(data, max_size) is None:
             return werr.EFAULT
         if self._stop.is_set():
-            return werr.EINTR
+            return self._stopped()
         try:
             poller = self._poller(gobj, fd, info)
         except BpfError as err:
@@ -559,7 +575,7 @@ class HostAbi:
 
         got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain)
         if got is None:
-            return werr.EINTR
+            return self._stopped()
         if got < 0:
             return guest_stop[-1] if guest_stop else werr.neg(got)  # else libbpf's Linux errno
         return got

@@ -192,9 +192,7 @@ def _run_guest(module, options, quiet, handler) -> None:
         ui = StatusLine(os.path.basename(module))
         handler.ui = ui
         options.stderr = ui.stderr
-        # A pipe gets the guest's bytes directly; so does a terminal with
-        # libc buffering (the guest then sees the terminal it is).
-        if sys.stdout.isatty() and options.output_buffering == "line":
+        if sys.stdout.isatty():  # a pipe gets the guest's bytes directly
             options.stdout = ui.stdout
 
     runner = Runner(module, options)
