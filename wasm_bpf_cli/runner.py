@@ -68,7 +68,9 @@ class RunOptions:
     max_object_size: Optional[int] = None  # bytes of one BPF object the guest loads
     argv0: Optional[str] = None  # default: the module path
     cache: bool = True  # use the on-disk compiled-module cache (engines/module_cache.py)
-    policy: Optional["Policy"] = None  # wasm_bpf_cli.policy.Policy: what the guest may load/attach
+    # what the guest may load/attach: a wasm_bpf_cli.policy.Policy, a mapping of
+    # the policy file's keys, or the path of a TOML policy file
+    policy: Union[None, "Policy", Mapping[str, object], str, os.PathLike] = None
 
 
 @dataclass
@@ -97,6 +99,7 @@ class RunResult:
     wall_time: float = 0.0
     cpu_time: float = 0.0
     abandoned: bool = False  # the guest thread could not be stopped (see module doc)
+    denials: List[str] = field(default_factory=list)  # what the policy refused, one line each
 
     @property
     def delivered(self) -> int:
@@ -198,6 +201,10 @@ def check_module(wasm: bytes, options: RunOptions) -> bool:
     try:
         mod = read_wasm(wasm)
     except InspectError as err:
+        if wasm[:4] == b"\x7fELF":  # the usual mix-up: the .bpf.o instead of the .wasm
+            raise ModuleError("this is an ELF file (a BPF object: the kernel half of a guest), not a wasm "
+                              "module: run the wasm user half that embeds it (`wasm-bpf new NAME` writes "
+                              "one; `wasm-bpf gen skeleton` embeds an object)") from None
         raise ModuleError(f"not a valid wasm module: {err}") from None
     problems = verdict(mod, options.wrapper_module_name, options.callback_export_name)
     if problems:
@@ -372,6 +379,7 @@ class Runner:
                 return
             if result is not None:
                 result.buffers = self._buffers()
+                result.denials = list(self._abi.denials) if self._abi is not None else []
                 result.wall_time = time.monotonic() - self._started_at
                 result.cpu_time = time.process_time() - self._cpu_at_start
             self.result = result
@@ -420,8 +428,10 @@ class Runner:
         from wasm_bpf_cli.abi.preload import embedded_images
         from wasm_bpf_cli.engines.base import WasiOptions
 
+        from wasm_bpf_cli.policy import as_policy
+
         opts = self.options
-        policy = opts.policy
+        policy = as_policy(opts.policy)
         if policy is not None and opts.dirs and not policy.allow_preopens:
             raise UsageError(f"preopened directories are not allowed by {policy.source} (allow_preopens)")
         caps = [n for n in (opts.max_memory, policy and policy.max_memory) if n is not None]
@@ -443,6 +453,9 @@ class Runner:
                       callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
                       policy=policy)
         self._abi = abi
+        stderr = _sink(opts.stderr)
+        if stderr is not None:  # denials go where the guest's stderr goes, not to the log
+            abi.on_denial = lambda message: stderr(f"wasm-bpf: policy: {message}\n".encode())
         if self._stop_reason is not None:
             abi.request_stop()
         if needs_bpf:  # the kernel loads them while the engine starts
@@ -455,7 +468,7 @@ class Runner:
             env=env,
             preopens=list(opts.dirs),
             stdout=_sink(opts.stdout),
-            stderr=_sink(opts.stderr),
+            stderr=stderr,
             stdin_path=_stdin_path(opts.stdin, cleanup),
         )
         instance = self._engine.instantiate(module, wasi, abi.host_functions(), max_memory=max_memory)
