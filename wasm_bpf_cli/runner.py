@@ -418,7 +418,19 @@ class Runner:
                 instance.close()
             for action in cleanup:
                 action()
+            self._flush_line_writers()
         self._finish(result, error)
+
+    def _flush_line_writers(self) -> None:
+        """The unterminated last line of a LineWriter, once the guest is gone."""
+        from wasm_bpf_cli.lines import LineWriter
+
+        for out in (self.options.stdout, self.options.stderr):
+            if isinstance(out, LineWriter):
+                try:
+                    out.flush()
+                except Exception:  # noqa: BLE001 - as for any output sink
+                    log.exception("guest output sink failed")
 
     def _prepare(self, cleanup: List[Callable[[], None]]):
         """Read, check and instantiate the module (on the guest's thread: some
