@@ -366,3 +366,49 @@ def test_readme_policy_example_shows_the_denial_in_the_result_and_on_stderr(buil
         f"cannot load the BPF object: {-28}",  # the guest's own line: wasm_bpf_object_load failed (EINVAL)
     ]
     assert "policy" not in res.stderr  # nothing went to the log instead
+
+
+# ------------------------------------------------------------ the README's other fragments
+def test_readme_policy_file_is_a_valid_policy(tmp_path):
+    from wasm_bpf_cli.policy import Policy
+
+    toml = re.search(r"```toml\n(.*?)```", readme(), re.S).group(1)
+    (tmp_path / "policy.toml").write_text(toml)
+    assert Policy.load(str(tmp_path / "policy.toml")) == Policy(
+        allow=("tracing",), deny=("lsm", "xdp"), allow_attach=(), deny_attach=("sock_ops",),
+        max_objects=4, max_maps=32, max_links=8, max_memory=64 << 20, max_object_size=4 << 20,
+        max_poll_timeout_ms=1000, allow_preopens=False)
+
+
+def usage_commands():
+    """The `wasm-bpf ...` lines of the README's "Using it" block, comments cut."""
+    block = readme().split("## Using it", 1)[1].split("`run` options", 1)[0]
+    return [line.split(" #")[0].strip() for line in block.splitlines()
+            if line.startswith("    wasm-bpf ")]
+
+
+@pytest.mark.kernel
+@pytest.mark.engine
+def test_readme_usage_commands_run_as_written(tmp_path, no_bpf_leaks):
+    """Each command with the README's placeholder files made real (a built
+    example); the two `run` lines get a --duration so that they end."""
+    commands = usage_commands()
+    assert len(commands) == 9 and commands[0] == "wasm-bpf run bootstrap.wasm -d 100"
+    bootstrap = example("bootstrap")
+    (tmp_path / "bootstrap.wasm").symlink_to(bootstrap)
+    (tmp_path / "guest.wasm").symlink_to(bootstrap)
+    (tmp_path / "prog.bpf.o").symlink_to(bootstrap.replace(".wasm", ".bpf.o"))
+    for command in commands:
+        argv = command.split()[1:]
+        if argv[0] == "run":
+            argv = ["run", "--duration", "1"] + argv[1:]
+            if "--duration" in argv[3:]:
+                i = argv.index("--duration", 3)
+                del argv[i:i + 2]
+        res = subprocess.run(wasm_bpf_cmd(*argv), cwd=tmp_path, env=cli_env(), capture_output=True,
+                             text=True, timeout=120)
+        # 0 for `run` too: bootstrap returns by itself when --duration makes its poll -EINTR
+        assert res.returncode == 0, (command, res.stderr)
+        assert "Traceback" not in res.stderr and "error" not in res.stderr, (command, res.stderr)
+    assert (tmp_path / "opentrace" / "opentrace.bpf.c").exists()
+    assert "prog_bpf__open_and_load(void)" in (tmp_path / "prog.skel.h").read_text()
