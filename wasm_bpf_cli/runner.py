@@ -467,7 +467,7 @@ class Runner:
         self._abi = abi
         stderr = _sink(opts.stderr)
         if stderr is not None:  # denials go where the guest's stderr goes, not to the log
-            abi.on_denial = lambda message: stderr(f"wasm-bpf: policy: {message}\n".encode())
+            abi.on_denial = lambda message: stderr(f"wasm-bpf: warning: policy: {message}\n".encode())
         if self._stop_reason is not None:
             abi.request_stop()
         if needs_bpf:  # the kernel loads them while the engine starts

@@ -12,13 +12,13 @@ from wasm_bpf_cli.cli.errors import fail
 from wasm_bpf_cli.errors import WasmBpfError
 from wasm_bpf_cli.scaffold import DEFAULT_TEMPLATE, DESCRIPTIONS, create, templates
 
-TEMPLATE_HELP = "; ".join(f"{name}: {DESCRIPTIONS[name]}" for name in templates())
+TEMPLATE_HELP = " ".join(f"{name}: {DESCRIPTIONS[name]}." for name in templates())
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("name")
 @click.option("-t", "--template", default=DEFAULT_TEMPLATE, show_default=True, metavar="TEMPLATE",
-              help=f"What the guest does. {TEMPLATE_HELP}.")
+              help=f"What the guest does. {TEMPLATE_HELP}")
 @click.option("-d", "--dir", "directory", metavar="DIR",
               help="Write the guest here (must not exist; default: ./NAME).")
 def new(name, template, directory):

@@ -18,8 +18,8 @@ COMMON = "common"
 DEFAULT_TEMPLATE = "ringbuf"
 # One line each, for `wasm-bpf new --help` and the README.
 DESCRIPTIONS = {
-    "ringbuf": "tracepoint on openat() sending events through a ring buffer; one printed line per event",
-    "map": "tracepoint on openat() counting calls per pid in a hash map; printed and cleared every interval",
+    "ringbuf": "a tracepoint on openat() sends events through a ring buffer, one printed line each",
+    "map": "a tracepoint on openat() counts calls per pid in a hash map, printed and cleared every interval",
 }
 # A C identifier that also makes a BPF object name libbpf keeps whole.
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,30}\Z")
