@@ -217,6 +217,14 @@ def trigger_until(proc_lines, pattern: str, trigger, timeout: float = 30) -> str
     raise AssertionError(f"no line matching {pattern!r} in {seen[-20:]!r}")
 
 
+def try_open(path: str) -> None:
+    """openat(path), which the templates trace; the file need not exist."""
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except FileNotFoundError:
+        pass
+
+
 def spawn_run(*args, cwd):
     """`wasm-bpf run ARGS` as the README's first-hour block runs it; (proc, queue of stdout lines)."""
     import queue
@@ -242,13 +250,7 @@ def test_ringbuf_guest_prints_the_file_this_test_opens(built, no_bpf_leaks):
         header = lines.get(timeout=60)
         assert header.split() == ["PID", "COMM", "FILE"]
 
-        def trigger():
-            try:
-                os.open(marker, os.O_RDONLY)
-            except FileNotFoundError:
-                pass  # openat() was called: that is what is traced
-
-        line = trigger_until(lines, re.escape(marker) + "$", trigger)
+        line = trigger_until(lines, re.escape(marker) + "$", lambda: try_open(marker))
         pid, comm, filename = line.split()
         assert (int(pid), filename) == (os.getpid(), marker)
         with open(f"/proc/{os.getpid()}/comm") as f:
@@ -328,13 +330,7 @@ def test_api_collects_whole_lines_of_this_process_only(built, no_bpf_leaks):
         runner.start()
         assert lines.get(timeout=60).split() == ["PID", "COMM", "FILE"]
 
-        def trigger():
-            try:
-                os.open(marker, os.O_RDONLY)
-            except FileNotFoundError:
-                pass
-
-        trigger_until(lines, re.escape(marker) + "$", trigger)
+        trigger_until(lines, re.escape(marker) + "$", lambda: try_open(marker))
         runner.stop()
         result = runner.wait(30)
     assert result.exit_code == 0
@@ -343,21 +339,25 @@ def test_api_collects_whole_lines_of_this_process_only(built, no_bpf_leaks):
         assert re.fullmatch(rf"{os.getpid()} +\S+ +/\S*", line), line
 
 
+def run_readme_example(marker: str, cwd) -> subprocess.CompletedProcess:
+    """Run a Python block of the README in `cwd`, where the guests it names were built."""
+    res = subprocess.run([sys.executable, "-c", fenced(marker)], cwd=cwd, capture_output=True,
+                         env=dict(build_env(), PYTHONPATH=ROOT), text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res
+
+
 @pytest.mark.kernel
 @pytest.mark.engine
 def test_readme_map_example_looks_up_a_u32_key_as_an_int(built, no_bpf_leaks):
-    res = subprocess.run([sys.executable, "-c", fenced("api-example-maps")], cwd=built,
-                         env=dict(build_env(), PYTHONPATH=ROOT), capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
+    res = run_readme_example("api-example-maps", cwd=built)
     assert int(res.stdout) >= 5  # this example's own five openat() calls, at least
 
 
 @pytest.mark.kernel
 @pytest.mark.engine
 def test_readme_policy_example_shows_the_denial_in_the_result_and_on_stderr(built, no_bpf_leaks):
-    res = subprocess.run([sys.executable, "-c", fenced("api-example-policy")], cwd=built,
-                         env=dict(build_env(), PYTHONPATH=ROOT), capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
+    res = run_readme_example("api-example-policy", cwd=built)
     denial = ("program 'handle_openat' (tracepoint/syscalls/sys_enter_openat, type tracepoint) "
               "denied: tracepoint is denied (deny) by RunOptions.policy")
     assert res.stdout.splitlines() == [
