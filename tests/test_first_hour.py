@@ -331,8 +331,13 @@ def test_api_collects_whole_lines_of_this_process_only(built, no_bpf_leaks):
         assert lines.get(timeout=60).split() == ["PID", "COMM", "FILE"]
 
         trigger_until(lines, re.escape(marker) + "$", lambda: try_open(marker))
+        maps = {m.name: m.kernel_name for m in runner.maps()}
         runner.stop()
         result = runner.wait(30)
+    # the names `inspect` shows (and the source uses); the kernel's own name apart
+    assert maps == {"rb": "rb", ".rodata": "opentrac.rodata"}
+    report = json.loads(run_cli("inspect", "--json", str(built / "opentrace" / "opentrace.wasm")).stdout)
+    assert {m["name"] for m in report["objects"][0]["maps"]} == set(maps)
     assert result.exit_code == 0
     assert len(got) >= 2
     for line in got[1:]:  # every event line whole, and of this process
