@@ -10,7 +10,7 @@ from wasm_bpf_cli import doctor
 from wasm_bpf_cli.cli.doctor_cmd import doctor as doctor_cmd
 
 NAMES = ["privilege", "kernel BTF", "bpffs", "tracefs", "BPF LSM", "lockdown", "ring buffer", "libbpf",
-         "engines"]
+         "engines", "clang", "wasi-libc", "BPF build", "bpftool"]
 
 
 def _invoke(*args):

@@ -83,6 +83,9 @@ class HostAbi:
         limits = [n for n in (max_object_size, policy and policy.max_object_size) if n is not None]
         self.max_object_size = min(limits) if limits else None
         self._denials_reported: Set[str] = set()
+        self.denials: List[str] = []  # each distinct denial, in order (RunResult.denials)
+        # Where a denial is reported instead of the log (the Runner's stderr sink), if set.
+        self.on_denial: Optional[Callable[[str], None]] = None
         self._preloader: Optional[Preloader] = None
         self.instance: Optional[Instance] = None
         self.objects: Dict[int, GuestObject] = {}
@@ -322,7 +325,11 @@ class HostAbi:
         """Report a denial on stderr, once per distinct message."""
         if message not in self._denials_reported:
             self._denials_reported.add(message)
-            policy_log.warning("policy: %s", message)
+            self.denials.append(message)
+            if self.on_denial is not None:
+                self.on_denial(message)
+            else:
+                policy_log.warning("policy: %s", message)
 
     def _load_denial(self, obj: BpfObject) -> Optional[str]:
         """Why the opened (not yet loaded) object may not be loaded, or None."""
