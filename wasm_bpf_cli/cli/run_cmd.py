@@ -1,6 +1,7 @@
 """`wasm-bpf run`: argument parsing, signals and the terminal UI around the
 public Runner API."""
 import logging
+import math
 import os
 import signal
 import sys
@@ -13,11 +14,15 @@ from wasm_bpf_cli.errors import UsageError, WasmBpfError
 
 EPILOG = """\b
 Exit status:
-  N    the guest's own exit status (proc_exit, or main's return)
+  N    the guest's own exit status (proc_exit, or main's return), its low
+       8 bits as for a native program (-1 -> 255, 256 -> 0), also when the
+       guest exits by itself after a stop
   1    runner error (message on stderr), or the guest trapped
   2    usage error
   124  --duration elapsed and the guest had to be interrupted
   130  Ctrl-C and the guest had to be interrupted
+  141  the reader of stdout/stderr went away (`| head -1`) and the guest
+       had to be interrupted
   143  SIGTERM and the guest had to be interrupted
 
 \b
@@ -49,6 +54,21 @@ def _parse_dirs(values):
             raise UsageError(f"--dir {item!r}: {host!r} is not a directory")
         dirs.append((host, guest))
     return dirs
+
+
+def _seconds(ctx, param, value):
+    """A positive number of seconds (click's FloatRange says 'not a valid float range')."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = None
+    if (seconds is None or not math.isfinite(seconds) or seconds < 0
+            or (seconds == 0 and param.name == "duration")):
+        raise click.BadParameter(f"{value!r} is not a number of seconds "
+                                 f"(e.g. 10 or 0.5{'' if param.name == 'duration' else '; 0 is allowed'})")
+    return seconds
 
 
 def _size(ctx, param, value):
@@ -107,10 +127,10 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
     return handler
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
+@click.command(context_settings={"allow_interspersed_args": False,
                                  "help_option_names": ["-h", "--help"]},
                epilog=EPILOG)
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--duration", callback=_seconds, metavar="SECONDS",
               help="Stop the guest (as Ctrl-C does) after this many seconds.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
               help="Set a guest environment variable (repeatable). None are inherited.")
@@ -119,7 +139,7 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.option("--engine", type=click.Choice(["auto", "wasmtime", "wasmer"]), default="auto",
               envvar="WASM_BPF_ENGINE", show_default=True,
               help="Wasm engine. auto: wasmer where it imports (CPython <= 3.10), else wasmtime.")
-@click.option("--grace-period", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--grace-period", callback=_seconds, default="2", show_default=True,
               metavar="SECONDS", help="How long a stopped guest may take to return by itself.")
 @click.option("--wrapper-module-name", default="callback-wrapper", show_default=True,
               help="Import module of the Go/TinyGo buffer-poll variant.")
@@ -137,6 +157,10 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
               help="Cap the guest's linear memory (e.g. 64M); growing past it fails in the guest.")
 @click.option("--max-object-size", callback=_size, metavar="SIZE",
               help="Refuse to load a BPF object larger than this (e.g. 1M).")
+@click.option("--output-buffering", type=click.Choice(["line", "libc"]), default="line", show_default=True,
+              help="line: the guest's stdout/stderr look like a terminal to it, so each line it "
+                   "prints is written at once (also through pipes). libc: they look like what they "
+                   "are, so a guest printing in bulk to a pipe or file keeps its libc's 4 KiB buffer.")
 @click.option("--no-cache", is_flag=True,
               help="Compile the module afresh: neither read nor write the compiled-module cache "
                    "($XDG_CACHE_HOME/wasm-bpf).")
@@ -154,8 +178,8 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
-        policy_file, allow, deny, max_memory, max_object_size, no_cache, metrics, metrics_config,
-        bpf_stats, verbose, quiet, module, args):
+        policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache, metrics,
+        metrics_config, bpf_stats, verbose, quiet, module, args):
     """Run MODULE.wasm; everything after it goes to the guest (which sees
     MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
     from wasm_bpf_cli import engines
@@ -170,8 +194,8 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              callback_export_name=callback_export_name,
                              policy=_policy(policy_file, allow, deny, dirs),
                              max_memory=max_memory, max_object_size=max_object_size,
-                             cache=not no_cache, metrics=metrics, metrics_config=metrics_config,
-                             bpf_stats=bpf_stats)
+                             output_buffering=output_buffering, cache=not no_cache, metrics=metrics,
+                             metrics_config=metrics_config, bpf_stats=bpf_stats)
         if (metrics_config or bpf_stats) and not metrics:
             raise UsageError("--metrics-config and --bpf-stats need --metrics ADDR:PORT")
     except WasmBpfError as err:
