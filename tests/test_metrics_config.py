@@ -152,3 +152,19 @@ def test_metrics_commands(tmp_path):
         2, "error: m.toml: gauge 'g': map 'nope' is in none of the module's BPF objects (maps: decoded, idle, "
            "keyed_hist, percpu, slots_hist, unreadable)\n")
     assert run_cli("metrics", "show", str(module)).stdout.startswith('[[gauge]]\nname = "fill_percpu"')
+
+
+def test_the_readmes_config_fits_the_examples_it_names():
+    """The README's config block parses; its counter fits sockfilter's map,
+    its histogram runqlat's."""
+    from test_first_hour import fenced
+
+    from conftest import example
+
+    cfg = parse(fenced("metrics-config"))
+    counter, histogram = cfg.metrics
+    for spec, name in ((counter, "sockfilter"), (histogram, "runqlat")):
+        with open(example(name), "rb") as f:
+            plans = check(f.read(), type(cfg)((spec,), "README.md"))
+        assert [p.spec for p in plans] == [spec]
+    assert (counter.map, histogram.map, histogram.multiplier) == ("proto_count", "hist_total", 1e-6)
