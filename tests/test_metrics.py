@@ -295,3 +295,35 @@ def test_bad_address_and_options_without_metrics():
         2, "error: --metrics 'localhost': expected ADDR:PORT (e.g. 127.0.0.1:9435 or :9435)\n")
     got = run_cli("run", "--bpf-stats", example("runqlat"))
     assert (got.returncode, got.stderr) == (2, "error: --metrics-config and --bpf-stats need --metrics ADDR:PORT\n")
+
+
+def _stats_fds() -> int:
+    """This process's BPF_ENABLE_STATS fds (the kernel names them anon_inode:bpf-stats)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:bpf-stats"
+        except OSError:
+            continue
+    return count
+
+
+def test_bpf_stats_are_held_only_while_running(no_bpf_leaks):
+    from wasm_bpf_cli import Runner, RunOptions
+
+    port = free_port()
+    opts = RunOptions(args=["-i", "100"], engine=ENGINE, metrics=f"127.0.0.1:{port}", bpf_stats=True,
+                      stdout=lambda data: None)
+    assert _stats_fds() == 0
+    with Runner(example("runqlat"), opts) as runner:
+        runner.start()
+        families = scrape_until(port, lambda f: "wasm_bpf_program_runs" in f and any(
+            s.value > 0 for s in f["wasm_bpf_program_runs"].samples), runner)
+        held = _stats_fds()
+        runner.stop()
+        result = runner.wait(30)
+    assert result.exit_code == 0
+    assert held == 1 and _stats_fds() == 0
+    seconds = {s.labels["program"]: s.value for s in families["wasm_bpf_program_run_seconds"].samples}
+    assert set(seconds) == {"handle_sched_wakeup", "handle_sched_wakeup_new", "handle_sched_switch"}
+    assert seconds["handle_sched_switch"] > 0
