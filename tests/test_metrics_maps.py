@@ -3,10 +3,8 @@ the `metricsfill` guest writes known entries (tests/guests/README.md) and
 the scrape, parsed with prometheus_client's parser, must show them decoded.
 Real kernel, both engines."""
 import os
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ENGINE, guest
 from test_mapwalk import possible_cpus

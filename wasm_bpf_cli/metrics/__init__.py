@@ -15,9 +15,8 @@ bound are one-line errors then, never later.
 import hashlib
 import os
 import time
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Tuple, Union
 
-from wasm_bpf_cli.errors import UsageError
 from wasm_bpf_cli.metrics.config import MetricsConfig, load_config, parse_config
 from wasm_bpf_cli.metrics.section import SECTION_NAME, embed, embedded_config
 

@@ -32,7 +32,7 @@ and the metric.
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 from wasm_bpf_cli.errors import UsageError
 
