@@ -37,11 +37,17 @@ def gen():
 @click.option("-o", "--output", metavar="FILE", help="Write the header here (default: stdout).")
 @click.option("--name", metavar="NAME", help="Skeleton name: struct NAME_bpf, NAME_bpf__open(), ... "
               "(default: the file name without .bpf.o).")
-def skeleton(obj, output, name):
+@click.option("--api", type=click.Choice(["native", "libbpf"]), default="native", show_default=True,
+              help="SDK header the skeleton includes when the guest included none before it: "
+                   "wasm_bpf.h (native) or upstream's libbpf-wasm.h (libbpf).")
+def skeleton(obj, output, name, api):
     """Skeleton header for PROG.bpf.o: NAME_bpf__open/load/attach/destroy,
-    skel->progs, skel->maps, and skel->rodata / skel->data that patch the
-    embedded object before load. Include after wasm_bpf.h's directory is
-    on the include path (`wasm-bpf sdk --cflags`)."""
+    skel->progs, skel->maps, and skel->rodata / skel->data / skel->bss (and
+    any .rodata.* / .data.* section) that patch the embedded object before
+    load. With wasm_bpf.h, maps are fds and programs names; with upstream's
+    libbpf-wasm.h (included first, or --api libbpf), they are struct bpf_map
+    and struct bpf_program, as upstream's sources use them. Include with the
+    SDK's directory on the include path (`wasm-bpf sdk --cflags`)."""
     from wasm_bpf_cli.gen.skeleton import default_name, generate_skeleton
     from wasm_bpf_cli.gen.source import load_bpf_object
     from wasm_bpf_cli.gen.wasm32_layout import c_identifier
@@ -50,7 +56,8 @@ def skeleton(obj, output, name):
         name = c_identifier(name) if name else default_name(obj)
         src = load_bpf_object(obj)
         text, warnings = generate_skeleton(
-            src, name, _command_line("skeleton", os.path.basename(obj)))
+            src, name, _command_line("skeleton", os.path.basename(obj),
+                                     "--api libbpf" if api == "libbpf" else ""), api)
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
         _write(text, output)

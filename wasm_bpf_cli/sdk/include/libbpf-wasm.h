@@ -238,6 +238,16 @@ static inline struct bpf_program *wasm_bpf__skel_prog(const char *name)
 	return p;
 }
 
+/* attach() of a skeleton: loaded programs only, to their target */
+static inline int wasm_bpf__skel_attach(struct bpf_object *obj,
+					const struct bpf_program *prog)
+{
+	if (!prog->autoload)
+		return 0;
+	return wasm_bpf_attach_program(
+		obj, prog->name, prog->attach_target[0] ? prog->attach_target : NULL);
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -499,6 +499,28 @@ static inline int wasm_bpf_set_global(void *elf, size_t elf_size,
 	return -ENOENT;
 }
 
+/* For generated skeletons: write `size` bytes of a guest-side `.bss` image
+ * to its map (`section`, e.g. ".bss") after load when any byte is set.
+ * 0 or a negative errno. */
+static inline int wasm_bpf__push_bss(struct bpf_object *obj,
+				     const char *section, const void *buf,
+				     size_t size)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	uint32_t key = 0;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < size && !p[i]; i++)
+		;
+	if (i == size)
+		return 0;
+	fd = wasm_bpf_map_fd(obj, section);
+	if (fd < 0)
+		return fd;
+	return bpf_map_update_elem(fd, &key, buf, BPF_ANY);
+}
+
 /*
  * Whether the program `prog_name` (its C function name) of the ELF image is
  * loaded, like libbpf's bpf_program__set_autoload(); call before
