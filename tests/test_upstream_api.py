@@ -1,0 +1,181 @@
+"""Upstream's guest API (libbpf-wasm.h) on this SDK: the skeleton of an
+object with every kind of section variable compiles for both C APIs with
+-Wall -Werror, and tests/guests/upstream.c, written as upstream's examples
+are (bpf_buffer__open(skel->maps.rb, ...), bpf_map__fd, set_autoload,
+bpf_set_prog_attach_target, print_log2_hist), runs on the real kernel."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT, cli_env, finish_process, guest, wasm_bpf_cmd
+from wasm_bpf_cli.cli.gen_cmd import gen
+
+SDK = os.path.join(ROOT, "wasm_bpf_cli", "sdk", "include")
+MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip()
+WASM_CC = ["clang-14", "--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wall", "-Werror",
+           f"-I{SDK}"]
+LIBC = f"/lib/{MULTIARCH}/libc.so.6"
+
+# bpf_printk strings and static locals (BTF names `func.var`), several
+# .rodata.* and .data.* sections, .data and .bss
+VARIABLES_BPF = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+const volatile int knob = 3;
+const volatile char flag = 1;
+const volatile unsigned long long limit SEC(".rodata.limits") = 100;
+const volatile char tag[4] SEC(".rodata.limits") = "abc";
+const volatile short other SEC(".rodata.other") = 5;
+int counter = 7;
+long extra SEC(".data.extra") = 9;
+unsigned long long hits;
+char last;
+SEC("tp/syscalls/sys_enter_getppid")
+int handle(void *ctx)
+{
+	static int calls;
+	static const char msg[] = "static %d";
+	calls++;
+	hits += knob + limit + tag[0] + counter + extra + flag + other;
+	last = 1;
+	bpf_printk("calls %d", calls);
+	bpf_printk("knob %d flag %d", knob, flag);
+	bpf_trace_printk(msg, sizeof(msg), calls);
+	return 0;
+}
+"""
+
+USE_NATIVE = """
+int main(void)
+{
+	struct vars_bpf *skel = vars_bpf__open();
+
+	if (!skel)
+		return 1;
+	skel->rodata->knob = 4;
+	skel->rodata_limits->limit = 5;
+	skel->rodata_other->other = 6;
+	skel->data->counter = 1;
+	skel->data_extra->extra = 2;
+	skel->bss->hits = 3;
+	if (vars_bpf__load(skel) || vars_bpf__attach(skel) || skel->progs.handle == 0)
+		return 1;
+	vars_bpf__destroy(skel);
+	return 0;
+}
+"""
+
+USE_LIBBPF = """
+int main(void)
+{
+	struct vars_bpf *skel = vars_bpf__open();
+
+	if (!skel)
+		return 1;
+	skel->rodata->knob = 4;
+	skel->rodata_limits->limit = 5;
+	skel->bss->last = 2;
+	bpf_program__set_autoload(skel->progs.handle, true);
+	bpf_set_prog_attach_target(skel->progs.handle, "");
+	if (vars_bpf__load(skel) || vars_bpf__attach(skel))
+		return 1;
+	int fd = bpf_map__fd(skel->maps.bss) + bpf_map__fd(skel->maps.rodata_other);
+	vars_bpf__destroy(skel);
+	return fd < 0;
+}
+"""
+
+
+def run_gen(*args):
+    result = CliRunner().invoke(gen, list(args), env={"NO_COLOR": "1"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def variables_skeleton(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vars")
+    (d / "vars.bpf.c").write_text(VARIABLES_BPF)
+    subprocess.run(["clang-14", "-g", "-O2", "-target", "bpf", f"-I/usr/include/{MULTIARCH}",
+                    "-c", str(d / "vars.bpf.c"), "-o", str(d / "vars.bpf.o")], check=True)
+    return d
+
+
+@pytest.mark.parametrize("first,api,body", [
+    ("", "native", USE_NATIVE),
+    ('#include "wasm_bpf.h"\n', "libbpf", USE_NATIVE),
+    ('#include "libbpf-wasm.h"\n', "native", USE_LIBBPF),
+    ("", "libbpf", USE_LIBBPF),
+])
+def test_skeleton_of_every_variable_kind_compiles(variables_skeleton, first, api, body):
+    d = variables_skeleton
+    code, out, err = run_gen("skeleton", str(d / "vars.bpf.o"), "--api", api)
+    assert (code, err) == (0, "")
+    assert "____fmt" not in out and "handle.msg" not in out and "handle.calls" not in out
+    for section in ("rodata", "rodata_limits", "rodata_other", "data", "data_extra", "bss"):
+        assert f"\tstruct vars_bpf__{section} *{section};\n" in out
+    (d / "vars.skel.h").write_text(out)
+    (d / "g.c").write_text(first + '#include "vars.skel.h"\n' + body)
+    subprocess.run(WASM_CC + [f"-I{d}", "-Wl,--allow-undefined,--export-table", "-o",
+                              str(d / "g.wasm"), str(d / "g.c")], check=True)
+
+
+def test_gen_types_of_every_variable_kind_compiles(variables_skeleton):
+    d = variables_skeleton
+    code, out, err = run_gen("types", str(d / "vars.bpf.o"))
+    assert (code, err) == (0, "")
+    (d / "types.h").write_text(out)
+    (d / "t.c").write_text('#include "types.h"\n')
+    subprocess.run(WASM_CC + [f"-I{d}", "-c", str(d / "t.c"), "-o", str(d / "t.o")], check=True)
+
+
+def test_mixing_the_two_buffer_apis_is_a_clear_error(tmp_path):
+    (tmp_path / "m.c").write_text('#include "wasm_bpf.h"\n#include "libbpf-wasm.h"\n')
+    out = subprocess.run(WASM_CC + ["-c", str(tmp_path / "m.c"), "-o", str(tmp_path / "m.o")],
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "a file uses upstream's bpf_buffer API (libbpf-wasm.h) or the native one" in out.stderr
+
+
+def run_upstream_guest(argv, calls: int):
+    """Start the guest with `argv`, call getppid() `calls` times once it is
+    ready, and return (exit status, stdout lines, stderr)."""
+    proc = subprocess.Popen(argv, env=cli_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    if first == "ready\n":
+        for _ in range(calls):
+            os.getppid()
+            time.sleep(0.05)
+    out, err = finish_process(proc, timeout=60)
+    return proc.returncode, (first + out).splitlines(), err
+
+
+def assert_upstream_output(code, lines, err, calls, uprobe=True):
+    assert code == 0, (lines, err)
+    me = os.getpid()
+    comm = open("/proc/self/comm").read().strip()
+    events = [line for line in lines if line.startswith("event ")]
+    # one program of the two alternatives loaded: each call seen once
+    assert events == [f"event {me} {n} {comm}" for n in range(1, calls + 1)], lines
+    start = lines.index(f"pid = {me} {comm}")
+    assert lines[start + 1] == "     calls               : count    distribution"
+    assert lines[start + 2].startswith("         0 -> 1          : 1        |")
+    assert lines[start + 3].startswith("         2 -> 3          : 2        |")
+    assert lines[start + 4].startswith("         4 -> 7          : 2        |")
+    assert "hists empty" in lines
+    if uprobe:
+        assert lines[-1] == f"uprobe {calls}", lines  # attached at BINARY:FUNCTION given by the guest
+
+
+@pytest.mark.kernel
+@pytest.mark.engine
+@pytest.mark.parametrize("program", ["tp", "raw"])
+def test_upstream_style_guest(program, no_bpf_leaks):
+    module = guest("upstream")
+    argv = wasm_bpf_cmd("run", "--duration", "30", module, str(os.getpid()), program, LIBC, "5")
+    assert_upstream_output(*run_upstream_guest(argv, 5), calls=5)
