@@ -1,9 +1,10 @@
 /* An upstream-style guest: written against upstream wasm-bpf's C API
  * (libbpf-wasm.h, a bpftool-style skeleton, trace_helpers), as upstream's
- * examples are. `upstream TGID tp|raw LIBC N`: traces N getppid() calls of
+ * examples are. `upstream TGID tp|raw LIBC|- N`: traces N getppid() calls of
  * process TGID with the tracepoint program (tp) or the raw one (raw), the
  * other one kept out with bpf_program__set_autoload; a uprobe on LIBC's
- * getppid attached with bpf_set_prog_attach_target counts them too. Prints
+ * getppid attached with bpf_set_prog_attach_target counts them too (not
+ * loaded with `-`). Prints
  * "ready", one "event PID SEQ COMM" line per call, the histogram
  * (print_log2_hist), "uprobe N" and "hists empty" after deleting its keys. */
 #include <stdio.h>
@@ -67,7 +68,7 @@ int main(int argc, char **argv)
 	int err, want;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: upstream TGID tp|raw LIBC N\n");
+		fprintf(stderr, "usage: upstream TGID tp|raw LIBC|- N\n");
 		return 2;
 	}
 	want = atoi(argv[4]);
@@ -81,8 +82,12 @@ int main(int argc, char **argv)
 		bpf_program__set_autoload(skel->progs.handle_getppid_raw, false);
 	else
 		bpf_program__set_autoload(skel->progs.handle_getppid_tp, false);
-	snprintf(target, sizeof(target), "%s:getppid", argv[3]);
-	bpf_set_prog_attach_target(skel->progs.count_libc_getppid, target);
+	if (strcmp(argv[3], "-") == 0) { /* a runtime without uprobe targets */
+		bpf_program__set_autoload(skel->progs.count_libc_getppid, false);
+	} else {
+		snprintf(target, sizeof(target), "%s:getppid", argv[3]);
+		bpf_set_prog_attach_target(skel->progs.count_libc_getppid, target);
+	}
 
 	err = upstream_bpf__load(skel);
 	if (err) {
