@@ -179,3 +179,45 @@ def test_upstream_style_guest(program, no_bpf_leaks):
     module = guest("upstream")
     argv = wasm_bpf_cmd("run", "--duration", "30", module, str(os.getpid()), program, LIBC, "5")
     assert_upstream_output(*run_upstream_guest(argv, 5), calls=5)
+
+
+# an event header as upstream's bootstrap keeps it: natural C types, bool,
+# implicit padding before duration_ns
+EVENT_H = """
+#define TASK_COMM_LEN 16
+#define MAX_FILENAME_LEN 127
+struct event {
+	int pid;
+	int ppid;
+	unsigned exit_code;
+	unsigned long long duration_ns;
+	char comm[TASK_COMM_LEN];
+	char filename[MAX_FILENAME_LEN];
+	bool exit_event;
+};
+"""
+
+
+def test_gen_types_from_a_header(tmp_path):
+    (tmp_path / "event.h").write_text(EVENT_H)
+    code, out, err = run_gen("types", "--header", str(tmp_path / "event.h"))
+    assert (code, err) == (0, "")
+    assert '_Static_assert(sizeof(struct event) == 168, "sizeof(struct event) as on BPF");' in out
+    assert "offsetof(struct event, exit_code) == 8," in out
+    assert "offsetof(struct event, duration_ns) == 16," in out
+    code, named, err = run_gen("types", "--header", str(tmp_path / "event.h"), "event")
+    assert (code, err) == (0, "") and named.split("\n", 2)[2] == out.split("\n", 2)[2]
+    (tmp_path / "t.c").write_text('#include "types.h"\n')
+    (tmp_path / "types.h").write_text(out)
+    subprocess.run(WASM_CC + [f"-I{tmp_path}", "-c", str(tmp_path / "t.c"), "-o",
+                              str(tmp_path / "t.o")], check=True)
+
+
+def test_gen_types_says_why_a_type_is_missing(variables_skeleton):
+    code, out, err = run_gen("types", str(variables_skeleton / "vars.bpf.o"), "event")
+    assert (code, out) == (1, "")
+    assert err == ("error: no type 'event' in the object's BTF: clang keeps only the types that "
+                   "maps, global variables and programs use (one only passed to "
+                   "bpf_ringbuf_reserve() is not kept); keep it with a global in the BPF program "
+                   "(`struct event *unused_event __attribute__((unused));`) or read it from its "
+                   "header: wasm-bpf gen types --header FILE event\n")

@@ -66,10 +66,12 @@ def skeleton(obj, output, name, api):
 
 
 @gen.command(context_settings=CONTEXT, short_help="wasm32 C types laid out as on the BPF side.")
-@click.argument("obj", type=click.Path(dir_okay=False))
-@click.argument("types", nargs=-1, metavar="[TYPE]...")
+@click.argument("args", nargs=-1, metavar="OBJ [TYPE]...")
 @click.option("-o", "--output", metavar="FILE", help="Write the header here (default: stdout).")
-def types(obj, types, output):
+@click.option("--header", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Read the types from this C header (compiled for the BPF target with -g) "
+                   "instead of an object; then every argument is a TYPE.")
+def types(args, output, header):
     """C definitions of PROG.bpf.o's types for wasm32, laid out exactly as on
     the BPF side, with _Static_asserts on every size and offset.
 
@@ -78,14 +80,27 @@ def types(obj, types, output):
     Default: the named structs/unions/enums used as types of global
     variables (.rodata, .data, .bss, ...) or as map keys/values, and what
     they embed by value. A type that cannot be reproduced is reported on
-    stderr; naming it explicitly makes that an error (exit 1)."""
+    stderr; naming it explicitly makes that an error (exit 1).
+
+    \b
+    --header FILE: the types FILE defines (a header shared by both sides,
+    e.g. bootstrap.h), with <linux/types.h> and <stdbool.h> included first."""
     from wasm_bpf_cli.gen.source import load_bpf_object
     from wasm_bpf_cli.gen.types_header import generate_types
 
+    if not header and not args:
+        raise click.UsageError("missing OBJ (or --header FILE)")
+    obj, types = (header, args) if header else (args[0], args[1:])
     try:
-        src = load_bpf_object(obj)
+        declared = None
+        if header:
+            from wasm_bpf_cli.gen.header_btf import compile_header
+            src, declared = compile_header(header)
+        else:
+            src = load_bpf_object(obj)
         result = generate_types(src, list(types), _command_line(
-            "types", os.path.basename(obj), *[repr(t) if " " in t else t for t in types]))
+            "types", f"--header {os.path.basename(obj)}" if header else os.path.basename(obj),
+            *[repr(t) if " " in t else t for t in types]), declared)
         _write(result.text, output)
     except WasmBpfError as err:
         fail(err)
