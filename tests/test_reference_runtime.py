@@ -130,4 +130,3 @@ def test_upstream_style_guest_on_cpp(program, no_bpf_leaks, cpp_guests):
         time.sleep(0.05)
     code = g.wait_exit()
     assert_upstream_output(code, g.lines, g.stderr, calls=5, uprobe=False)
-    assert g.lines[-1] == "uprobe 0"
