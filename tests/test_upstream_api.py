@@ -5,19 +5,13 @@ are (bpf_buffer__open(skel->maps.rb, ...), bpf_map__fd, set_autoload,
 bpf_set_prog_attach_target, print_log2_hist), runs on the real kernel."""
 import os
 import subprocess
-import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
 from conftest import ROOT, cli_env, finish_process, guest, wasm_bpf_cmd
-from wasm_bpf_cli.cli.gen_cmd import gen
+from test_gen_skeleton import MULTIARCH, WASM_CC, run_gen
 
-SDK = os.path.join(ROOT, "wasm_bpf_cli", "sdk", "include")
-MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip()
-WASM_CC = ["clang-14", "--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wall", "-Werror",
-           f"-I{SDK}"]
 LIBC = f"/lib/{MULTIARCH}/libc.so.6"
 
 # bpf_printk strings and static locals (BTF names `func.var`), several
@@ -50,7 +44,9 @@ int handle(void *ctx)
 }
 """
 
-USE_NATIVE = """
+# main() of a guest of the vars skeleton: open, set knobs in several
+# sections, then the API-specific part
+OPEN = """
 int main(void)
 {
 	struct vars_bpf *skel = vars_bpf__open();
@@ -59,6 +55,9 @@ int main(void)
 		return 1;
 	skel->rodata->knob = 4;
 	skel->rodata_limits->limit = 5;
+"""
+
+USE_NATIVE = OPEN + """
 	skel->rodata_other->other = 6;
 	skel->data->counter = 1;
 	skel->data_extra->extra = 2;
@@ -70,15 +69,7 @@ int main(void)
 }
 """
 
-USE_LIBBPF = """
-int main(void)
-{
-	struct vars_bpf *skel = vars_bpf__open();
-
-	if (!skel)
-		return 1;
-	skel->rodata->knob = 4;
-	skel->rodata_limits->limit = 5;
+USE_LIBBPF = OPEN + """
 	skel->bss->last = 2;
 	bpf_program__set_autoload(skel->progs.handle, true);
 	bpf_set_prog_attach_target(skel->progs.handle, "");
@@ -89,11 +80,6 @@ int main(void)
 	return fd < 0;
 }
 """
-
-
-def run_gen(*args):
-    result = CliRunner().invoke(gen, list(args), env={"NO_COLOR": "1"})
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -155,20 +155,18 @@ struct bpf_buffer {
 static inline struct bpf_buffer *bpf_buffer__new(struct bpf_map *events)
 {
 	struct bpf_buffer *b;
+	void *data;
 	int fd = bpf_map__fd(events);
 
 	if (fd < 0) {
 		errno = -fd;
 		return NULL;
 	}
-	b = (struct bpf_buffer *)calloc(1, sizeof(*b));
-	if (b)
-		b->data = malloc(WASM_BPF_BUFFER_SIZE);
-	if (!b || !b->data) {
-		free(b);
-		errno = ENOMEM;
+	b = (struct bpf_buffer *)wasm_bpf__buffer_alloc(
+		sizeof(*b), WASM_BPF_BUFFER_SIZE, &data);
+	if (!b)
 		return NULL;
-	}
+	b->data = data;
 	b->events = events;
 	b->fd = fd;
 	b->size = WASM_BPF_BUFFER_SIZE;
@@ -203,9 +201,8 @@ static inline int bpf_buffer__poll(struct bpf_buffer *b, int timeout_ms)
 		return -EINVAL;
 	if (timeout_ms <= 0)
 		timeout_ms = POLL_TIMEOUT_MS;
-	return wasm_bpf_portable_err(wasm_bpf_buffer_poll(
-		b->events->obj_ptr, b->fd, (int32_t)(uintptr_t)b->sample_fn,
-		b->ctx, b->data, (int32_t)b->size, timeout_ms));
+	return wasm_bpf__poll(b->events->obj_ptr, b->fd, b->sample_fn, b->ctx,
+			      b->data, b->size, timeout_ms);
 }
 
 static inline void bpf_buffer__free(struct bpf_buffer *b)

@@ -280,6 +280,33 @@ typedef int (*bpf_buffer_sample_fn)(void *ctx, void *data, size_t size);
 #define WASM_BPF_BUFFER_SIZE (256 * 1024) /* default scratch buffer size */
 #endif
 
+/* Both bpf_buffer APIs: `struct_size` zeroed bytes, and a `data_size`
+ * scratch buffer in *data; NULL (errno ENOMEM) when either fails. */
+static inline void *wasm_bpf__buffer_alloc(size_t struct_size,
+					   size_t data_size, void **data)
+{
+	void *b = calloc(1, struct_size);
+
+	*data = b ? malloc(data_size) : NULL;
+	if (!*data) {
+		free(b);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return b;
+}
+
+/* Poll ring/perf buffer map `fd` of object `handle` into `data` (both
+ * bpf_buffer APIs); the result with a portable errno. */
+static inline int wasm_bpf__poll(uint64_t handle, int fd,
+				 bpf_buffer_sample_fn fn, void *ctx, void *data,
+				 size_t size, int timeout_ms)
+{
+	return wasm_bpf_portable_err(wasm_bpf_buffer_poll(
+		handle, fd, (int32_t)(uintptr_t)fn, ctx, data, (int32_t)size,
+		timeout_ms));
+}
+
 /* libbpf-wasm.h defines upstream's bpf_buffer API (by map) instead. */
 #ifndef WASM_BPF_LIBBPF_API
 
@@ -299,6 +326,7 @@ bpf_buffer__open_sized(struct bpf_object *obj, const char *map_name,
 		       bpf_buffer_sample_fn sample_cb, void *ctx, size_t size)
 {
 	struct bpf_buffer *b;
+	void *data;
 	int fd;
 
 	if (!obj || !map_name || !sample_cb || size == 0 || size > INT32_MAX) {
@@ -310,17 +338,10 @@ bpf_buffer__open_sized(struct bpf_object *obj, const char *map_name,
 		errno = -fd;
 		return NULL;
 	}
-	b = (struct bpf_buffer *)calloc(1, sizeof(*b));
-	if (!b) {
-		errno = ENOMEM;
+	b = (struct bpf_buffer *)wasm_bpf__buffer_alloc(sizeof(*b), size, &data);
+	if (!b)
 		return NULL;
-	}
-	b->data = malloc(size);
-	if (!b->data) {
-		free(b);
-		errno = ENOMEM;
-		return NULL;
-	}
+	b->data = data;
 	b->obj = obj;
 	b->fd = fd;
 	b->fn = sample_cb;
@@ -346,9 +367,8 @@ static inline int bpf_buffer__poll(struct bpf_buffer *b, int timeout_ms)
 {
 	if (!b)
 		return -EINVAL;
-	return wasm_bpf_portable_err(wasm_bpf_buffer_poll(
-		b->obj->handle, b->fd, (int32_t)(uintptr_t)b->fn, b->ctx,
-		b->data, (int32_t)b->size, timeout_ms));
+	return wasm_bpf__poll(b->obj->handle, b->fd, b->fn, b->ctx, b->data,
+			      b->size, timeout_ms);
 }
 
 /* Interruptible sleep: wait timeout_ms on `idle`, a ring/perf buffer that
