@@ -547,9 +547,10 @@ static inline int wasm_bpf__push_bss(struct bpf_object *obj,
  * wasm_bpf_object_load(). A program that is not loaded is not attached
  * either, so e.g. one of two alternative programs (tp_btf / raw_tp) can be
  * chosen at run time. How: libbpf only treats sections flagged executable
- * as programs, so the flag of the program's section is cleared (or set back).
- * Returns 0, -EINVAL (not an ELF64 LE object, or the symbol's section is
- * not a program section) or -ENOENT (no such function symbol).
+ * as programs, so the flag of the program's section is cleared (or set back):
+ * every program of that section goes with it (one per SEC() is the norm).
+ * Returns 0, -EINVAL (not an ELF64 LE object, or a symbol without a valid
+ * section) or -ENOENT (no such function symbol).
  */
 static inline int wasm_bpf_set_autoload(void *elf, size_t elf_size,
 					const char *prog_name, int autoload)
