@@ -208,3 +208,16 @@ def test_gen_types_says_why_a_type_is_missing(variables_skeleton):
                    "bpf_ringbuf_reserve() is not kept); keep it with a global in the BPF program "
                    "(`struct event *unused_event __attribute__((unused));`) or read it from its "
                    "header: wasm-bpf gen types --header FILE event\n")
+
+
+def test_skeleton_of_an_object_without_btf_hints_at_dash_g(tmp_path):
+    src = ('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
+           'SEC("socket") int f(void *ctx) { return 0; }\nchar LICENSE[] SEC("license") = "GPL";\n')
+    (tmp_path / "plain.bpf.c").write_text(src)
+    subprocess.run(["clang-14", "-O2", "-target", "bpf", f"-I/usr/include/{MULTIARCH}", "-c",
+                    str(tmp_path / "plain.bpf.c"), "-o", str(tmp_path / "plain.bpf.o")], check=True)
+    code, out, err = run_gen("skeleton", str(tmp_path / "plain.bpf.o"))
+    assert code == 0 and "struct plain_bpf {" in out
+    assert err == ('warning: plain.bpf.o has no BTF: maps defined in SEC(".maps") and global '
+                   "variables need it (compile the BPF side with clang -g; llvm-strip -g keeps "
+                   "BTF)\n")
