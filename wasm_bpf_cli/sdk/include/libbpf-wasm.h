@@ -205,6 +205,12 @@ static inline int bpf_buffer__poll(struct bpf_buffer *b, int timeout_ms)
 			      b->data, b->size, timeout_ms);
 }
 
+/* the name upstream's execve example polls with */
+static inline int perf_buffer__poll(struct bpf_buffer *b, int timeout_ms)
+{
+	return bpf_buffer__poll(b, timeout_ms);
+}
+
 static inline void bpf_buffer__free(struct bpf_buffer *b)
 {
 	if (!b)
