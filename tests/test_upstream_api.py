@@ -221,3 +221,19 @@ def test_skeleton_of_an_object_without_btf_hints_at_dash_g(tmp_path):
     assert err == ('warning: plain.bpf.o has no BTF: maps defined in SEC(".maps") and global '
                    "variables need it (compile the BPF side with clang -g; llvm-strip -g keeps "
                    "BTF)\n")
+
+
+def test_gen_types_header_with_vmlinux_beside_it(tmp_path):
+    """A header that needs the vmlinux.h the BPF side includes first (pid_t)
+    is compiled after the vmlinux.h next to it; typedefs of anonymous
+    structs are kept under their typedef name, scalar typedefs are not."""
+    (tmp_path / "vmlinux.h").write_text("typedef int pid_t;\ntypedef _Bool bool;\n")
+    (tmp_path / "ev.h").write_text(
+        "static inline int twice(int x) { return 2 * x; }\n"
+        "typedef unsigned long long stamp_t;\n"
+        "typedef struct { pid_t pid; stamp_t at; bool done; } rec_t;\n"
+        "enum kind { K_A = 1, K_B = 7 };\n")
+    code, out, err = run_gen("types", "--header", str(tmp_path / "ev.h"))
+    assert (code, err) == (0, "")
+    assert "} rec_t;" in out and 'sizeof(rec_t) == 24' in out and "enum kind {" in out
+    assert "stamp_t" not in out

@@ -84,7 +84,8 @@ def types(args, output, header):
 
     \b
     --header FILE: the types FILE defines (a header shared by both sides,
-    e.g. bootstrap.h), with <linux/types.h> and <stdbool.h> included first."""
+    e.g. bootstrap.h), compiled after the vmlinux.h beside it if there is
+    one, else after <linux/types.h> and <stdbool.h>."""
     from wasm_bpf_cli.gen.source import load_bpf_object
     from wasm_bpf_cli.gen.types_header import generate_types
 

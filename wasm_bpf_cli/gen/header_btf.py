@@ -17,11 +17,15 @@ from .errors import GenError
 from .source import BpfSource, load_bpf_object
 
 CLANG = "clang-14"
-# what a BPF-side header expects to find already included (upstream includes
-# vmlinux.h first): __u32 and friends, bool
+# what a BPF-side header expects to find already included: the vmlinux.h
+# beside it when there is one (the BPF side includes it first: pid_t, u32,
+# bool, kernel structs), else __u32 and friends and bool
 PRELUDE = "#include <linux/types.h>\n#include <stdbool.h>\n"
-_DECL = re.compile(r"^[|`]-(RecordDecl|EnumDecl|TypedefDecl) 0x[0-9a-f]+ <([^>]*)>.*?"
-                   r"(?:(struct|union|enum) )?(\w+)(?: definition|\s'|$)")
+VMLINUX_PRELUDE = '#include "vmlinux.h"\n'
+# a top-level declaration: its kind, where it is (`FILE:L:C, ...` when the
+# file changes, `line:...`/`col:...` within the same file) and the rest
+_TOP = re.compile(r"^[|`]-(\w+) 0x[0-9a-f]+ (?:\w+ 0x[0-9a-f]+ )*<([^>]*)>(.*)$")
+_NAME = re.compile(r"(?:(struct|union|enum) )?(\w+)(?: definition|\s'|$)")
 
 
 def _multiarch_include() -> List[str]:
@@ -52,18 +56,24 @@ def declared_types(main_c: str, header: str, flags: List[str]) -> List[Tuple[str
     found, current = [], None
     real = os.path.realpath(header)
     for line in dump.splitlines():
-        m = _DECL.match(line)
+        m = _TOP.match(line)
         if not m:
             continue
-        node, where, tag, name = m.groups()
+        node, where, rest = m.groups()
         first = where.split(",")[0]
-        if not first.startswith(("line:", "col:", "<invalid")):
+        if not first.startswith(("line:", "col:", "<invalid", "scratch space")):
             current = os.path.realpath(first.rsplit(":", 2)[0])
-        if current != real:
+        if current != real or node not in ("RecordDecl", "EnumDecl", "TypedefDecl"):
             continue
+        named = _NAME.search(rest)
+        if named is None:
+            continue
+        tag, name = named.groups()
         if node == "TypedefDecl":
             found.append(("typedef", name))
-        elif tag and "definition" in line:
+        elif node == "EnumDecl":  # printed as `col:6 NAME`, without `enum`
+            found.append(("enum", name))
+        elif tag and rest.endswith(" definition"):
             found.append((tag, name))
     return found
 
@@ -76,8 +86,10 @@ def compile_header(header: str) -> Tuple[BpfSource, List[Tuple[str, str]]]:
     flags = ["-I", os.path.dirname(os.path.abspath(header))] + _multiarch_include()
     with tempfile.TemporaryDirectory(prefix="wasm-bpf-gen-") as tmp:
         main_c = os.path.join(tmp, "types.c")
+        beside = os.path.exists(os.path.join(os.path.dirname(os.path.abspath(header)), "vmlinux.h"))
         with open(main_c, "w") as f:
-            f.write(PRELUDE + f'#include "{os.path.abspath(header)}"\n')
+            f.write((VMLINUX_PRELUDE if beside else PRELUDE)
+                    + f'#include "{os.path.abspath(header)}"\n')
         types = declared_types(main_c, header, flags)
         with open(main_c, "a") as f:
             for i, (kind, name) in enumerate(types):
