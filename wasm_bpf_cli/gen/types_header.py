@@ -9,7 +9,8 @@ pointers), plus what those embed by value. Kernel types reached only through
 pointers (task_struct, ...) are never emitted. A type used only via
 `bpf_ringbuf_reserve()` is not in BTF as any of those: name it
 (`wasm-bpf gen types prog.bpf.o event`), after making clang keep it in BTF
-(e.g. `struct event _event = {};` or use it as a map value type).
+(e.g. `struct event *unused_event;` or use it as a map value type), or read
+it from the header both sides include (`gen types --header`, header_btf).
 """
 import os
 from typing import List, NamedTuple, Optional, Tuple
