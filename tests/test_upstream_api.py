@@ -237,3 +237,17 @@ def test_gen_types_header_with_vmlinux_beside_it(tmp_path):
     assert (code, err) == (0, "")
     assert "} rec_t;" in out and 'sizeof(rec_t) == 24' in out and "enum kind {" in out
     assert "stamp_t" not in out
+
+
+def test_every_sdk_file_is_packaged():
+    """trace_helpers.c ships with the headers: package-data covers every
+    file of sdk/include (an installed wasm-bpf has what the README names)."""
+    import fnmatch
+    import re as _re
+
+    text = open(os.path.join(ROOT, "pyproject.toml")).read()
+    patterns = _re.search(r'^wasm_bpf_cli = \[(.*)\]$', text, _re.M).group(1)
+    patterns = [p.strip().strip('"') for p in patterns.split(",")]
+    include = os.path.join(ROOT, "wasm_bpf_cli", "sdk", "include")
+    for name in sorted(os.listdir(include)):
+        assert any(fnmatch.fnmatch(f"sdk/include/{name}", p) for p in patterns), name
