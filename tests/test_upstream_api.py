@@ -3,7 +3,9 @@ object with every kind of section variable compiles for both C APIs with
 -Wall -Werror, and tests/guests/upstream.c, written as upstream's examples
 are (bpf_buffer__open(skel->maps.rb, ...), bpf_map__fd, set_autoload,
 bpf_set_prog_attach_target, print_log2_hist), runs on the real kernel."""
+import fnmatch
 import os
+import re
 import subprocess
 import time
 
@@ -242,11 +244,8 @@ def test_gen_types_header_with_vmlinux_beside_it(tmp_path):
 def test_every_sdk_file_is_packaged():
     """trace_helpers.c ships with the headers: package-data covers every
     file of sdk/include (an installed wasm-bpf has what the README names)."""
-    import fnmatch
-    import re as _re
-
     text = open(os.path.join(ROOT, "pyproject.toml")).read()
-    patterns = _re.search(r'^wasm_bpf_cli = \[(.*)\]$', text, _re.M).group(1)
+    patterns = re.search(r'^wasm_bpf_cli = \[(.*)\]$', text, _re.M).group(1)
     patterns = [p.strip().strip('"') for p in patterns.split(",")]
     include = os.path.join(ROOT, "wasm_bpf_cli", "sdk", "include")
     for name in sorted(os.listdir(include)):
