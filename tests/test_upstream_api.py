@@ -245,7 +245,7 @@ def test_every_sdk_file_is_packaged():
     """trace_helpers.c ships with the headers: package-data covers every
     file of sdk/include (an installed wasm-bpf has what the README names)."""
     text = open(os.path.join(ROOT, "pyproject.toml")).read()
-    patterns = re.search(r'^wasm_bpf_cli = \[(.*)\]$', text, _re.M).group(1)
+    patterns = re.search(r'^wasm_bpf_cli = \[(.*)\]$', text, re.M).group(1)
     patterns = [p.strip().strip('"') for p in patterns.split(",")]
     include = os.path.join(ROOT, "wasm_bpf_cli", "sdk", "include")
     for name in sorted(os.listdir(include)):
