@@ -57,12 +57,18 @@ def _scrape(url: str) -> bytes:
         return resp.read()
 
 
+# What Prometheus (2.5x, 3.x) asks for: OpenMetrics first, then the text format
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;"
+                     "version=0.0.1;q=0.4,text/plain;version=1.0.0;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1")
+
+
 class _KeptAlive:
-    def __init__(self, port: int):
+    def __init__(self, port: int, headers=None):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.headers = headers or {}
 
     def __call__(self, _url: str) -> bytes:
-        self.conn.request("GET", "/metrics")
+        self.conn.request("GET", "/metrics", headers=self.headers)
         resp = self.conn.getresponse()
         body = resp.read()
         if resp.status != 200:
@@ -71,7 +77,7 @@ class _KeptAlive:
 
 
 def measure(python: str, engine: str, seconds: float = 10.0, rate: int = 100, wasm: str = None,
-            keep_alive: bool = True) -> dict:
+            keep_alive: bool = True, prometheus_headers: bool = False) -> dict:
     wasm = wasm or os.path.join(RUNQLAT, "runqlat.wasm")
     port = _free_port()
     url = f"http://127.0.0.1:{port}/metrics"
@@ -90,7 +96,8 @@ def measure(python: str, engine: str, seconds: float = 10.0, rate: int = 100, wa
         time.sleep(seconds)
         idle = _tree_cpu(proc.pid) - cpu0
         walls, size = [], 0
-        scrape = _KeptAlive(port) if keep_alive else _scrape
+        headers = {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"} if prometheus_headers else None
+        scrape = _KeptAlive(port, headers) if keep_alive else _scrape
         cpu0 = _tree_cpu(proc.pid)
         t0 = time.monotonic()
         for i in range(int(seconds * rate)):
@@ -110,7 +117,7 @@ def measure(python: str, engine: str, seconds: float = 10.0, rate: int = 100, wa
             proc.kill()
             proc.wait()
     cost = scraped / elapsed - idle / seconds
-    return {"engine": engine, "keep_alive": keep_alive, "scrapes": len(walls), "seconds": elapsed, "rate": len(walls) / elapsed,
+    return {"engine": engine, "keep_alive": keep_alive, "prometheus_headers": prometheus_headers, "scrapes": len(walls), "seconds": elapsed, "rate": len(walls) / elapsed,
             "idle_cpu_pct": 100 * idle / seconds, "scraped_cpu_pct": 100 * scraped / elapsed,
             "scrape_cost_pct": 100 * cost, "cpu_ms_per_scrape": 1000 * cost * elapsed / len(walls),
             "scrape_wall_ms_p50": 1000 * statistics.median(walls), "scrape_bytes": size}
@@ -130,9 +137,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--new-connections", action="store_true", help="a new TCP connection per scrape")
+    ap.add_argument("--prometheus-headers", action="store_true",
+                    help="ask as Prometheus does (OpenMetrics, gzip) instead of plain text")
     args = ap.parse_args(argv)
     print(json.dumps(measure(args.python, args.engine, args.seconds, args.rate,
-                             keep_alive=not args.new_connections), indent=1))
+                             keep_alive=not args.new_connections,
+                             prometheus_headers=args.prometheus_headers), indent=1))
     return 0
 
 
