@@ -174,21 +174,30 @@ def c_loop_polls(runner) -> int:
     return sum(native.state.rings[i].polls for i in range(native.state.nrings)) if native else 0
 
 
-@pytest.mark.parametrize("mode", ["trap", "exit"])
-def test_a_callback_that_traps_or_exits_inside_the_loop_ends_the_guest_as_before(mode, poll_path, no_bpf_leaks):
+def run_past_first_poll(name: str, args, calls: int):
+    """Run guest `name` (first argument: a Caller's pid), wait past its first
+    poll (100 ms: the host has checked the callback, so the C loop, if any,
+    serves the next polls), make `calls` records; (polls the C loop had
+    served by then, the result, the guest's stdout lines)."""
     caller = Caller()
     out = Lines()
-    runner = Runner(guest("trapcb"), RunOptions(engine=ENGINE, args=[str(caller.p.pid), mode], stdout=out))
+    runner = Runner(guest(name), RunOptions(engine=ENGINE, args=[str(caller.p.pid), *args], stdout=out))
     try:
         runner.start()
         out.wait_for("^attached$")
-        time.sleep(0.3)  # past the first poll (100 ms): the host has checked the callback
+        time.sleep(0.3)
         served = c_loop_polls(runner)
-        caller.calls(1, 0)
+        caller.calls(calls, 0)
         result = runner.wait(20)
     finally:
         runner.stop()
         caller.close()
+    return served, result, out
+
+
+@pytest.mark.parametrize("mode", ["trap", "exit"])
+def test_a_callback_that_traps_or_exits_inside_the_loop_ends_the_guest_as_before(mode, poll_path, no_bpf_leaks):
+    served, result, _ = run_past_first_poll("trapcb", [mode], calls=1)
     assert (served > 0) == (poll_path == "c")
     if mode == "trap":
         assert result.outcome is Outcome.TRAPPED
@@ -199,20 +208,7 @@ def test_a_callback_that_traps_or_exits_inside_the_loop_ends_the_guest_as_before
 
 @pytest.mark.parametrize("kind", ["ringbuf", "perf"])
 def test_a_callback_that_closes_its_object_mid_batch_ends_the_poll_cleanly(kind, poll_path, no_bpf_leaks):
-    caller = Caller()
-    out = Lines()
-    args = [str(caller.p.pid)] + (["perf"] if kind == "perf" else [])
-    runner = Runner(guest("closecb"), RunOptions(engine=ENGINE, args=args, stdout=out))
-    try:
-        runner.start()
-        out.wait_for("^attached$")
-        time.sleep(0.3)  # past the first poll: the C loop serves the next ones
-        served = c_loop_polls(runner)
-        caller.calls(3, 0)
-        result = runner.wait(20)
-    finally:
-        runner.stop()
-        caller.close()
+    served, result, out = run_past_first_poll("closecb", ["perf"] if kind == "perf" else [], calls=3)
     assert (served > 0) == (poll_path == "c" and kind == "ringbuf")  # perf buffers: the Python path
     assert result.outcome is Outcome.EXITED and result.exit_code == 0, result.message
     # the poll returns what it delivered (1 to 3: the closing sample and any

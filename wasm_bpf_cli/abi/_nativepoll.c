@@ -55,7 +55,7 @@ typedef void *(*wb_failure_fn)(void);
 typedef void (*wb_refresh_fn)(void);
 
 struct wb_host {
-	volatile int32_t stop;     /* set by request_stop before it writes the wake pipe */
+	volatile int32_t stop;     /* 1: stop requested (set before the wake pipe is written); 2: abort */
 	int32_t busy;              /* the staging pages hold a batch being dispatched */
 	int32_t max_timeout_ms;    /* policy max_poll_timeout_ms; -1: none */
 	int32_t stop_epfd;         /* epoll set of the wake pipe alone (the coalescing wait) */
@@ -205,6 +205,17 @@ static void coalesce(struct wb_host *h, struct wb_ring *r, int64_t deadline)
 	wait_until(h->stop_epfd, until);
 }
 
+/* A stop was requested: -EINTR; or, once the host gave up waiting for the
+ * guest to stop by itself (stop == 2, HostAbi.request_abort), the Python path,
+ * which ends the guest. */
+static int stopped(const struct wb_host *h, int32_t *result)
+{
+	if (h->stop > 1)
+		return WB_FALLBACK;
+	*result = -WB_WASI_EINTR;
+	return 0;
+}
+
 /* Serve one poll: 0 with *result set, or WB_FALLBACK (untouched: Python serves
  * it; or after a partial delivery, see drain). */
 int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *failed)
@@ -233,20 +244,16 @@ int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *fai
 	    (uint64_t)data + (uint64_t)max_size >
 		    (h->mem_size ? h->mem_size(h->mem_a, h->mem_b) : h->mem_limit))
 		return WB_FALLBACK;
-	if (h->stop) {
-		*result = -WB_WASI_EINTR;
-		return 0;
-	}
+	if (h->stop)
+		return stopped(h, result);
 	if (h->max_timeout_ms >= 0 && (timeout < 0 || timeout > h->max_timeout_ms))
 		timeout = h->max_timeout_ms;
 	r->polls++;
 	deadline = timeout >= 0 ? now_ns() + (int64_t)timeout * 1000000 : -1;
 	if (pending(r)) {
 		coalesce(h, r, deadline);
-		if (h->stop) {
-			*result = -WB_WASI_EINTR;
-			return 0;
-		}
+		if (h->stop)
+			return stopped(h, result);
 		got = drain(h, r, fixed, failed, &fallback);
 		if (*failed || fallback)
 			return *failed ? 0 : WB_FALLBACK;
@@ -256,16 +263,12 @@ int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *fai
 		}
 	}
 	wait_until(r->epfd, deadline);
-	if (h->stop) {
-		*result = -WB_WASI_EINTR;
-		return 0;
-	}
+	if (h->stop)
+		return stopped(h, result);
 	if (pending(r)) {
 		coalesce(h, r, deadline);
-		if (h->stop) {
-			*result = -WB_WASI_EINTR;
-			return 0;
-		}
+		if (h->stop)
+			return stopped(h, result);
 	}
 	got = drain(h, r, fixed, failed, &fallback);
 	if (*failed)

@@ -108,7 +108,12 @@ class NativePolls:
         return ctypes.addressof(self.state)
 
     def request_stop(self) -> None:
-        self.state.stop = 1
+        if self.state.stop < 1:
+            self.state.stop = 1
+
+    def request_abort(self) -> None:
+        """Polls go to the Python path, which ends the guest (HostAbi.request_abort)."""
+        self.state.stop = 2
 
     def offer(self, instance, staging, handle: int, fd: int, poller, dispatch_name: str) -> bool:
         """A ring buffer with its poller and staging pages ready: let the C
