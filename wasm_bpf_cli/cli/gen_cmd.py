@@ -62,7 +62,11 @@ def skeleton(obj, output, name):
 @click.argument("obj", type=click.Path(dir_okay=False))
 @click.argument("types", nargs=-1, metavar="[TYPE]...")
 @click.option("-o", "--output", metavar="FILE", help="Write the header here (default: stdout).")
-def types(obj, types, output):
+@click.option("--lang", type=click.Choice(["c", "go"]), default="c", show_default=True,
+              help="c: a header for wasm32 C guests; go: a Go file for GOOS=wasip1 guests.")
+@click.option("--package", "go_package", default="main", show_default=True, metavar="NAME",
+              help="Go package of the --lang go output.")
+def types(obj, types, output, lang, go_package):
     """C definitions of PROG.bpf.o's types for wasm32, laid out exactly as on
     the BPF side, with _Static_asserts on every size and offset.
 
@@ -71,14 +75,26 @@ def types(obj, types, output):
     Default: the named structs/unions/enums used as types of global
     variables (.rodata, .data, .bss, ...) or as map keys/values, and what
     they embed by value. A type that cannot be reproduced is reported on
-    stderr; naming it explicitly makes that an error (exit 1)."""
+    stderr; naming it explicitly makes that an error (exit 1).
+
+    --lang go writes Go structs instead (GOARCH=wasm), with every size and
+    offset checked at compile time; unions, bitfields and unaligned members
+    become byte arrays of their size."""
     from wasm_bpf_cli.gen.source import load_bpf_object
     from wasm_bpf_cli.gen.types_header import generate_types
 
     try:
         src = load_bpf_object(obj)
-        result = generate_types(src, list(types), _command_line(
-            "types", os.path.basename(obj), *[repr(t) if " " in t else t for t in types]))
+        names = [repr(t) if " " in t else t for t in types]
+        if lang == "go":
+            from wasm_bpf_cli.gen.types_go import generate_go_types
+
+            extra = ["--lang", "go"] + (["--package", go_package] if go_package != "main" else [])
+            result = generate_go_types(src, list(types), _command_line(
+                "types", *extra, os.path.basename(obj), *names), go_package)
+        else:
+            result = generate_types(src, list(types), _command_line(
+                "types", os.path.basename(obj), *names))
         _write(result.text, output)
     except WasmBpfError as err:
         fail(err)
