@@ -21,6 +21,8 @@ Cases (each figure the median of --runs runs, default 3; ratio to native):
   startup spawn to "attached" for bootstrap and bench, cold (--no-cache if the
           runner has it; else the first run: there is no module cache) and warm;
           peak RSS (ru_maxrss) of the runner for bootstrap; `wasm-bpf --help` wall time
+  ports   bootstrap's guest in C, Rust and Go (examples/rust_bootstrap, go_bootstrap):
+          module size, spawn to the header line (attached), cold and warm
 
 Prints a table and writes bench/results.json. --quick: 1 run each, short loads.
 """
@@ -46,13 +48,15 @@ BENCH_WASM = os.path.join(BUILD, "bench.wasm")
 BENCH_OBJ = os.path.join(BUILD, "bench.bpf.o")
 BOOTSTRAP_WASM = os.path.join(BUILD, "bootstrap.wasm")
 BOOTSTRAP_DIR = os.path.join(ROOT, "examples", "bootstrap")
+# bootstrap's guest in three languages (the "ports" case)
+PORTS = ("bootstrap", "rust_bootstrap", "go_bootstrap")
 LOADGEN = os.path.join(BUILD, "loadgen")
 NATIVE = os.path.join(BUILD, "native_consumer")
 
 RING_BYTES = 64 * 1024 * 1024  # examples/bench/bench.h BENCH_RING_BYTES
 RING_RECORDS = RING_BYTES // (64 + 8)  # 64-byte records + 8-byte ringbuf headers
 IDLE_MS = 300  # a consumer exits this long after its last record
-CASES = ("flat", "paced", "stall", "perf", "perfstall", "mapwalk", "startup")
+CASES = ("flat", "paced", "stall", "perf", "perfstall", "mapwalk", "startup", "ports")
 # perf buffer: 64 pages per CPU (the runner's PerfBuffer and native_consumer), a
 # sample = 8-byte header + 4-byte size + 64 bytes, 8-aligned = 80 bytes
 PERF_RECORDS_PER_CPU = 64 * 4096 // 80
@@ -65,9 +69,12 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------- building
-def build() -> None:
+def build(ports: bool = False) -> None:
     os.makedirs(BUILD, exist_ok=True)
-    for src_dir, names in ((EXAMPLE, ("bench.wasm", "bench.bpf.o")), (BOOTSTRAP_DIR, ("bootstrap.wasm",))):
+    dirs = [(EXAMPLE, ("bench.wasm", "bench.bpf.o")), (BOOTSTRAP_DIR, ("bootstrap.wasm",))]
+    if ports:
+        dirs += [(os.path.join(ROOT, "examples", p), (p + ".wasm",)) for p in PORTS[1:]]
+    for src_dir, names in dirs:
         subprocess.run(["make", "-s", "-C", src_dir, f"PYTHON={sys.executable}"], check=True)
         for name in names:
             shutil.copyfile(os.path.join(src_dir, name), os.path.join(BUILD, name + ".tmp"))
@@ -93,7 +100,7 @@ class Consumer:
         if self.name == "native":
             assert module == "bench"
             return [NATIVE, *guest_args[:-1], BENCH_OBJ, guest_args[-1]]
-        wasm = BENCH_WASM if module == "bench" else BOOTSTRAP_WASM
+        wasm = BENCH_WASM if module == "bench" else os.path.join(BUILD, module + ".wasm")
         return [self.python, "-m", "wasm_bpf_cli", "run", "-q", "--engine", self.name,
                 *extra_runner, wasm, *guest_args]
 
@@ -297,8 +304,8 @@ def run_startup(consumer: Consumer, module: str, extra_runner=()) -> dict:
     if module == "bench":
         argv = consumer.argv("bench", ["-p", "1", "ring"], extra_runner)
         pred = lambda l: l == "attached"  # noqa: E731
-    else:
-        argv = consumer.argv("bootstrap", [], extra_runner)
+    else:  # bootstrap or one of its ports: the header line follows the attach
+        argv = consumer.argv(module, [], extra_runner)
         pred = lambda l: l.startswith("TIME")  # noqa: E731
     c = Proc(argv, env=consumer.env())
     try:
@@ -401,6 +408,18 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
             out.setdefault("startup", {})[c.name] = res
             log(f"startup  {c.name:8} " + " ".join(f"{k}={_fmt(v)}" for k, v in res.items()
                                                      if not k.endswith("_runs")))
+        if "ports" in cases and c.name != "native":
+            res = {}
+            for module in PORTS:
+                res[f"{module}_size_kb"] = os.path.getsize(os.path.join(BUILD, module + ".wasm")) / 1024
+                cold = [run_startup(c, module, ("--no-cache",)) for _ in range(runs)]
+                run_startup(c, module)
+                warm = [run_startup(c, module) for _ in range(runs)]
+                res[f"{module}_cold_s"] = med([r["attach_s"] for r in cold])
+                res[f"{module}_warm_s"] = med([r["attach_s"] for r in warm])
+                res[f"{module}_maxrss_mb"] = med([r["maxrss_kb"] / 1024 for r in warm if r["maxrss_kb"]])
+            out.setdefault("ports", {})[c.name] = res
+            log(f"ports    {c.name:8} " + " ".join(f"{k}={_fmt(v)}" for k, v in res.items()))
     return out
 
 
@@ -454,7 +473,11 @@ ROWS = [
     ("start->attached bootstrap, warm", "startup", "bootstrap_warm_s", "ms", 1000),
     ("peak RSS bootstrap", "startup", "bootstrap_maxrss_mb", "MB", 1),
     ("wasm-bpf --help", "startup", "help_s", "ms", 1000),
-]
+] + [row for p in PORTS for row in (
+    (f"{p}: module size", "ports", f"{p}_size_kb", "KiB", 1),
+    (f"{p}: start->attached, cold", "ports", f"{p}_cold_s", "ms", 1000),
+    (f"{p}: start->attached, warm", "ports", f"{p}_warm_s", "ms", 1000),
+    (f"{p}: peak RSS", "ports", f"{p}_maxrss_mb", "MB", 1))]
 
 
 def table(results: dict, names, paced_rate: int = 100000) -> str:
@@ -532,7 +555,7 @@ def main(argv=None) -> int:
             ap.error(f"unknown engine {n}")
     names = [c.name for c in consumers]
     if not args.no_build:
-        build()
+        build(ports="ports" in cases)
     for c in consumers:
         if c.python:  # an installed package has its bytecode compiled: measure that, not
             # a recompile of every module edited since (PYTHONDONTWRITEBYTECODE keeps them stale)
