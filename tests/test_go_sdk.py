@@ -49,7 +49,8 @@ def test_go_sdk_guest(no_bpf_leaks, guests):  # noqa: F811
     ], lines
     assert sorted(lines[1:3]) == ["key 1", "key 2"]
     assert lines[11].startswith("stopped by the callback: poll events: ")  # its -7 came back
-    assert lines[12:] == [f"sample pid={os.getpid()} tag=perfevt size=20"] * 3 + ["got 3", "interrupted"], lines
+    assert lines[12:] == [f"sample pid={os.getpid()} tag=perfevt size=20"] * 3 + [
+        "got 3", "heap bytes overwritten: 0", "interrupted"], lines
 
 
 def test_sdk_go_prints_the_module_directory():

@@ -52,6 +52,15 @@ func le(b []byte) (v uint64) {
 	return v
 }
 
+func bytesNot(b []byte, v byte) (n int) {
+	for _, c := range b {
+		if c != v {
+			n++
+		}
+	}
+	return n
+}
+
 func maps() {
 	obj, err := wasmbpf.Load(mapsObj)
 	if err != nil {
@@ -158,6 +167,12 @@ func main() {
 	if err != nil {
 		fail("buffer_open", err)
 	}
+	// Heap grown after the host set the buffer up: its pages must stay Go's
+	// (the host must not have grown memory for itself behind Go's allocator)
+	big := make([]byte, 16<<20)
+	for i := range big {
+		big[i] = 0xAB
+	}
 	fmt.Println("attached")
 	for {
 		_, err := events.Poll(100)
@@ -174,6 +189,7 @@ func main() {
 		}
 		if seen == wanted {
 			fmt.Printf("got %d\n", seen)
+			fmt.Printf("heap bytes overwritten: %d\n", bytesNot(big, 0xAB))
 			seen++ // print it once; then wait for the stop request
 		}
 	}
