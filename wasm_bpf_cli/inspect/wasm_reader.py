@@ -299,9 +299,53 @@ def _const_expr(cur: Cursor) -> Optional[int]:
     return ops[0] if len(ops) == 1 else None
 
 
+def _short_active_segment(data: bytes, p: int, end: int) -> Optional[Tuple[int, int, int]]:
+    """(offset, payload position, size) of an active segment of memory 0 at
+    `p` whose offset is `i32.const` and whose LEB128s are at most 4 bytes
+    (what every toolchain writes), or None for anything else. Go's linker
+    writes tens of thousands of segments (it splits data at runs of zeros):
+    decoding them with the Cursor's checked reads took 0.35 s of every start."""
+    if p + 4 > end or data[p] != 0 or data[p + 1] != 0x41:
+        return None
+    q, value, shift = p + 2, 0, 0
+    while True:
+        if q >= end or shift > 21:
+            return None
+        b = data[q]
+        q += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    if b & 0x40:
+        value -= 1 << shift
+    if q >= end or data[q] != _END:
+        return None
+    q, size, shift = q + 1, 0, 0
+    while True:
+        if q >= end or shift > 21:
+            return None
+        b = data[q]
+        q += 1
+        size |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    if size > end - q:
+        return None
+    return value & 0xFFFFFFFF, q, size
+
+
 def _data(mod: WasmModule, cur: Cursor) -> None:
+    data, end, append = cur.data, cur.end, mod.data_segments.append
     for index in range(cur.count()):
         at = cur.pos
+        short = _short_active_segment(data, at, end)
+        if short is not None:
+            offset, pos, size = short
+            append(DataSegment(index, "active", 0, offset, pos, size))
+            cur.pos = pos + size
+            continue
         flags = cur.uleb()
         memory = offset = None
         if flags == 0:
