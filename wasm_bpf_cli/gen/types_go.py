@@ -14,17 +14,15 @@ compiles when the constant X is 0, so a wrong layout never builds.
 import os
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from wasm_bpf_cli.inspect.btf_reader import (ARRAY, CONST, ENUM, ENUM64, FLOAT, FWD, INT, PTR,
-                                             RESTRICT, STRUCT, TYPE_TAG, TYPEDEF, UNION, VOLATILE,
-                                             Btf, BtfType)
+from wasm_bpf_cli.inspect.btf_reader import (ARRAY, ENUM, ENUM64, FLOAT, FWD, INT, PTR, STRUCT,
+                                             UNION, Btf, BtfType)
 from wasm_bpf_cli.inspect.errors import InspectError
 
 from .errors import GenError
 from .source import BpfSource
-from .types_header import TypesResult, find_type, _root_types
+from .types_header import TypesResult, _named_underlying, _root_types, find_type
 from .wasm32_layout import INT_BOOL, INT_SIGNED, MAX_DEPTH, Member, Unreproducible, Wasm32Types
 
-_QUALIFIERS = (CONST, VOLATILE, RESTRICT, TYPE_TAG)
 GO_KEYWORDS = frozenset("break case chan const continue default defer else fallthrough for func go goto "
                         "if import interface map package range return select struct switch type var".split())
 
@@ -267,17 +265,15 @@ class GoTypes:
         if depth > MAX_DEPTH:
             raise Unreproducible("type chain too deep")
         btf = self.btf
-        typedef = None
-        t = btf.get(type_id)
-        while t is not None and t.kind in _QUALIFIERS + (TYPEDEF,):
-            if t.kind == TYPEDEF:
-                typedef = typedef or t.name
-            t = btf.get(t.size_or_type)
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise Unreproducible("type chain too deep")
+        try:
+            t = btf.resolve(type_id)  # under typedefs and qualifiers
+        except InspectError as exc:
+            raise Unreproducible(str(exc)) from None
         if t is None:
             raise Unreproducible("void has no layout")
+        typedef = None  # the name of an anonymous struct/union/enum
+        if not t.name and t.kind in (STRUCT, UNION, ENUM, ENUM64):
+            typedef = (_named_underlying(btf, type_id) or (0, None))[1]
         k, size = t.kind, t.size_or_type
         if k == INT:
             enc = t.extra[0] >> 24
