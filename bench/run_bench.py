@@ -22,7 +22,8 @@ Cases (each figure the median of --runs runs, default 3; ratio to native):
           runner has it; else the first run: there is no module cache) and warm;
           peak RSS (ru_maxrss) of the runner for bootstrap; `wasm-bpf --help` wall time
   ports   bootstrap's guest in C, Rust and Go (examples/rust_bootstrap, go_bootstrap):
-          module size, spawn to the header line (attached), cold and warm
+          module size, spawn to the header line (attached), cold and warm, and
+          the CPU time of such a run (start to exit after SIGINT)
 
 Prints a table and writes bench/results.json. --quick: 1 run each, short loads.
 """
@@ -313,7 +314,9 @@ def run_startup(consumer: Consumer, module: str, extra_runner=()) -> dict:
     finally:
         c.p.send_signal(signal.SIGINT)
         ru = c.reap(15)
-    return {"attach_s": t - c.t_spawn, "maxrss_kb": ru.ru_maxrss if ru else None, "exit_code": c.p.returncode}
+    return {"attach_s": t - c.t_spawn, "maxrss_kb": ru.ru_maxrss if ru else None, "exit_code": c.p.returncode,
+            # CPU of the whole run (start, attach, SIGINT, teardown): less bent by a busy machine than wall time
+            "cpu_s": ru.ru_utime + ru.ru_stime if ru else None}
 
 
 def help_time(consumer: Consumer) -> float:
@@ -418,6 +421,8 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
                 res[f"{module}_cold_s"] = med([r["attach_s"] for r in cold])
                 res[f"{module}_warm_s"] = med([r["attach_s"] for r in warm])
                 res[f"{module}_maxrss_mb"] = med([r["maxrss_kb"] / 1024 for r in warm if r["maxrss_kb"]])
+                res[f"{module}_cold_cpu_s"] = med([r["cpu_s"] for r in cold])
+                res[f"{module}_warm_cpu_s"] = med([r["cpu_s"] for r in warm])
             out.setdefault("ports", {})[c.name] = res
             log(f"ports    {c.name:8} " + " ".join(f"{k}={_fmt(v)}" for k, v in res.items()))
     return out
@@ -477,6 +482,8 @@ ROWS = [
     (f"{p}: module size", "ports", f"{p}_size_kb", "KiB", 1),
     (f"{p}: start->attached, cold", "ports", f"{p}_cold_s", "ms", 1000),
     (f"{p}: start->attached, warm", "ports", f"{p}_warm_s", "ms", 1000),
+    (f"{p}: CPU of a run, cold", "ports", f"{p}_cold_cpu_s", "ms", 1000),
+    (f"{p}: CPU of a run, warm", "ports", f"{p}_warm_cpu_s", "ms", 1000),
     (f"{p}: peak RSS", "ports", f"{p}_maxrss_mb", "MB", 1))]
 
 
