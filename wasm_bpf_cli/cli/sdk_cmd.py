@@ -1,16 +1,8 @@
 """`wasm-bpf sdk`: where the C SDK headers and the Go SDK module are, and how
 to compile a guest."""
-import os
-
 import click
 
-SDK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sdk")
-SDK_INCLUDE = os.path.join(SDK_DIR, "include")
-# the Go module wasm-bpf.dev/wasmbpf (standard library only)
-SDK_GO = os.path.join(SDK_DIR, "go", "wasmbpf")
-GO_MODULE = "wasm-bpf.dev/wasmbpf"
-GUEST_CFLAGS = ["--target=wasm32-wasi", "--sysroot=/usr", "-O2"]
-GUEST_LDFLAGS = ["-Wl,--allow-undefined,--export-table"]
+from wasm_bpf_cli.sdk import GO_MODULE, SDK_GO, SDK_INCLUDE, guest_cflags
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,10 +22,10 @@ def sdk(what):
     if what == "include":
         click.echo(SDK_INCLUDE)
     elif what == "cflags":
-        click.echo(" ".join(GUEST_CFLAGS + [f"-I{SDK_INCLUDE}"] + GUEST_LDFLAGS))
+        click.echo(" ".join(guest_cflags()))
     elif what == "go":
         click.echo(SDK_GO)
     else:
         click.echo(f"include: {SDK_INCLUDE}")
-        click.echo(f"cflags:  {' '.join(GUEST_CFLAGS + [f'-I{SDK_INCLUDE}'] + GUEST_LDFLAGS)}")
+        click.echo(f"cflags:  {' '.join(guest_cflags())}")
         click.echo(f"go:      {SDK_GO} (module {GO_MODULE})")
