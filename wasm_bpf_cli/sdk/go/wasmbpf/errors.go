@@ -3,10 +3,12 @@ package wasmbpf
 import (
 	"errors"
 	"syscall"
+	"unsafe"
 )
 
-// The host returns negative WASI errno numbers, which are exactly the values
-// of syscall.Errno under GOOS=wasip1: errors.Is(err, syscall.ENOENT) works.
+// Errors carry a syscall.Errno in WASI's numbering (syscall's own under
+// GOOS=wasip1) whichever runtime the guest runs on: errors.Is(err,
+// syscall.ENOENT) works.
 
 // ErrInterrupted is what Poll returns when the runner asked the guest to stop
 // (Ctrl-C, SIGTERM, --duration): clean up and return from main.
@@ -51,7 +53,39 @@ func check(ret int32, op, name string) error {
 	if ret >= 0 {
 		return nil
 	}
-	return &Error{Op: op, Name: name, Err: syscall.Errno(-ret)}
+	return &Error{Op: op, Name: name, Err: hostErrno(-ret)}
+}
+
+// The reference runtimes (upstream's C++ and Rust ones) return Linux errno
+// numbers, this runner WASI ones (shared/ABI.md). Probed once, as the C SDK
+// does: handle 0 is invalid everywhere, and its EINVAL is 22 in Linux's
+// numbering, 28 in WASI's.
+var linuxNumbers = -1
+
+func hostErrno(e int32) syscall.Errno {
+	if linuxNumbers < 0 {
+		empty := []byte{0}
+		linuxNumbers = 0
+		if hostMapFD(0, unsafe.Pointer(&empty[0])) == -22 {
+			linuxNumbers = 1
+		}
+	}
+	if linuxNumbers == 0 {
+		return syscall.Errno(e)
+	}
+	if w, ok := fromLinux[e]; ok {
+		return w
+	}
+	return syscall.EIO
+}
+
+// Linux errno -> the WASI one (syscall.Errno under wasip1).
+var fromLinux = map[int32]syscall.Errno{
+	1: syscall.EPERM, 2: syscall.ENOENT, 3: syscall.ESRCH, 4: syscall.EINTR, 5: syscall.EIO,
+	7: syscall.E2BIG, 9: syscall.EBADF, 11: syscall.EAGAIN, 12: syscall.ENOMEM, 13: syscall.EACCES,
+	14: syscall.EFAULT, 16: syscall.EBUSY, 17: syscall.EEXIST, 19: syscall.ENODEV, 22: syscall.EINVAL,
+	24: syscall.EMFILE, 28: syscall.ENOSPC, 34: syscall.ERANGE, 38: syscall.ENOSYS, 95: syscall.ENOTSUP,
+	110: syscall.ETIMEDOUT,
 }
 
 // errClosed: an operation on a closed (or zero) Object, Map or Buffer.
