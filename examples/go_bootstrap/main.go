@@ -37,11 +37,11 @@ func usage(w io.Writer, prog string) {
 }
 
 func handleEvent(data []byte) int {
-	if len(data) < int(unsafe.Sizeof(event{})) {
+	if len(data) < int(unsafe.Sizeof(Event{})) {
 		fmt.Fprintf(os.Stderr, "short event: %d bytes\n", len(data))
 		return 0
 	}
-	e := (*event)(unsafe.Pointer(&data[0]))
+	e := (*Event)(unsafe.Pointer(&data[0])) // event_types.go: bootstrap.h's struct event
 	ts := goexample.Now()
 	comm := goexample.CString(e.Comm[:])
 	if len(comm) > 16 {
