@@ -69,6 +69,7 @@ class RunOptions:
     argv0: Optional[str] = None  # default: the module path
     cache: bool = True  # use the on-disk compiled-module cache (engines/module_cache.py)
     policy: Optional["Policy"] = None  # wasm_bpf_cli.policy.Policy: what the guest may load/attach
+    pull: str = "missing"  # module is an image reference: "always" | "missing" | "never" (see oci/)
 
 
 @dataclass
@@ -463,6 +464,12 @@ class Runner:
         return instance
 
     def _read_module(self) -> bytes:
+        from wasm_bpf_cli.oci.reference import is_reference
+
+        if is_reference(self.path) and not os.path.exists(self.path):
+            from wasm_bpf_cli.oci import load_module  # pulled, checked, signatures verified
+
+            return load_module(self.path, self.options.pull, self.options.policy)[1]
         try:
             with open(self.path, "rb") as f:
                 return f.read()

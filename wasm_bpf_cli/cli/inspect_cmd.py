@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import click
 
 from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, DEFAULT_WRAPPER_MODULE
+from wasm_bpf_cli.cli.oci_options import pull_option
 from wasm_bpf_cli.errors import WasmBpfError
 
 EXIT_NOT_RUNNABLE = 3
@@ -30,14 +31,15 @@ EXIT_NOT_RUNNABLE = 3
               help="Export that receives samples in the callback variant.")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also say whether this TOML policy (as for `run --policy`) would allow the module.")
-def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_file):
-    """Show what is inside MODULE (a .wasm guest or a .bpf.o object).
+@pull_option
+def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_file, pull_mode):
+    """Show what is inside MODULE (a .wasm guest or a .bpf.o object), or
+    in the image REF (registry/repo:tag; pulled into the local store).
 
     Exit status: 0 runnable (or a plain BPF object); 3 the module is readable
     but this runner cannot run it, or --policy denies it; 1 the input cannot
     be read; 2 usage error.
     """
-    from wasm_bpf_cli.inspect import inspect_path
 
     try:
         policy = None
@@ -45,7 +47,7 @@ def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_f
             from wasm_bpf_cli.policy import Policy
 
             policy = Policy.load(policy_file)
-        report = inspect_path(module, wrapper_module_name, callback_export_name)
+        report = _inspect(module, wrapper_module_name, callback_export_name, pull_mode, policy)
         if policy is not None:
             report["policy"] = policy.check_report(report)
     except WasmBpfError as exc:
@@ -57,6 +59,20 @@ def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_f
         render(report)
     if report["verdict"]["runnable"] is False or report.get("policy", {}).get("allowed") is False:
         sys.exit(EXIT_NOT_RUNNABLE)
+
+
+def _inspect(module, wrapper_module_name, callback_export_name, pull_mode, policy) -> Dict:
+    import os
+
+    from wasm_bpf_cli.inspect import inspect_bytes, inspect_path
+    from wasm_bpf_cli.oci.reference import is_reference
+
+    if is_reference(module) and not os.path.exists(module):
+        from wasm_bpf_cli.oci import load_module
+
+        _, wasm = load_module(module, pull_mode, policy)
+        return inspect_bytes(wasm, module, wrapper_module_name, callback_export_name)
+    return inspect_path(module, wrapper_module_name, callback_export_name)
 
 
 # --- human output (rich is imported only when rendering) ---

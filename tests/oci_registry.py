@@ -1,0 +1,104 @@
+"""A real OCI registry for the tests: Debian's `docker-registry` (the CNCF
+distribution registry), on a free loopback port, its storage in a temporary
+directory, optionally with htpasswd basic auth; stopped by the test.
+
+    with Registry(tmp_path) as reg:          # reg.host == "127.0.0.1:PORT"
+        ...
+        reg.blob_file(digest)                # the file the registry serves a blob from
+"""
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from typing import Optional
+
+from conftest import skip_or_fail
+
+BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    def __init__(self, workdir, user: Optional[str] = None, password: Optional[str] = None):
+        if not os.path.exists(BINARY):
+            skip_or_fail("docker-registry is not installed (make deps installs it)")
+        self.dir = os.path.join(str(workdir), f"registry-{free_port()}")
+        os.makedirs(self.dir)
+        self.user, self.password = user, password
+        self.port = None
+        self.proc = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _config(self) -> str:
+        auth = ""
+        if self.user:
+            htpasswd = os.path.join(self.dir, "htpasswd")
+            out = subprocess.run(["htpasswd", "-Bbn", self.user, self.password], capture_output=True,
+                                 text=True, check=True).stdout
+            with open(htpasswd, "w") as f:
+                f.write(out)
+            auth = f"auth:\n  htpasswd:\n    realm: wasm-bpf-test\n    path: {htpasswd}\n"
+        path = os.path.join(self.dir, "config.yml")
+        with open(path, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                    f"storage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n"
+                    "  delete:\n    enabled: true\n"
+                    f"http:\n  addr: 127.0.0.1:{self.port}\n{auth}")
+        return path
+
+    def start(self) -> "Registry":
+        """Start (again, on the same port and storage after stop())."""
+        self.port = self.port or free_port()
+        log = open(os.path.join(self.dir, "registry.log"), "ab")
+        self.proc = subprocess.Popen([BINARY, "serve", self._config()], stdout=log, stderr=log,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited: {self.log()}")
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                return self
+            except urllib.error.HTTPError:
+                return self  # 401: up, with auth
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("docker-registry did not start in 15 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def log(self) -> str:
+        with open(os.path.join(self.dir, "registry.log"), errors="replace") as f:
+            return f.read()[-2000:]
+
+    def blob_file(self, digest: str) -> str:
+        hexpart = digest.split(":", 1)[1]
+        return os.path.join(self.dir, "data", "docker", "registry", "v2", "blobs", "sha256",
+                            hexpart[:2], hexpart, "data")
+
+    def __enter__(self) -> "Registry":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
