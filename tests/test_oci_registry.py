@@ -386,3 +386,30 @@ def test_runner_runs_a_reference(registry, keys, tmp_path):
     assert cli("sign", "--key", keys["key"], ref).returncode == 0
     with Runner(ref, RunOptions(engine=ENGINE, policy=strict, pull="always")) as runner:
         assert runner.run().exit_code == 7
+
+
+def test_signature_made_after_the_pull_is_fetched(registry, keys, tmp_path):
+    """Someone signs an image after it was pulled unsigned: --pull missing
+    with a key looks for the new signature instead of refusing at once."""
+    from wasm_bpf_cli import oci
+
+    ref = f"{registry.host}/tools/tiny:1"
+    assert cli("push", WASM, ref).returncode == 0
+    assert cli("pull", ref).returncode == 0
+    oci.sign(ref, keys["key"], store=oci.Store(str(tmp_path / "signer-store")))  # another machine's store
+    res = cli("pull", "--missing", "--verify-key", keys["key_pub"], ref)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(cli("images", "--json").stdout)["images"][0]["signed"] is True
+
+
+def test_run_a_reference_through_the_cli(registry, keys):
+    ref = f"{registry.host}/tools/tiny:1"
+    assert cli("push", WASM, ref).returncode == 0
+    res = cli("run", ref)
+    assert (res.returncode, res.stdout, res.stderr) == (7, "", "")  # the guest's own status
+    res = cli("run", "--verify-key", keys["other_pub"], ref)
+    assert one_error(res, 1) == f"{ref}: not signed"
+    assert cli("sign", "--key", keys["key"], ref).returncode == 0
+    res = cli("run", "--verify-key", keys["other_pub"], ref)
+    assert one_error(res, 1) == f"{ref}: no signature verifies with the trusted key (other.pub)"
+    assert cli("run", "--verify-key", keys["key_pub"], ref).returncode == 7

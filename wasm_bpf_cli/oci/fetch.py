@@ -64,7 +64,10 @@ def pull(text: str, mode: str = "missing", trust: Optional[Trust] = None,
         raise NotInStore(f"{ref}: not in the local image store (--pull never)")
     if record is not None:
         trust.check_digest(ref, record.digest)
-        signed_by = trust.check_signatures(ref, record.digest, _stored_signatures(store, record.digest))
+        signatures = _stored_signatures(store, record.digest)
+        if not signatures and trust.checks_signatures and mode == "missing":
+            signatures = _refresh_signatures(ref, record.digest, store)
+        signed_by = trust.check_signatures(ref, record.digest, signatures)
         return Image(str(ref), record.digest, record.wasm, record.size, signed_by, False, store)
     return _fetch(ref, trust, _max_size(max_size), store)
 
@@ -75,6 +78,25 @@ def _stored_signatures(store: Store, digest: str) -> List[Tuple[cosign.Signature
         return []
     return [(sig, store.get_blob(sig.payload_digest))
             for sig in cosign.signatures_in(store.get_blob(sig_manifest))]
+
+
+def _refresh_signatures(ref: Reference, digest: str, store: Store):
+    """Signatures made since the image was pulled (best effort: offline, the
+    stored state decides)."""
+    from .client import RegistryClient
+
+    blobs: Dict[str, bytes] = {}
+    try:
+        sig_digest, signatures = _fetch_signatures(RegistryClient(ref.registry), ref, digest, blobs)
+    except WasmBpfError as err:
+        log.debug("cannot look for new signatures of %s: %s", ref, err)
+        return []
+    if sig_digest is not None and signatures:
+        with store.locked():
+            for blob_digest, data in blobs.items():
+                store.put_blob(blob_digest, data)
+            store.set_signature(digest, sig_digest)
+    return signatures
 
 
 def resolve_manifest(client, ref: Reference) -> Tuple[bytes, str, str]:
@@ -106,7 +128,10 @@ def _fetch(ref: Reference, trust: Trust, max_size: int, store: Store) -> Image:
         raise IntegrityError(f"{ref}: the wasm layer is {layer.size} bytes, over the limit of {max_size} "
                              "(WASM_BPF_MAX_IMAGE_SIZE)")
     blobs: Dict[str, bytes] = {digest: manifest}
-    wasm = _blob(client, ref, layer.digest, layer.size, max_size, "the wasm layer")
+    if store.has_blob(layer.digest):  # same module under another tag, or pulled before
+        wasm = store.get_blob(layer.digest)
+    else:
+        wasm = _blob(client, ref, layer.digest, layer.size, max_size, "the wasm layer")
     check_module_bytes(wasm, str(ref))
     blobs[layer.digest] = wasm
     config = config_of(doc, str(ref))
