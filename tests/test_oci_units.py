@@ -224,3 +224,43 @@ def test_allowed_images_patterns():
 def test_require_signature_without_keys_is_refused():
     with pytest.raises(SignatureError, match="require_signature needs trusted_keys"):
         Trust(require_signature=True).check_signatures(parse("r.io/a:1"), "sha256:" + "a" * 64, [])
+
+
+def _cosign_key_file(path, private_key, password: bytes, n: int = 32768) -> None:
+    """A key file in the layout `cosign generate-key-pair` writes (checked by
+    hand against one cosign made): PEM "ENCRYPTED SIGSTORE PRIVATE KEY" around
+    base64 JSON; scrypt(password) keys a NaCl secretbox over the PKCS#8 DER."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from nacl.secret import SecretBox
+
+    der = private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    salt, nonce = os.urandom(32), os.urandom(24)
+    box_key = hashlib.scrypt(password, salt=salt, n=n, r=8, p=1, dklen=32, maxmem=256 * 1024 * 1024) \
+        if n <= 65536 else os.urandom(32)  # larger N: never derived (refused before)
+    doc = {"kdf": {"name": "scrypt", "params": {"N": n, "r": 8, "p": 1},
+                   "salt": base64.b64encode(salt).decode()},
+           "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+           "ciphertext": base64.b64encode(SecretBox(box_key).encrypt(der, nonce).ciphertext).decode()}
+    body = base64.b64encode(json.dumps(doc).encode()).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    path.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n" + "\n".join(lines)
+                    + "\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+
+
+def test_cosign_key_files_are_read(tmp_path, monkeypatch):
+    original = cosign.load_private_key(os.path.join(FIXTURES, "fixture.key"))
+    path = tmp_path / "cosign.key"
+    _cosign_key_file(path, original, b"correct horse")
+    monkeypatch.setenv("COSIGN_PASSWORD", "correct horse")
+    key = cosign.load_private_key(str(path))
+    assert key.private_numbers() == original.private_numbers()
+    monkeypatch.setenv("COSIGN_PASSWORD", "wrong")
+    with pytest.raises(SignatureError) as err:
+        cosign.load_private_key(str(path))
+    assert str(err.value) == f"private key {path}: wrong password (COSIGN_PASSWORD)"
+    _cosign_key_file(path, original, b"", n=1 << 20)  # a file asking for 1 GiB of scrypt memory
+    with pytest.raises(SignatureError, match=r"scrypt parameters out of range \(N=1048576, r=8, p=1\)"):
+        cosign.load_private_key(str(path))

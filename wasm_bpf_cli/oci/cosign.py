@@ -12,7 +12,8 @@ written from the specification with `cryptography`:
 
 Public keys are PEM (SubjectPublicKeyInfo, what `cosign generate-key-pair`
 writes as cosign.pub); private keys PEM PKCS#8 or SEC1, optionally
-encrypted (password from COSIGN_PASSWORD, as cosign reads it).
+encrypted, or cosign's own cosign.key (scrypt + NaCl secretbox, needs
+PyNaCl); the password comes from COSIGN_PASSWORD, as cosign reads it.
 
 What verification checks: the payload blob matches its digest (done by the
 caller), the signature verifies with a trusted key, the payload's type is
@@ -87,21 +88,25 @@ def load_public_key(path: str):
 
 
 def load_private_key(path: str, password: Optional[bytes] = None):
+    """A PEM ECDSA P-256 private key: PKCS#8 or SEC1 (encrypted or not), or
+    cosign's own key file (`cosign generate-key-pair`: "ENCRYPTED SIGSTORE
+    PRIVATE KEY", or "ENCRYPTED COSIGN PRIVATE KEY" from older cosign).
+    The password comes from COSIGN_PASSWORD, as cosign reads it."""
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from cryptography.hazmat.primitives.serialization import load_der_private_key, load_pem_private_key
 
-    if password is None and os.environ.get("COSIGN_PASSWORD"):
+    if password is None and "COSIGN_PASSWORD" in os.environ:
         password = os.environ["COSIGN_PASSWORD"].encode()
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as err:
         raise SignatureError(f"private key {path}: cannot read: {err.strerror}") from None
-    if b"ENCRYPTED COSIGN PRIVATE KEY" in data or b"ENCRYPTED SIGSTORE PRIVATE KEY" in data:
-        raise SignatureError(f"private key {path}: cosign's scrypt/secretbox key files are not read here: "
-                             "export it as PEM (cosign import-key-pair takes PEM keys) or use a PEM key")
     try:
-        key = load_pem_private_key(data, password)
+        if b"ENCRYPTED SIGSTORE PRIVATE KEY" in data or b"ENCRYPTED COSIGN PRIVATE KEY" in data:
+            key = load_der_private_key(_cosign_key_plaintext(path, data, password or b""), None)
+        else:
+            key = load_pem_private_key(data, password or None)
     except TypeError:
         raise SignatureError(f"private key {path} is encrypted: set COSIGN_PASSWORD") from None
     except ValueError:
@@ -109,6 +114,46 @@ def load_private_key(path: str, password: Optional[bytes] = None):
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise SignatureError(f"private key {path}: not an ECDSA P-256 key (cosign's key-pair format)")
     return key
+
+
+# scrypt's N in cosign key files: 32768 (older cosign), 65536 (newer); more
+# would let a crafted key file eat memory and time.
+_MAX_SCRYPT_N = 1 << 17
+
+
+def _cosign_key_plaintext(path: str, data: bytes, password: bytes) -> bytes:
+    """The PKCS#8 DER inside a cosign key file: a PEM block holding JSON
+    {kdf: {name: scrypt, params: {N, r, p}, salt}, cipher: {name:
+    nacl/secretbox, nonce}, ciphertext} (base64 values); the key is
+    scrypt(password, salt) of 32 bytes, the box XSalsa20-Poly1305."""
+    import hashlib
+
+    try:
+        body = b"".join(line for line in data.strip().splitlines()[1:-1])
+        doc = json.loads(base64.b64decode(body))
+        kdf, cipher = doc["kdf"], doc["cipher"]
+        params = kdf["params"]
+        n, r, p = int(params["N"]), int(params["r"]), int(params["p"])
+        salt, nonce = base64.b64decode(kdf["salt"]), base64.b64decode(cipher["nonce"])
+        ciphertext = base64.b64decode(doc["ciphertext"])
+    except (ValueError, KeyError, TypeError):
+        raise SignatureError(f"private key {path}: a malformed cosign key file") from None
+    if kdf.get("name") != "scrypt" or cipher.get("name") != "nacl/secretbox":
+        raise SignatureError(f"private key {path}: unknown cosign key encryption "
+                             f"({kdf.get('name')}, {cipher.get('name')})")
+    if not (1 < n <= _MAX_SCRYPT_N and n & (n - 1) == 0 and 0 < r <= 16 and 0 < p <= 4):
+        raise SignatureError(f"private key {path}: scrypt parameters out of range (N={n}, r={r}, p={p})")
+    try:
+        from nacl.exceptions import CryptoError
+        from nacl.secret import SecretBox
+    except ImportError:
+        raise SignatureError(f"private key {path}: reading cosign key files needs PyNaCl "
+                             "(pip install pynacl)") from None
+    key = hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, dklen=32, maxmem=256 * 1024 * 1024)
+    try:
+        return SecretBox(key).decrypt(ciphertext, nonce)
+    except (CryptoError, ValueError):
+        raise SignatureError(f"private key {path}: wrong password (COSIGN_PASSWORD)") from None
 
 
 def sign(private_key, payload_bytes: bytes) -> str:
