@@ -197,6 +197,20 @@ def test_store_commit_is_all_or_nothing(tmp_path, monkeypatch):
     assert not store.has_blob(record.wasm)
 
 
+def test_collect_removes_what_killed_writers_left(tmp_path):
+    store = Store(str(tmp_path / "store"))
+    store.put_blob(digest_of(b"x"), b"x")  # unreferenced: collected
+    blob_dir = os.path.dirname(store.blob_path(digest_of(b"x")))
+    old, fresh = os.path.join(blob_dir, ".tmp-1-old"), os.path.join(blob_dir, ".tmp-2-fresh")
+    for path in (old, fresh):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+    os.utime(old, (0, 0))
+    with store.locked():
+        assert store.collect() == 1
+    assert sorted(os.listdir(blob_dir)) == [".tmp-2-fresh"]  # a writer may still be busy with it
+
+
 def test_store_detects_a_corrupted_blob(tmp_path):
     store = Store(str(tmp_path / "store"))
     store.put_blob(digest_of(b"\0asm"), b"\0asm")

@@ -216,7 +216,23 @@ class Store:
             if "sha256:" + name not in live_manifests:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(sig_dir, name))
+        self._remove_stale_temporaries()
         return removed
+
+    def _remove_stale_temporaries(self, age: float = 3600) -> None:
+        """Temporary files of writers killed before their rename (an hour
+        old: no live writer takes that long)."""
+        for sub in ("blobs/sha256", "refs", "signatures"):
+            directory = os.path.join(self.root, sub)
+            try:
+                names = [n for n in os.listdir(directory) if n.startswith(".tmp-")]
+            except OSError:
+                continue
+            for name in names:
+                path = os.path.join(directory, name)
+                with contextlib.suppress(OSError):
+                    if time.time() - os.lstat(path).st_mtime > age:
+                        os.unlink(path)
 
     def _closure(self, manifest_digest: str) -> set:
         """The manifest and every blob it names (read without failing: GC
