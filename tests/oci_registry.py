@@ -1,6 +1,7 @@
 """A real OCI registry for the tests: Debian's `docker-registry` (the CNCF
 distribution registry), on a free loopback port, its storage in a temporary
-directory, optionally with htpasswd basic auth; stopped by the test.
+directory, optionally with htpasswd basic auth and HTTPS (a certificate
+from a self-signed CA made with openssl); stopped by the test.
 
     with Registry(tmp_path) as reg:          # reg.host == "127.0.0.1:PORT"
         ...
@@ -26,13 +27,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def make_ca_and_cert(directory: str):
+    """(ca.pem, cert.pem, key.pem): a self-signed CA and a server certificate
+    it signed for 127.0.0.1 and localhost."""
+    ca_key, ca, key, csr, cert = (os.path.join(directory, n) for n in
+                                  ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    ext = os.path.join(directory, "san.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for cmd in (["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=wasm-bpf test CA"],
+                ["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+                ["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                 "-out", cert, "-days", "2", "-extfile", ext]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    return ca, cert, key
+
+
 class Registry:
-    def __init__(self, workdir, user: Optional[str] = None, password: Optional[str] = None):
+    def __init__(self, workdir, user: Optional[str] = None, password: Optional[str] = None,
+                 tls: bool = False):
         if not os.path.exists(BINARY):
             skip_or_fail("docker-registry is not installed (make deps installs it)")
         self.dir = os.path.join(str(workdir), f"registry-{free_port()}")
         os.makedirs(self.dir)
         self.user, self.password = user, password
+        self.ca = self.tls = None
+        if tls:  # HTTPS with a certificate from a CA of its own (self.ca)
+            self.ca, cert, key = make_ca_and_cert(self.dir)
+            self.tls = (cert, key)
         self.port = None
         self.proc = None
 
@@ -49,12 +73,13 @@ class Registry:
             with open(htpasswd, "w") as f:
                 f.write(out)
             auth = f"auth:\n  htpasswd:\n    realm: wasm-bpf-test\n    path: {htpasswd}\n"
+        tls = f"  tls:\n    certificate: {self.tls[0]}\n    key: {self.tls[1]}\n" if self.tls else ""
         path = os.path.join(self.dir, "config.yml")
         with open(path, "w") as f:
             f.write("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
                     f"storage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n"
                     "  delete:\n    enabled: true\n"
-                    f"http:\n  addr: 127.0.0.1:{self.port}\n{auth}")
+                    f"http:\n  addr: 127.0.0.1:{self.port}\n{tls}{auth}")
         return path
 
     def start(self) -> "Registry":
@@ -65,11 +90,16 @@ class Registry:
                                      stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + 15
+        scheme, context = "http", None
+        if self.tls:
+            import ssl
+
+            scheme, context = "https", ssl.create_default_context(cafile=self.ca)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited: {self.log()}")
             try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                urllib.request.urlopen(f"{scheme}://{self.host}/v2/", timeout=1, context=context)
                 return self
             except urllib.error.HTTPError:
                 return self  # 401: up, with auth

@@ -413,3 +413,19 @@ def test_run_a_reference_through_the_cli(registry, keys):
     res = cli("run", "--verify-key", keys["other_pub"], ref)
     assert one_error(res, 1) == f"{ref}: no signature verifies with the trusted key (other.pub)"
     assert cli("run", "--verify-key", keys["key_pub"], ref).returncode == 7
+
+
+def test_https_registry_with_a_private_ca(tmp_path, private_home):
+    """A loopback registry that speaks TLS gets HTTPS, certificates checked:
+    refused without its CA, used with REQUESTS_CA_BUNDLE; basic auth over it."""
+    with Registry(tmp_path, user="bob", password="pw", tls=True) as reg:
+        host = reg.host
+        res = cli("login", host, "-u", "bob", "--password-stdin", input="pw\n")
+        assert one_error(res, 1) == f"registry {host}: TLS failed: certificate verify failed"
+        assert not os.path.exists(private_home / "docker" / "config.json")
+        ca = {"REQUESTS_CA_BUNDLE": reg.ca}
+        assert cli("login", host, "-u", "bob", "--password-stdin", input="pw\n", env=ca).returncode == 0
+        ref = f"{host}/tools/tiny:1"
+        assert cli("push", WASM, ref, env=ca).returncode == 0
+        res = cli("pull", ref, env=ca)
+        assert res.returncode == 0 and res.stdout.startswith(f"{ref}@sha256:"), res.stderr

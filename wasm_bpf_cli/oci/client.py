@@ -9,10 +9,11 @@ What this adds around oras:
   credentials of the docker config file (credentials.py);
 - every failure as one RegistryError line; response bodies read with a cap.
 
-Plain HTTP is used for loopback registries (localhost, 127.0.0.0/8, [::1])
-and for those listed in WASM_BPF_INSECURE_REGISTRIES (comma-separated
-host:port); HTTPS with certificate checks otherwise (REQUESTS_CA_BUNDLE
-names a private CA)."""
+HTTPS with certificate checks (REQUESTS_CA_BUNDLE names a private CA),
+except: a loopback registry (localhost, 127.0.0.0/8, [::1]) that does not
+speak TLS is spoken to over plain HTTP (docker's rule for localhost), and
+so are those listed in WASM_BPF_INSECURE_REGISTRIES (comma-separated
+host:port)."""
 import logging
 import os
 from typing import Optional, Tuple
@@ -33,9 +34,31 @@ def is_loopback(registry: str) -> bool:
     return host in ("localhost", "[::1]") or host.startswith("127.")
 
 
-def _insecure(registry: str) -> bool:
+def _listed_insecure(registry: str) -> bool:
     listed = {h.strip() for h in os.environ.get("WASM_BPF_INSECURE_REGISTRIES", "").split(",") if h.strip()}
-    return is_loopback(registry) or registry in listed
+    return registry in listed
+
+
+def _speaks_tls(registry: str) -> bool:
+    """Whether a loopback registry answers a TLS handshake: False only when
+    the server answers something else (plain HTTP). The handshake checks no
+    certificate (the real requests do) and loads no CA store: it costs a
+    loopback round trip, not the ~0.2 s of a verifying context."""
+    import socket
+    import ssl
+
+    host, _, port = registry.rpartition(":") if not registry.endswith("]") else (registry, "", "")
+    host = host.strip("[]") if port.isdigit() else registry.strip("[]")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, int(port) if port.isdigit() else 443), timeout=min(TIMEOUT, 5)) as raw:
+            with context.wrap_socket(raw, server_hostname=host):
+                return True
+    except ssl.SSLError:
+        return False
+    except OSError:
+        return True  # unreachable: HTTPS, and the real request says why
 
 
 def _oras_classes():
@@ -77,9 +100,10 @@ class RegistryClient:
 
         self.registry = registry
         Session, Auth, Oras = _oras_classes()
-        insecure = _insecure(registry)
+        session = Session()
+        insecure = _listed_insecure(registry) or (is_loopback(registry) and not _speaks_tls(registry))
         self._oras = Oras(hostname=registry, insecure=insecure)
-        self._oras.session = Session()
+        self._oras.session = session
         self._oras.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         auth = Auth()
         auth.session, auth.prefix, auth._tls_verify = self._oras.session, self._oras.prefix, True
