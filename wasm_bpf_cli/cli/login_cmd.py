@@ -8,15 +8,6 @@ from wasm_bpf_cli.cli.errors import fail
 from wasm_bpf_cli.errors import UsageError, WasmBpfError
 
 
-def _registry(text: str) -> str:
-    from wasm_bpf_cli.oci.reference import _DOMAIN
-
-    host = text.split("://", 1)[-1].rstrip("/")
-    if not _DOMAIN.match(host):
-        raise UsageError(f"{text!r} is not a registry host[:port]")
-    return host
-
-
 @click.command(epilog="Exit status: 0 logged in; 1 the registry refused the credentials or "
                       "cannot be reached (nothing is written); 2 usage error.")
 @click.argument("registry")
@@ -26,21 +17,19 @@ def _registry(text: str) -> str:
 def login(registry, username, password, password_stdin):
     """Check USER's credentials against REGISTRY, then store them in the
     docker config file (read by docker, podman, oras, cosign)."""
-    from wasm_bpf_cli.oci import credentials
-    from wasm_bpf_cli.oci.client import RegistryClient
+    from wasm_bpf_cli.oci import login as oci_login
 
     try:
-        host = _registry(registry)
         if password_stdin:
             if password is not None:
                 raise UsageError("--password and --password-stdin exclude each other")
             password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise UsageError("no password: give --password-stdin (or --password)")
-        RegistryClient(host, username, password).ping()
-        path = credentials.store(host, username, password)
+        path = oci_login(registry, username, password)
     except WasmBpfError as err:
         fail(err)
+    host = registry.split("://", 1)[-1].rstrip("/")
     click.echo(f"logged in to {host} as {username} (credentials in {path})", err=True)
 
 
@@ -48,11 +37,11 @@ def login(registry, username, password, password_stdin):
 @click.argument("registry")
 def logout(registry):
     """Remove REGISTRY's credentials from the docker config file."""
-    from wasm_bpf_cli.oci import credentials
+    from wasm_bpf_cli.oci import logout as oci_logout
 
     try:
-        host = _registry(registry)
-        removed = credentials.remove(host)
+        removed = oci_logout(registry)
     except WasmBpfError as err:
         fail(err)
+    host = registry.split("://", 1)[-1].rstrip("/")
     click.echo(f"logged out of {host}" if removed else f"not logged in to {host}", err=True)

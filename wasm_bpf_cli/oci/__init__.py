@@ -21,7 +21,7 @@ from .reference import Reference, is_reference, parse
 from .store import Store
 from .trust import Trust
 
-__all__ = ["pull", "push", "sign", "load_module", "Image", "Trust", "Store", "Reference", "parse",
+__all__ = ["pull", "push", "sign", "login", "logout", "load_module", "Image", "Trust", "Store", "Reference", "parse",
            "is_reference", "PULL_MODES", "InvalidReference", "RegistryError", "IntegrityError",
            "SignatureError", "ImageNotAllowed", "NotInStore"]
 
@@ -33,4 +33,6 @@ def __getattr__(name):  # lazy: the runner imports this package for is_reference
         return getattr(importlib.import_module(".fetch", __name__), name)
     if name in ("push", "sign"):
         return getattr(importlib.import_module(".publish", __name__), name)
+    if name in ("login", "logout"):
+        return getattr(importlib.import_module(".credentials", __name__), name)
     raise AttributeError(name)

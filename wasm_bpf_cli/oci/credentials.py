@@ -80,3 +80,31 @@ def remove(registry: str) -> bool:
     if removed:
         _save(data)
     return bool(removed)
+
+
+def registry_host(text: str) -> str:
+    """`host[:port]` from what a user typed for a registry (a scheme and a
+    trailing slash are dropped); UsageError if it is not one."""
+    from wasm_bpf_cli.errors import UsageError
+
+    from .reference import _DOMAIN
+
+    host = text.split("://", 1)[-1].rstrip("/")
+    if not _DOMAIN.match(host):
+        raise UsageError(f"{text!r} is not a registry host[:port]")
+    return host
+
+
+def login(registry: str, user: str, password: str) -> str:
+    """Check the credentials against the registry, then store them; the
+    config file's path. Nothing is written if the registry refuses them."""
+    from .client import RegistryClient
+
+    host = registry_host(registry)
+    RegistryClient(host, user, password).ping()
+    return store(host, user, password)
+
+
+def logout(registry: str) -> bool:
+    """Forget the registry's credentials; False if there were none."""
+    return remove(registry_host(registry))
