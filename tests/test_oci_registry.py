@@ -429,3 +429,29 @@ def test_https_registry_with_a_private_ca(tmp_path, private_home):
         assert cli("push", WASM, ref, env=ca).returncode == 0
         res = cli("pull", ref, env=ca)
         assert res.returncode == 0 and res.stdout.startswith(f"{ref}@sha256:"), res.stderr
+
+
+def test_allowed_images_refuse_before_any_download(registry, private_home, tmp_path):
+    ref = f"{registry.host}/tools/tiny:1"
+    digest = cli("push", WASM, ref).stdout.strip().split("@")[1]
+    policy = tmp_path / "policy.toml"
+    policy.write_text('allowed_images = ["ghcr.io/org/*"]\n')
+    registry.stop()  # a name no pattern allows is refused without asking the registry
+    assert one_error(cli("run", "--policy", str(policy), ref), 1) == \
+        f"{ref} is not in allowed_images of policy.toml"
+    registry.start()
+    policy.write_text(f'allowed_images = ["ghcr.io/org/*", "{digest}"]\n')
+    assert cli("run", "--policy", str(policy), ref).returncode == 7
+    policy.write_text(f'allowed_images = ["{registry.host}/tools/*"]\n')
+    assert cli("run", "--policy", str(policy), ref).returncode == 7
+    policy.write_text('allowed_images = "ghcr.io/org/*"\n')
+    assert one_error(cli("run", "--policy", str(policy), ref), 2) == \
+        "policy.toml: allowed_images: expected a list of non-empty strings"
+
+
+def test_push_refuses_what_is_not_a_module(registry):
+    readme = os.path.join(FIXTURES, "README.md")
+    assert one_error(cli("push", readme, f"{registry.host}/t/x:1"), 1) == "README.md: not a wasm module (bad magic)"
+    assert one_error(cli("push", WASM, f"{registry.host}/t/x@sha256:{'0' * 64}"), 2) == \
+        (f"{registry.host}/t/x@sha256:{'0' * 64}: push to a tag, not a digest "
+         "(the digest is what the registry computes)")

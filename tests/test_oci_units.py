@@ -278,3 +278,19 @@ def test_cosign_key_files_are_read(tmp_path, monkeypatch):
     _cosign_key_file(path, original, b"", n=1 << 20)  # a file asking for 1 GiB of scrypt memory
     with pytest.raises(SignatureError, match=r"scrypt parameters out of range \(N=1048576, r=8, p=1\)"):
         cosign.load_private_key(str(path))
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcAB019:/@._-[]%$ \n\x00sha256", max_size=80))
+def test_reference_parser_fails_only_with_its_error(text):
+    """Any string: a Reference that prints back to an equal one, or an
+    InvalidReference whose message is one printable line."""
+    try:
+        ref = parse(text)
+    except InvalidReference as err:
+        assert "\n" not in str(err) and str(err).isprintable()
+        return
+    assert parse(str(ref)) == ref
