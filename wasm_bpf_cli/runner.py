@@ -70,7 +70,9 @@ class RunOptions:
     max_object_size: Optional[int] = None  # bytes of one BPF object the guest loads
     argv0: Optional[str] = None  # default: the module path
     cache: bool = True  # use the on-disk compiled-module cache (engines/module_cache.py)
-    policy: Optional["Policy"] = None  # wasm_bpf_cli.policy.Policy: what the guest may load/attach
+    # what the guest may load/attach: a wasm_bpf_cli.policy.Policy, a mapping of
+    # the policy file's keys, or the path of a TOML policy file
+    policy: Union[None, "Policy", Mapping[str, object], str, os.PathLike] = None
     pull: str = "missing"  # module is an image reference: "always" | "missing" | "never" (see oci/)
     # "line": the guest's stdout/stderr look like a terminal to it, so its
     # libc writes each line as it is completed; "libc": they look like what
@@ -105,6 +107,7 @@ class RunResult:
     wall_time: float = 0.0
     cpu_time: float = 0.0
     abandoned: bool = False  # the guest thread could not be stopped (see module doc)
+    denials: List[str] = field(default_factory=list)  # what the policy refused, one line each
 
     @property
     def delivered(self) -> int:
@@ -135,6 +138,8 @@ def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
         except Exception:  # noqa: BLE001 - the guest's write must not fail for our sake
             log.exception("guest output sink failed")
 
+    isatty = getattr(out, "isatty", None)  # a file on a terminal, or the CLI's status-line sink
+    sink.isatty = isatty if callable(isatty) else (lambda: False)
     return sink
 
 
@@ -206,6 +211,10 @@ def check_module(wasm: bytes, options: RunOptions) -> bool:
     try:
         mod = read_wasm(wasm)
     except InspectError as err:
+        if wasm[:4] == b"\x7fELF":  # the usual mix-up: the .bpf.o instead of the .wasm
+            raise ModuleError("this is an ELF file (a BPF object: the kernel half of a guest), not a wasm "
+                              "module: run the wasm user half that embeds it (`wasm-bpf new NAME` writes "
+                              "one; `wasm-bpf gen skeleton` embeds an object)") from None
         raise ModuleError(f"not a valid wasm module: {err}") from None
     problems = verdict(mod, options.wrapper_module_name, options.callback_export_name)
     if problems:
@@ -284,9 +293,11 @@ class Runner:
         self._timer(self.options.grace_period, self.kill)
 
     def kill(self) -> None:
-        """Stop now: interrupt the guest's wasm code; if the engine cannot, or
-        the guest is stuck in a host call, tear down its BPF objects from this
-        thread and give up on the guest thread (RunResult.abandoned)."""
+        """Stop now: end the guest at its next buffer poll and interrupt its
+        wasm code where the engine can; if neither ends it within the grace
+        period (wasmer, a guest spinning in pure wasm), tear down its BPF
+        objects from this thread and give up on the guest thread
+        (RunResult.abandoned)."""
         if self._done.is_set():
             return
         with self._stop_lock:
@@ -294,9 +305,12 @@ class Runner:
                 self._stop_reason = "stop"
         self._interrupted = True
         if self._abi is not None:
-            self._abi.request_stop()
-        if self._engine is not None and self._engine.interrupt():
-            if self._done.wait(self.options.grace_period):
+            self._abi.request_abort()  # a guest looping on polls ends at its next one
+        if self._engine is not None:
+            # One spinning in wasm ends now where the engine can interrupt it;
+            # elsewhere only a poll can end it, and a polling guest polls often.
+            can_interrupt = self._engine.interrupt()
+            if self._done.wait(self.options.grace_period if can_interrupt else min(self.options.grace_period, 0.5)):
                 return
         self._abandon()
 
@@ -380,6 +394,7 @@ class Runner:
                 return
             if result is not None:
                 result.buffers = self._buffers()
+                result.denials = list(self._abi.denials) if self._abi is not None else []
                 result.wall_time = time.monotonic() - self._started_at
                 result.cpu_time = time.process_time() - self._cpu_at_start
             self.result = result
@@ -418,7 +433,19 @@ class Runner:
                 instance.close()
             for action in cleanup:
                 action()
+            self._flush_line_writers()
         self._finish(result, error)
+
+    def _flush_line_writers(self) -> None:
+        """The unterminated last line of a LineWriter, once the guest is gone."""
+        from wasm_bpf_cli.lines import LineWriter
+
+        for out in (self.options.stdout, self.options.stderr):
+            if isinstance(out, LineWriter):
+                try:
+                    out.flush()
+                except Exception:  # noqa: BLE001 - as for any output sink
+                    log.exception("guest output sink failed")
 
     def _prepare(self, cleanup: List[Callable[[], None]]):
         """Read, check and instantiate the module (on the guest's thread: some
@@ -429,17 +456,18 @@ class Runner:
         from wasm_bpf_cli.engines.base import WasiOptions
         from wasm_bpf_cli.engines.stdio import BUFFERING_MODES
         from wasm_bpf_cli.pipewatch import watch_closed_pipes
+        from wasm_bpf_cli.policy import as_policy
 
         opts = self.options
         if opts.output_buffering not in BUFFERING_MODES:
             raise UsageError(f"output_buffering {opts.output_buffering!r}: expected one of "
                              + ", ".join(BUFFERING_MODES))
-        policy = opts.policy
+        policy = as_policy(opts.policy)
         if policy is not None and opts.dirs and not policy.allow_preopens:
             raise UsageError(f"preopened directories are not allowed by {policy.source} (allow_preopens)")
         caps = [n for n in (opts.max_memory, policy and policy.max_memory) if n is not None]
         max_memory = min(caps) if caps else None
-        wasm = self._wasm if self._wasm is not None else self._read_module()
+        wasm = self._wasm if self._wasm is not None else self._read_module(policy)
         needs_bpf = check_module(wasm, opts)
         if needs_bpf:
             if not _has_bpf_privilege():
@@ -456,6 +484,9 @@ class Runner:
                       callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
                       policy=policy)
         self._abi = abi
+        stderr = _sink(opts.stderr)
+        if stderr is not None:  # denials go where the guest's stderr goes, not to the log
+            abi.on_denial = lambda message: stderr(f"wasm-bpf: warning: policy: {message}\n".encode())
         if self._stop_reason is not None:
             abi.request_stop()
         if needs_bpf:  # the kernel loads them while the engine starts
@@ -468,7 +499,7 @@ class Runner:
             env=env,
             preopens=list(opts.dirs),
             stdout=_sink(opts.stdout),
-            stderr=_sink(opts.stderr),
+            stderr=stderr,
             stdin_path=_stdin_path(opts.stdin, cleanup),
             buffering=opts.output_buffering,
             on_closed_output=lambda _fd: self.stop("output_closed"),
@@ -479,13 +510,13 @@ class Runner:
         abi.bind(instance)
         return instance
 
-    def _read_module(self) -> bytes:
+    def _read_module(self, policy=None) -> bytes:
         from wasm_bpf_cli.oci.reference import is_reference
 
         if is_reference(self.path) and not os.path.exists(self.path):
             from wasm_bpf_cli.oci import load_module  # pulled, checked, signatures verified
 
-            return load_module(self.path, self.options.pull, self.options.policy)[1]
+            return load_module(self.path, self.options.pull, policy)[1]
         try:
             with open(self.path, "rb") as f:
                 return f.read()

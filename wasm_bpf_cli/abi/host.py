@@ -83,6 +83,9 @@ class HostAbi:
         limits = [n for n in (max_object_size, policy and policy.max_object_size) if n is not None]
         self.max_object_size = min(limits) if limits else None
         self._denials_reported: Set[str] = set()
+        self.denials: List[str] = []  # each distinct denial, in order (RunResult.denials)
+        # Where a denial is reported instead of the log (the Runner's stderr sink), if set.
+        self.on_denial: Optional[Callable[[str], None]] = None
         self._preloader: Optional[Preloader] = None
         self.instance: Optional[Instance] = None
         self.objects: Dict[int, GuestObject] = {}
@@ -90,6 +93,7 @@ class HostAbi:
         self._next_handle = 1
         self._lock = threading.RLock()  # objects may be read from other threads
         self._stop = threading.Event()
+        self._abort = False  # request_abort(): a poll ends the guest instead of returning -EINTR
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._fd_owner: Dict[int, GuestObject] = {}
         self._cpus: Optional[int] = None
@@ -157,6 +161,21 @@ class HostAbi:
             os.write(self._wake_w, b"x")
         except BlockingIOError:
             pass  # the pipe is already full: a wakeup is pending anyway
+
+    def request_abort(self) -> None:
+        """From any thread, for a guest that did not stop by itself: its poll
+        in progress or next poll ends it (GuestTrap, interrupted) instead of
+        returning -EINTR again. On an engine that cannot interrupt wasm code
+        this still ends a guest that loops on polls ignoring -EINTR (as
+        upstream's opensnoop does); only one spinning in pure wasm cannot."""
+        self._abort = True
+        self.request_stop()
+
+    def _stopped(self) -> int:
+        """What a poll returns once a stop was requested."""
+        if self._abort:
+            raise GuestTrap("the guest did not stop by itself", interrupted=True)
+        return werr.EINTR
 
     @property
     def links_attached(self) -> int:
@@ -306,7 +325,11 @@ class HostAbi:
         """Report a denial on stderr, once per distinct message."""
         if message not in self._denials_reported:
             self._denials_reported.add(message)
-            policy_log.warning("policy: %s", message)
+            self.denials.append(message)
+            if self.on_denial is not None:
+                self.on_denial(message)
+            else:
+                policy_log.warning("policy: %s", message)
 
     def _load_denial(self, obj: BpfObject) -> Optional[str]:
         """Why the opened (not yet loaded) object may not be loaded, or None."""
@@ -505,7 +528,7 @@ class HostAbi:
         if max_size <= 0 or self._addr(data, max_size) is None:
             return werr.EFAULT
         if self._stop.is_set():
-            return werr.EINTR
+            return self._stopped()
         try:
             poller = self._poller(gobj, fd, info)
         except BpfError as err:
@@ -559,7 +582,7 @@ class HostAbi:
 
         got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain)
         if got is None:
-            return werr.EINTR
+            return self._stopped()
         if got < 0:
             return guest_stop[-1] if guest_stop else werr.neg(got)  # else libbpf's Linux errno
         return got

@@ -1,6 +1,7 @@
 """`wasm-bpf run`: argument parsing, signals and the terminal UI around the
 public Runner API."""
 import logging
+import math
 import os
 import signal
 import sys
@@ -54,6 +55,21 @@ def _parse_dirs(values):
             raise UsageError(f"--dir {item!r}: {host!r} is not a directory")
         dirs.append((host, guest))
     return dirs
+
+
+def _seconds(ctx, param, value):
+    """A positive number of seconds (click's FloatRange says 'not a valid float range')."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = None
+    if (seconds is None or not math.isfinite(seconds) or seconds < 0
+            or (seconds == 0 and param.name == "duration")):
+        raise click.BadParameter(f"{value!r} is not a number of seconds "
+                                 f"(e.g. 10 or 0.5{'' if param.name == 'duration' else '; 0 is allowed'})")
+    return seconds
 
 
 def _size(ctx, param, value):
@@ -115,7 +131,7 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.command(context_settings={"allow_interspersed_args": False,
                                  "help_option_names": ["-h", "--help"]},
                epilog=EPILOG)
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--duration", callback=_seconds, metavar="SECONDS",
               help="Stop the guest (as Ctrl-C does) after this many seconds.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
               help="Set a guest environment variable (repeatable). None are inherited.")
@@ -124,7 +140,7 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.option("--engine", type=click.Choice(["auto", "wasmtime", "wasmer"]), default="auto",
               envvar="WASM_BPF_ENGINE", show_default=True,
               help="Wasm engine. auto: wasmer where it imports (CPython <= 3.10), else wasmtime.")
-@click.option("--grace-period", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--grace-period", callback=_seconds, default="2", show_default=True,
               metavar="SECONDS", help="How long a stopped guest may take to return by itself.")
 @click.option("--wrapper-module-name", default="callback-wrapper", show_default=True,
               help="Import module of the Go/TinyGo buffer-poll variant.")
@@ -197,9 +213,7 @@ def _run_guest(module, options, quiet, handler) -> None:
         ui = StatusLine(os.path.basename(module))
         handler.ui = ui
         options.stderr = ui.stderr
-        # A pipe gets the guest's bytes directly; so does a terminal with
-        # libc buffering (the guest then sees the terminal it is).
-        if sys.stdout.isatty() and options.output_buffering == "line":
+        if sys.stdout.isatty():  # a pipe gets the guest's bytes directly
             options.stdout = ui.stdout
 
     runner = Runner(module, options)
