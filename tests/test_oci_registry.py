@@ -14,7 +14,20 @@ from conftest import EXAMPLES, ROOT, cli_env, wasm_bpf_cmd
 from oci_registry import Registry, free_port
 
 FIXTURES = os.path.join(ROOT, "tests", "data", "cosign")
-WASM = os.path.join(ROOT, "tests", "data", "oci", "tiny.wasm")
+WASM = ""  # tests/data/oci/tiny.wat assembled, by the session fixture below
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_wasm(tmp_path_factory):
+    import wasmtime
+
+    global WASM
+    with open(os.path.join(ROOT, "tests", "data", "oci", "tiny.wat")) as f:
+        wasm = wasmtime.wat2wasm(f.read())
+    path = tmp_path_factory.mktemp("oci") / "tiny.wasm"
+    path.write_bytes(wasm)
+    WASM = str(path)
+    return WASM
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
-;; The smallest guest the registry tests push around (tiny.wasm is
-;; `wasmtime.wat2wasm` of this file): a WASI command that exits 7.
+;; The smallest guest the registry tests push around (assembled with
+;; wasmtime.wat2wasm by tests/test_oci_registry.py): a WASI command that exits 7.
 (module
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
