@@ -468,3 +468,15 @@ def test_push_refuses_what_is_not_a_module(registry):
     assert one_error(cli("push", WASM, f"{registry.host}/t/x@sha256:{'0' * 64}"), 2) == \
         (f"{registry.host}/t/x@sha256:{'0' * 64}: push to a tag, not a digest "
          "(the digest is what the registry computes)")
+
+
+def test_unsigned_image_with_keys_but_no_requirement_is_allowed_and_said(registry, keys, tmp_path):
+    ref = f"{registry.host}/tools/tiny:1"
+    assert cli("push", WASM, ref).returncode == 0
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'trusted_keys = ["{keys["key_pub"]}"]\n')
+    res = cli("pull", "--policy", str(policy), ref)
+    assert res.returncode == 0 and res.stderr == f"warning: {ref} is not signed\n"
+    assert cli("sign", "--key", keys["other"], ref).returncode == 0  # a signature that is there must verify
+    res = cli("pull", "--policy", str(policy), ref)
+    assert one_error(res, 1) == f"{ref}: no signature verifies with the trusted key (key.pub)"

@@ -24,9 +24,12 @@ def pull(ref, verify_keys, policy_file, missing):
             from wasm_bpf_cli.policy import Policy
 
             policy = Policy.load(policy_file)
-        image = oci_pull(ref, "missing" if missing else "always", Trust.of(with_verify_keys(policy, verify_keys)))
+        trust = Trust.of(with_verify_keys(policy, verify_keys))
+        image = oci_pull(ref, "missing" if missing else "always", trust)
     except WasmBpfError as err:
         fail(err)
     click.echo(f"{image.reference.split('@')[0]}@{image.digest}")
     if image.signed_by:
         click.echo(f"signature verified with {image.signed_by}", err=True)
+    elif trust.keys:  # trusted_keys without require_signature: allowed, said
+        click.echo(f"warning: {image.reference} is not signed", err=True)
