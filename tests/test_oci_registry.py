@@ -480,3 +480,19 @@ def test_unsigned_image_with_keys_but_no_requirement_is_allowed_and_said(registr
     assert cli("sign", "--key", keys["other"], ref).returncode == 0  # a signature that is there must verify
     res = cli("pull", "--policy", str(policy), ref)
     assert one_error(res, 1) == f"{ref}: no signature verifies with the trusted key (key.pub)"
+
+
+def test_a_registry_that_never_answers_times_out(private_home):
+    """A port that accepts connections and says nothing (a hung registry)."""
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        host = f"127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        res = cli("pull", f"{host}/tools/tiny:1", env={"WASM_BPF_REGISTRY_TIMEOUT": "1"})
+        assert one_error(res, 1) == f"cannot reach registry {host}: timed out after 1 s"
+        assert time.monotonic() - started < 15
+    assert store_files(private_home) == []
