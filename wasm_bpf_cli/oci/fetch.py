@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import cosign
 from .artifact import check_module_bytes, config_of, parse_manifest, wasm_layer
-from .errors import IntegrityError, NotInStore, RegistryError, WasmBpfError
+from .errors import IntegrityError, NotInStore, RegistryError, UsageError, WasmBpfError
 from .reference import Reference, parse
 from .store import RefRecord, Store, digest_of
 from .trust import Trust
@@ -45,8 +45,8 @@ def _max_size(max_size: Optional[int]) -> int:
 
     try:
         return parse_size(os.environ.get("WASM_BPF_MAX_IMAGE_SIZE", DEFAULT_MAX_SIZE))
-    except ValueError:
-        return DEFAULT_MAX_SIZE
+    except ValueError as err:
+        raise UsageError(f"WASM_BPF_MAX_IMAGE_SIZE: {err}") from None
 
 
 def pull(text: str, mode: str = "missing", trust: Optional[Trust] = None,
@@ -54,7 +54,7 @@ def pull(text: str, mode: str = "missing", trust: Optional[Trust] = None,
     """The image `text` names, in the store and checked. mode: "always"
     (ask the registry), "missing" (only if not stored), "never" (store only)."""
     if mode not in PULL_MODES:
-        raise WasmBpfError(f"pull mode {mode!r}: expected one of {', '.join(PULL_MODES)}")
+        raise UsageError(f"pull mode {mode!r}: expected one of {', '.join(PULL_MODES)}")
     ref = parse(text)
     trust = trust or Trust()
     store = store or Store()
@@ -65,7 +65,7 @@ def pull(text: str, mode: str = "missing", trust: Optional[Trust] = None,
     if record is not None:
         trust.check_digest(ref, record.digest)
         signatures = _stored_signatures(store, record.digest)
-        if not signatures and trust.checks_signatures and mode == "missing":
+        if not signatures and trust.require_signature and mode == "missing":  # signed since?
             signatures = _refresh_signatures(ref, record.digest, store)
         signed_by = trust.check_signatures(ref, record.digest, signatures)
         return Image(str(ref), record.digest, record.wasm, record.size, signed_by, False, store)
@@ -128,9 +128,8 @@ def _fetch(ref: Reference, trust: Trust, max_size: int, store: Store) -> Image:
         raise IntegrityError(f"{ref}: the wasm layer is {layer.size} bytes, over the limit of {max_size} "
                              "(WASM_BPF_MAX_IMAGE_SIZE)")
     blobs: Dict[str, bytes] = {digest: manifest}
-    if store.has_blob(layer.digest):  # same module under another tag, or pulled before
-        wasm = store.get_blob(layer.digest)
-    else:
+    wasm = _stored(store, layer.digest)  # same module under another tag, or pulled before
+    if wasm is None:
         wasm = _blob(client, ref, layer.digest, layer.size, max_size, "the wasm layer")
     check_module_bytes(wasm, str(ref))
     blobs[layer.digest] = wasm
@@ -144,6 +143,16 @@ def _fetch(ref: Reference, trust: Trust, max_size: int, store: Store) -> Image:
     store.commit([str(ref)], record, blobs, signature_digest)
     log.debug("pulled %s (%s, %d bytes)", ref, digest, layer.size)
     return Image(str(ref), digest, layer.digest, layer.size, signed_by, True, store)
+
+
+def _stored(store: Store, digest: str) -> Optional[bytes]:
+    """The store's copy of a blob, if it has an intact one."""
+    if not store.has_blob(digest):
+        return None
+    try:
+        return store.get_blob(digest)
+    except (IntegrityError, WasmBpfError):
+        return None  # corrupt or unreadable: fetched again (put_blob replaces the bad copy)
 
 
 def _blob(client, ref: Reference, digest: str, size: int, limit: int, what: str) -> bytes:

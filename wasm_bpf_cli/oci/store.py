@@ -131,8 +131,12 @@ class Store:
         if digest_of(data) != digest:  # callers verified already; never store a lie
             raise IntegrityError(f"refusing to store bytes that do not match {digest}")
         path = self.blob_path(digest)
-        if os.path.isfile(path):
-            return
+        try:
+            with open(path, "rb") as f:
+                if digest_of(f.read()) == digest:
+                    return  # already there, intact; a corrupt copy is replaced
+        except OSError:
+            pass
         self._dir("blobs", "sha256", create=True)
         write_atomic(path, data, 0o644)
 
