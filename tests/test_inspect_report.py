@@ -211,7 +211,8 @@ def test_verdict_missing_exports():
         "export memory: missing (host functions read and write guest memory)",
         "export _start: missing (the runner starts a WASI command)",
         "export __indirect_function_table: missing (wasm_bpf.wasm_bpf_buffer_poll calls "
-        "samples back through it)",
+        "samples back through it): link the guest with -Wl,--export-table (`wasm-bpf sdk "
+        "--cflags` includes it)",
     ]
 
 
