@@ -83,8 +83,20 @@ class Registry:
         return path
 
     def start(self) -> "Registry":
-        """Start (again, on the same port and storage after stop())."""
-        self.port = self.port or free_port()
+        """Start (again, on the same port and storage after stop()). The first
+        start takes another free port if someone else took the chosen one
+        between choosing and binding (the machine is shared)."""
+        for attempt in range(5):
+            first = self.port is None
+            self.port = self.port or free_port()
+            if self._start_once():
+                return self
+            if not first or "address already in use" not in self.log():
+                raise RuntimeError(f"docker-registry did not start: {self.log()}")
+            self.port = None
+        raise RuntimeError(f"docker-registry found no free port: {self.log()}")
+
+    def _start_once(self) -> bool:
         log = open(os.path.join(self.dir, "registry.log"), "ab")
         self.proc = subprocess.Popen([BINARY, "serve", self._config()], stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL)
@@ -97,12 +109,13 @@ class Registry:
             scheme, context = "https", ssl.create_default_context(cafile=self.ca)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited: {self.log()}")
+                self.proc = None
+                return False
             try:
                 urllib.request.urlopen(f"{scheme}://{self.host}/v2/", timeout=1, context=context)
-                return self
+                return True
             except urllib.error.HTTPError:
-                return self  # 401: up, with auth
+                return True  # 401: up, with auth
             except OSError:
                 time.sleep(0.05)
         self.stop()
