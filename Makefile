@@ -11,7 +11,7 @@ PY310 ?= $(shell for p in /root/.pyenv/versions/3.10.*/bin/python $$(command -v 
 VENV310 := .venv310
 APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 libbpf1 libbpf-dev \
 	libelf-dev bpftool libstd-rust-dev-wasm32 rustc iproute2 python3-venv python3-pip gcc make \
-	docker-registry apache2-utils
+	docker-registry apache2-utils openssl
 EXAMPLE ?= examples/bootstrap/bootstrap.wasm
 PYTEST_ARGS ?=
 
