@@ -16,7 +16,7 @@ WASM_CONFIG = "application/vnd.wasm.config.v0+json"  # CNCF Wasm OCI artifact
 WASM_LAYER = "application/wasm"  # CNCF Wasm OCI artifact
 # Layer media types `pull` accepts, with who pushes them.
 WASM_LAYERS = {
-    WASM_LAYER: "CNCF Wasm OCI artifact (wasm-bpf push, wkg, oras with these types)",
+    WASM_LAYER: "CNCF Wasm OCI artifact (wasm-bpf push)",
     "application/vnd.wasm.content.layer.v1+wasm": "wasm-to-oci and ecli (eunomia-bpf)",
     "application/vnd.module.wasm.content.layer.v1+wasm": "solo.io wasme / Wasm image spec (oci variant)",
 }
