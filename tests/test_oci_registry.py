@@ -496,3 +496,11 @@ def test_a_registry_that_never_answers_times_out(private_home):
         assert one_error(res, 1) == f"cannot reach registry {host}: timed out after 1 s"
         assert time.monotonic() - started < 15
     assert store_files(private_home) == []
+
+
+def test_images_and_rmi_on_an_empty_store(private_home):
+    res = cli("images")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", f"no images in {store_root(private_home)}\n")
+    assert json.loads(cli("images", "--json").stdout) == {"store": store_root(private_home), "images": []}
+    assert one_error(cli("rmi", "localhost:5000/tools/x:1"), 1) == "localhost:5000/tools/x:1: not in the local image store"
+    assert one_error(cli("rmi", "not a ref"), 2).startswith("'not a ref' is not a valid image reference")
