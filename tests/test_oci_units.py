@@ -211,6 +211,18 @@ def test_collect_removes_what_killed_writers_left(tmp_path):
     assert sorted(os.listdir(blob_dir)) == [".tmp-2-fresh"]  # a writer may still be busy with it
 
 
+def test_a_store_others_can_write_is_not_used(tmp_path):
+    from wasm_bpf_cli.errors import WasmBpfError
+
+    root = tmp_path / "store"
+    root.mkdir()
+    root.chmod(0o777)
+    with pytest.raises(WasmBpfError) as err:
+        Store(str(root)).put_blob(digest_of(b"x"), b"x")
+    assert str(err.value) == f"image store {root} is writable by other users: not used (chmod go-w {root})"
+    assert os.listdir(root) == []
+
+
 def test_store_detects_a_corrupted_blob(tmp_path):
     store = Store(str(tmp_path / "store"))
     store.put_blob(digest_of(b"\0asm"), b"\0asm")

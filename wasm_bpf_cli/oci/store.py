@@ -84,8 +84,12 @@ class Store:
             try:
                 os.makedirs(self.root, mode=0o700, exist_ok=True)
                 st = os.stat(self.root)
-                if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-                    raise WasmBpfError(f"image store {self.root} is writable by other users: not used")
+                if st.st_uid != os.geteuid():
+                    raise WasmBpfError(f"image store {self.root} belongs to uid {st.st_uid}, not to this "
+                                       f"user (uid {os.geteuid()}): not used")
+                if st.st_mode & 0o022:
+                    raise WasmBpfError(f"image store {self.root} is writable by other users: not used "
+                                       f"(chmod go-w {self.root})")
                 os.makedirs(path, mode=0o700, exist_ok=True)
             except OSError as err:
                 raise WasmBpfError(f"image store {self.root}: {err.strerror or err}") from None
