@@ -47,12 +47,13 @@ def make_ca_and_cert(directory: str):
 
 class Registry:
     def __init__(self, workdir, user: Optional[str] = None, password: Optional[str] = None,
-                 tls: bool = False):
+                 tls: bool = False, auth_config: str = ""):
         if not os.path.exists(BINARY):
             skip_or_fail("docker-registry is not installed (make deps installs it)")
         self.dir = os.path.join(str(workdir), f"registry-{free_port()}")
         os.makedirs(self.dir)
         self.user, self.password = user, password
+        self.auth_config = auth_config  # an `auth:` section of its own (e.g. a token server's)
         self.ca = self.tls = None
         if tls:  # HTTPS with a certificate from a CA of its own (self.ca)
             self.ca, cert, key = make_ca_and_cert(self.dir)
@@ -65,7 +66,7 @@ class Registry:
         return f"127.0.0.1:{self.port}"
 
     def _config(self) -> str:
-        auth = ""
+        auth = self.auth_config
         if self.user:
             htpasswd = os.path.join(self.dir, "htpasswd")
             out = subprocess.run(["htpasswd", "-Bbn", self.user, self.password], capture_output=True,

@@ -3,6 +3,7 @@ on a loopback port, storage in a temp dir; tests/oci_registry.py), as a
 user sees it through the CLI. Every failure is one line with its documented
 exit status, no traceback, and leaves the local store as it was. HOME,
 DOCKER_CONFIG and XDG_CACHE_HOME point into the test's temp dir."""
+import base64
 import json
 import os
 import subprocess
@@ -504,3 +505,26 @@ def test_images_and_rmi_on_an_empty_store(private_home):
     assert json.loads(cli("images", "--json").stdout) == {"store": store_root(private_home), "images": []}
     assert one_error(cli("rmi", "localhost:5000/tools/x:1"), 1) == "localhost:5000/tools/x:1: not in the local image store"
     assert one_error(cli("rmi", "not a ref"), 2).startswith("'not a ref' is not a valid image reference")
+
+
+def test_token_auth_registry(tmp_path, private_home, keys):
+    """Bearer tokens from a token server, as ghcr.io and Docker Hub do it:
+    stored credentials buy a token per scope; a push needs a new token for
+    pull,push after the pull-scoped one (no stale token reused)."""
+    from oci_token_server import TokenServer
+
+    with TokenServer(str(tmp_path), "carol", "tok pw") as tokens, \
+            Registry(tmp_path, auth_config=tokens.registry_auth()) as reg:
+        host = reg.host
+        ref = f"{host}/tools/tiny:1"
+        assert one_error(cli("pull", ref), 1) == (f"registry {host} asks for credentials: "
+                                                  f"run `wasm-bpf login {host}`")
+        os.makedirs(private_home / "docker")
+        (private_home / "docker" / "config.json").write_text(json.dumps(
+            {"auths": {host: {"auth": base64.b64encode(b"carol:tok pw").decode()}}}))
+        res = cli("push", WASM, ref)
+        assert res.returncode == 0, res.stderr
+        assert cli("sign", "--key", keys["key"], ref).returncode == 0
+        res = cli("pull", "--verify-key", keys["key_pub"], ref)
+        assert res.returncode == 0, res.stderr
+        assert ["repository:tools/tiny:pull,push"] in tokens.issued

@@ -74,9 +74,15 @@ def _oras_classes():
             return super().request(method, url, **kwargs)
 
     class Auth(oras.auth.token.TokenAuth):
-        """oras' token auth, plus registries whose challenge is Basic."""
+        """oras' token auth, plus registries whose challenge is Basic, and a
+        new token when the challenge asks for another scope: oras would send
+        the token it has again (a pull-scoped one for a push: refused)."""
+
+        _scope = None
 
         def authenticate_request(self, original, headers, refresh=False):
+            import oras.auth.utils
+
             challenge = original.headers.get("Www-Authenticate", "")
             if challenge.lower().startswith("basic"):
                 if not getattr(self, "_basic_auth", None):
@@ -84,7 +90,13 @@ def _oras_classes():
                 headers = dict(headers or {})
                 headers["Authorization"] = f"Basic {self._basic_auth}"
                 return headers, True
-            return super().authenticate_request(original, headers, refresh)
+            scope = oras.auth.utils.parse_auth_header(challenge).scope
+            if self.token is not None and scope != self._scope:
+                refresh = True
+            headers, changed = super().authenticate_request(original, headers, refresh)
+            if changed:
+                self._scope = scope
+            return headers, changed
 
     class Oras(oras.provider.Registry):
         do_request = oras.provider.Registry.do_request.__wrapped__  # one attempt, no retry sleeps
