@@ -29,6 +29,7 @@ from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, DEFAULT_WRAPPER
 from wasm_bpf_cli.errors import ModuleError, PrivilegeError, UsageError, WasmBpfError
 
 if TYPE_CHECKING:
+    from wasm_bpf_cli.metrics import MetricsConfig
     from wasm_bpf_cli.policy import Policy
 
 log = logging.getLogger("wasm_bpf.runner")
@@ -73,11 +74,15 @@ class RunOptions:
     # what the guest may load/attach: a wasm_bpf_cli.policy.Policy, a mapping of
     # the policy file's keys, or the path of a TOML policy file
     policy: Union[None, "Policy", Mapping[str, object], str, os.PathLike] = None
+    pull: str = "missing"  # module is an image reference: "always" | "missing" | "never" (see oci/)
     # "line": the guest's stdout/stderr look like a terminal to it, so its
     # libc writes each line as it is completed; "libc": they look like what
     # they are (a pipe, a file, a callback: fully buffered by the guest's
     # libc, fewer writes for guests that print in bulk).
     output_buffering: str = "line"
+    metrics: Optional[str] = None  # "ADDR:PORT": serve Prometheus metrics while it runs (wasm_bpf_cli.metrics)
+    metrics_config: Union[None, str, os.PathLike, "MetricsConfig"] = None  # default: the module's own
+    bpf_stats: bool = False  # with metrics: per-program run counts (BPF_ENABLE_STATS while running)
 
 
 @dataclass
@@ -244,6 +249,7 @@ class Runner:
         self._timers: List[threading.Timer] = []
         self._interrupted = False
         self._started_at = 0.0
+        self.metrics_url: Optional[str] = None  # where RunOptions.metrics serves, once running
 
     # -- running --------------------------------------------------------
     def run(self) -> RunResult:
@@ -466,7 +472,7 @@ class Runner:
             raise UsageError(f"preopened directories are not allowed by {policy.source} (allow_preopens)")
         caps = [n for n in (opts.max_memory, policy and policy.max_memory) if n is not None]
         max_memory = min(caps) if caps else None
-        wasm = self._wasm if self._wasm is not None else self._read_module()
+        wasm = self._wasm if self._wasm is not None else self._read_module(policy)
         needs_bpf = check_module(wasm, opts)
         if needs_bpf:
             if not _has_bpf_privilege():
@@ -483,6 +489,8 @@ class Runner:
                       callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
                       policy=policy)
         self._abi = abi
+        if opts.metrics is not None or opts.metrics_config is not None or opts.bpf_stats:
+            self._serve_metrics(wasm, abi, cleanup)  # checked and bound before anything is loaded
         stderr = _sink(opts.stderr)
         if stderr is not None:  # denials go where the guest's stderr goes, not to the log
             abi.on_denial = lambda message: stderr(f"wasm-bpf: warning: policy: {message}\n".encode())
@@ -509,7 +517,24 @@ class Runner:
         abi.bind(instance)
         return instance
 
-    def _read_module(self) -> bytes:
+    def _serve_metrics(self, wasm: bytes, abi, cleanup: List[Callable[[], None]]) -> None:
+        from wasm_bpf_cli import engines, metrics
+
+        opts = self.options
+        if opts.metrics is None:
+            raise UsageError("metrics_config and bpf_stats need metrics (an ADDR:PORT to serve them at)")
+        served = metrics.serve(opts.metrics, wasm, os.path.basename(self.path), engines.resolve(opts.engine),
+                               self, abi, config=opts.metrics_config, bpf_stats=opts.bpf_stats)
+        self.metrics_url = served.url
+        cleanup.append(served.close)
+
+    def _read_module(self, policy=None) -> bytes:
+        from wasm_bpf_cli.oci.reference import is_reference
+
+        if is_reference(self.path) and not os.path.exists(self.path):
+            from wasm_bpf_cli.oci import load_module  # pulled, checked, signatures verified
+
+            return load_module(self.path, self.options.pull, policy)[1]
         try:
             with open(self.path, "rb") as f:
                 return f.read()

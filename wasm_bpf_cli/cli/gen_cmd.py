@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from wasm_bpf_cli.cli.errors import fail
+from wasm_bpf_cli.cli.errors import fail, write_whole
 from wasm_bpf_cli.errors import WasmBpfError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -14,13 +14,7 @@ def _write(text: str, output: str) -> None:
     if output in (None, "-"):
         click.echo(text, nl=False)
         return
-    tmp = output + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, output)
-    except OSError as exc:
-        raise WasmBpfError(f"{output}: {exc.strerror or exc}") from None
+    write_whole(output, text.encode())
 
 
 def _command_line(*parts: str) -> str:
