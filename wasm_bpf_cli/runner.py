@@ -208,6 +208,16 @@ def _start_without_signals(thread: threading.Thread) -> None:
 def check_module(wasm: bytes, options: RunOptions) -> bool:
     """Raise ModuleError naming every import/export this runner cannot serve.
     True when the guest imports the BPF loader (so it needs privileges)."""
+    return _needs_bpf(_checked_module(wasm, options))
+
+
+def _needs_bpf(mod) -> bool:
+    return any(i.module == "wasm_bpf" and i.name == "wasm_load_bpf_object" for i in mod.imports)
+
+
+def _checked_module(wasm: bytes, options: RunOptions):
+    """The parsed module (inspect.wasm_reader.WasmModule) once check_module's
+    checks pass."""
     from wasm_bpf_cli.inspect.errors import InspectError
     from wasm_bpf_cli.inspect.verdict import check_module as verdict
     from wasm_bpf_cli.inspect.wasm_reader import read_wasm
@@ -223,7 +233,7 @@ def check_module(wasm: bytes, options: RunOptions) -> bool:
     problems = verdict(mod, options.wrapper_module_name, options.callback_export_name)
     if problems:
         raise ModuleError("cannot run this module: " + "; ".join(problems))
-    return any(i.module == "wasm_bpf" and i.name == "wasm_load_bpf_object" for i in mod.imports)
+    return mod
 
 
 class Runner:
@@ -473,7 +483,8 @@ class Runner:
         caps = [n for n in (opts.max_memory, policy and policy.max_memory) if n is not None]
         max_memory = min(caps) if caps else None
         wasm = self._wasm if self._wasm is not None else self._read_module(policy)
-        needs_bpf = check_module(wasm, opts)
+        parsed = _checked_module(wasm, opts)
+        needs_bpf = _needs_bpf(parsed)
         if needs_bpf:
             if not _has_bpf_privilege():
                 raise PrivilegeError("loading BPF programs needs root or CAP_BPF and CAP_PERFMON: "
@@ -497,7 +508,7 @@ class Runner:
         if self._stop_reason is not None:
             abi.request_stop()
         if needs_bpf:  # the kernel loads them while the engine starts
-            abi.preload(embedded_images(wasm, abi.max_object_size))
+            abi.preload(embedded_images(wasm, abi.max_object_size, parsed))
         self._engine = engines.create(opts.engine)
         module = self._engine.compile(wasm, cache=opts.cache)
         env = list(opts.env.items()) if isinstance(opts.env, Mapping) else [tuple(kv) for kv in opts.env]
