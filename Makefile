@@ -11,12 +11,13 @@ PY310 ?= $(shell for p in /root/.pyenv/versions/3.10.*/bin/python $$(command -v 
 VENV310 := .venv310
 APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 libbpf1 libbpf-dev \
 	libelf-dev bpftool libstd-rust-dev-wasm32 rustc iproute2 python3-venv python3-pip gcc make
+EXAMPLE ?= examples/bootstrap/bootstrap.wasm
+PYTEST_ARGS ?=
+
 # The container image (`make image`, deploy/image/build.sh) and what builds and tests it.
 IMAGE_APT_PACKAGES := podman buildah mmdebstrap runc
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= localhost/wasm-bpf:$(VERSION)
-EXAMPLE ?= examples/bootstrap/bootstrap.wasm
-PYTEST_ARGS ?=
 
 .PHONY: all deps venv venv310 build examples guests bindings run test test-wasmtime test-wasmer \
 	bench soak clean mounts image-deps image image-test
