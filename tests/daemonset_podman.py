@@ -89,7 +89,8 @@ class PodmanSpec:
     container: dict
     env: Dict[str, str]
     volumes: List[str] = field(default_factory=list)  # podman --volume/--tmpfs options
-    probe_url: Optional[str] = None
+    probe_port: Optional[int] = None  # the readiness probe's port and path
+    probe_path: str = "/"
     grace_period: int = 30
     caps: List[str] = field(default_factory=list)
 
@@ -176,7 +177,7 @@ class PodmanSpec:
         port = probe["httpGet"]["port"]
         if isinstance(port, str):  # a named port
             port = next(p["containerPort"] for p in self.container["ports"] if p["name"] == port)
-        self.probe_url = f"http://127.0.0.1:{port}{probe['httpGet'].get('path', '/')}"
+        self.probe_port, self.probe_path = port, probe["httpGet"].get("path", "/")
 
     def security_options(self, available_caps: Optional[set] = None) -> List[str]:
         sc = self.container.get("securityContext", {})

@@ -92,10 +92,10 @@ def test_container_runs_as_the_documented_agent(tmp_path):
     assert "allow = [\"tracing\"]" in (tmp_path / "volumes" / "config" / "policy.toml").read_text()
     image_at = argv.index("img")
     assert argv[image_at + 1:] == ["run", "--quiet", "--metrics", ":9435", "--metrics-config",
-                                   "/etc/wasm-bpf/metrics.toml", "--policy", "/etc/wasm-bpf/policy.toml",
+                                   "/etc/wasm-bpf/config/metrics.toml", "--policy", "/etc/wasm-bpf/config/policy.toml",
                                    "--verify-key", "/etc/wasm-bpf/key/cosign.pub",
                                    "127.0.0.1:5000/g/bootstrap:1"]
-    assert spec.probe_url == "http://127.0.0.1:9435/metrics"
+    assert (spec.probe_port, spec.probe_path) == (9435, "/metrics")
     # The registry credentials are optional: without the Secret, no mount.
     assert not any(":/etc/wasm-bpf/registry:" in a for a in argv)
 

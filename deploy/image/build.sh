@@ -96,6 +96,8 @@ in_root /opt/wasm-bpf/bin/python "/tmp/wheels/$pip_wheel/pip" install --quiet \
 	--no-index --no-cache-dir --disable-pip-version-check --find-links /tmp/wheels \
 	"/tmp/wheels/$(basename "$project_wheel")"
 rm -rf "$mnt/tmp/wheels"
+# Mount points of deploy/kubernetes/20-daemonset.yaml (the root is read-only there).
+mkdir -p "$mnt/etc/wasm-bpf/config" "$mnt/etc/wasm-bpf/key" "$mnt/etc/wasm-bpf/registry" "$mnt/var/lib/wasm-bpf"
 # What the image runs, checked before it is tagged: the CLI starts and
 # finds its engine and libbpf (no kernel needed for these two).
 in_root /opt/wasm-bpf/bin/wasm-bpf --version >/dev/null
