@@ -302,14 +302,19 @@ def test_50_terminal_runs_end_cleanly(no_bpf_leaks):
 
 
 API_PROGRAM = textwrap.dedent("""
-    import asyncio, os, sys
+    import asyncio, os, sys, time
     from wasm_bpf_cli import Runner, RunOptions
 
     engine, plain, boot = sys.argv[1:4]
     lines = []
-    with Runner(plain, RunOptions(args=[str(os.getpid())], engine=engine, duration=1.0, grace_period=0.2,
+    with Runner(plain, RunOptions(args=[str(os.getpid())], engine=engine, grace_period=0.2,
                                   stdout=lines.append)) as r:
-        first = r.run()
+        r.start()
+        deadline = time.monotonic() + 30
+        while b"ready" not in b"".join(lines) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        r.stop()  # it ignores -EINTR: interrupted after the grace period
+        first = r.wait()
 
     async def second():
         return await Runner(boot, RunOptions(engine=engine, duration=0.3)).run_async()
@@ -342,7 +347,7 @@ def test_50_python_programs_using_the_api_exit_cleanly(no_bpf_leaks):
     as documented, nothing else at interpreter exit."""
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(_one_api_run, range(50)))
-    want = re.compile(rb"results 124 0 \['ready'\]\r?\n")
+    want = re.compile(rb"results 130 0 \['ready'\]\r?\n")
     bad = [(status, data[-800:]) for status, data in runs
            if status != 0 or not want.search(data) or CRASH_SIGNS.search(data)]
     assert not bad, f"{len(bad)} of 50 runs went wrong; first: {bad[0]}"
@@ -378,4 +383,28 @@ def test_maps_names_a_ring_buffer_instead_of_an_errno(no_bpf_leaks):
             list(rb.keys())
         assert str(err.value) == ("map 'rb' is a ring buffer (ringbuf): it streams samples to the guest's "
                                   "callback and has no keys or values to read")
+        runner.stop()
+
+
+def test_maps_reads_a_per_cpu_map_as_one_value_per_cpu(no_bpf_leaks):
+    """metricsfill puts percpu[1] = CPU i holds i + 1 (u64). The kernel writes
+    an 8-byte-rounded slot for every possible CPU: the view sizes its buffer
+    for all of them and hands back one value per CPU."""
+    from wasm_bpf_cli import Runner, RunOptions
+    from wasm_bpf_cli.bpf.maps import possible_cpus
+
+    lines = []
+    cpus = possible_cpus()
+    with Runner(guest("metricsfill"), RunOptions(args=["1", "1", str(cpus)], engine=ENGINE, grace_period=0.5,
+                                                 stdout=lines.append)) as runner:
+        runner.start()
+        deadline = time.monotonic() + 30
+        while b"filled" not in b"".join(lines) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b"filled" in b"".join(lines), lines
+        view = next(m for m in runner.maps() if m.name == "percpu")
+        assert view.per_cpu
+        assert view.lookup((1).to_bytes(4, "little")) == [(i + 1).to_bytes(8, "little") for i in range(cpus)]
+        assert view.lookup(1) == list(range(1, cpus + 1))
+        assert dict(view.decoded_items())[1] == list(range(1, cpus + 1))
         runner.stop()
