@@ -10,6 +10,7 @@ import yaml
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
+from conftest import example, run_cli  # noqa: E402
 from daemonset_podman import MANIFESTS, PodmanSpec, SpecError, expand, load_manifests  # noqa: E402
 
 # The oldest Kubernetes still in wide use with every field used here, and the newest the validator knows.
@@ -121,3 +122,21 @@ def test_args_expand_as_kubernetes_does():
     assert expand("$(A)-$(B)", env) == "x-y"
     assert expand("$$(A)", env) == "$(A)"  # escaped
     assert expand("$(C)", env) == "$(C)"  # undefined: kept as written
+
+
+def test_the_configmaps_files_fit_the_guest_it_names(tmp_path):
+    """The ConfigMap's policy allows bootstrap (the guest it names) and its
+    metrics config fits bootstrap's maps: a pod would start, not exit at once."""
+    data = load_manifests()["ConfigMap"]["data"]
+    assert "/bootstrap" in data["guest"]
+    for name in ("policy.toml", "metrics.toml"):
+        (tmp_path / name).write_text(data[name])
+    bootstrap = example("bootstrap")
+    allowed = run_cli("inspect", "--policy", str(tmp_path / "policy.toml"), bootstrap)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    fits = run_cli("metrics", "check", bootstrap, "--config", str(tmp_path / "metrics.toml"))
+    assert (fits.returncode, fits.stderr) == (0, ""), fits.stderr
+    assert "bootstrap_min_duration_seconds" in fits.stdout
+    # and the policy refuses what it says it refuses
+    denied = run_cli("inspect", "--policy", str(tmp_path / "policy.toml"), example("sockfilter"))
+    assert denied.returncode == 3, denied.stdout + denied.stderr
