@@ -92,7 +92,6 @@ class PodmanSpec:
     probe_port: Optional[int] = None  # the readiness probe's port and path
     probe_path: str = "/"
     grace_period: int = 30
-    caps: List[str] = field(default_factory=list)
 
     @classmethod
     def from_manifests(cls, *, workdir: str, config: Optional[Mapping[str, str]] = None,
@@ -196,11 +195,9 @@ class PodmanSpec:
         _unknown("capabilities", caps, {"add", "drop"})
         for cap in caps.get("drop", []):
             opts.append(f"--cap-drop={cap.lower()}")
-        self.caps = []
         for cap in caps.get("add", []):
             if available_caps is not None and cap not in available_caps:
                 continue  # not ours to give (see image_test_extras)
-            self.caps.append(cap)
             opts.append(f"--cap-add={_CAPS_PREFIX}{cap}")
         seccomp = sc.get("seccompProfile", {}).get("type", "RuntimeDefault")
         if seccomp == "Unconfined":
