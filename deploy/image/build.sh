@@ -119,8 +119,13 @@ buildah config \
 	--label org.opencontainers.image.revision="$revision" \
 	--label org.opencontainers.image.base.name="$BASE" \
 	"$ctr"
+previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 buildah commit --quiet --rm "$ctr" "$IMAGE" >/dev/null
 trap - EXIT
+# The build this one replaces, now untagged: removed (unless a container uses it).
+if [ -n "$previous" ] && [ "$(podman image inspect --format '{{len .RepoTags}}' "$previous" 2>/dev/null)" = 0 ]; then
+	podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 log "project layer committed in $(seconds "$t") s"
 
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
