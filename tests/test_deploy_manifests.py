@@ -140,3 +140,22 @@ def test_the_configmaps_files_fit_the_guest_it_names(tmp_path):
     # and the policy refuses what it says it refuses
     denied = run_cli("inspect", "--policy", str(tmp_path / "policy.toml"), example("sockfilter"))
     assert denied.returncode == 3, denied.stdout + denied.stderr
+
+
+def test_the_cli_takes_the_daemonsets_args(tmp_path):
+    """The container's args, as the kubelet expands them, parse as
+    `wasm-bpf run` options: a renamed option breaks this test, not a fleet."""
+    from wasm_bpf_cli.cli.run_cmd import run
+
+    spec = PodmanSpec.from_manifests(workdir=str(tmp_path), secrets={"wasm-bpf-guest-key": {"cosign.pub": b""}})
+    argv = spec.argv(image="img", name="n")
+    args = argv[argv.index("img") + 1:]
+    assert args[0] == "run"
+    params = run.make_context("wasm-bpf run", args[1:]).params
+    data = load_manifests()["ConfigMap"]["data"]
+    assert params["module"] == data["guest"] and params["args"] == ()
+    assert params["metrics"] == data["metrics-address"]
+    assert params["verify_keys"] == ("/etc/wasm-bpf/key/cosign.pub",)
+    assert params["policy_file"] == "/etc/wasm-bpf/config/policy.toml"
+    assert params["metrics_config"] == "/etc/wasm-bpf/config/metrics.toml"
+    assert params["quiet"]
