@@ -15,20 +15,31 @@ APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 libb
 EXAMPLE ?= examples/bootstrap/bootstrap.wasm
 PYTEST_ARGS ?=
 
+# The container image (`make image`, deploy/image/build.sh) and what builds and tests it.
+IMAGE_APT_PACKAGES := podman buildah mmdebstrap runc
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= localhost/wasm-bpf:$(VERSION)
+.PHONY: image-deps image image-test
+
 .PHONY: all deps venv venv310 go build examples guests bindings run test test-wasmtime test-wasmer \
 	bench soak clean mounts
 
 all: build
 
-# Debian packages, installed only when one is missing.
-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+# Debian packages, installed only when one is missing: $(call apt_install,PACKAGES)
+apt_install = missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "run as root (or install: $$missing)"; exit 1; fi; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+
+deps:
+	@$(call apt_install,$(APT_PACKAGES))
+
+image-deps:
+	@$(call apt_install,$(IMAGE_APT_PACKAGES))
 
 # A plain path entry in a .pth file: setuptools' default editable finder costs
 # every start ~10 ms of imports (pathlib, importlib.util).
@@ -80,17 +91,28 @@ mounts:
 run: deps venv examples mounts
 	$(VENV)/bin/wasm-bpf run $(EXAMPLE) $(ARGS)
 
-# The whole suite on wasmtime (default Python), then on wasmer (CPython 3.10).
+# The whole suite on wasmtime (default Python), then on wasmer (CPython 3.10),
+# then the container image where podman is installed (.ci/run installs it).
 test: deps venv venv310 build mounts
 	$(MAKE) test-wasmtime
 	$(MAKE) test-wasmer
+	@if command -v podman >/dev/null; then $(MAKE) image-test; else echo "podman is not installed: image-test not run (make image-deps)"; fi
 
 test-wasmtime:
-	WASM_BPF_ENGINE=wasmtime $(VPY) -m pytest -q $(PYTEST_ARGS)
+	WASM_BPF_ENGINE=wasmtime $(VPY) -m pytest -q -m "not image" $(PYTEST_ARGS)
 
 test-wasmer:
 	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q tests/test_engine_wasmer.py tests/test_rewrite.py $(PYTEST_ARGS)
 	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q -m engine $(PYTEST_ARGS)
+
+# The container image: Debian 12 root fs (mmdebstrap) + the project; no base
+# image from the internet, no compiler inside (deploy/image/build.sh).
+image: image-deps venv
+	deploy/image/build.sh $(IMAGE) $(abspath $(VPY))
+
+# The image run as deploy/kubernetes/20-daemonset.yaml runs it, with podman.
+image-test: image examples mounts
+	WASM_BPF_IMAGE=$(IMAGE) $(VPY) -m pytest -q -m image tests/test_image.py $(PYTEST_ARGS)
 
 # Speed figures (not part of `make test`): a table on stdout and bench/results.json.
 bench: deps venv venv310 go mounts
