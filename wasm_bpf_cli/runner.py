@@ -78,6 +78,12 @@ class RunOptions:
     # they are (a pipe, a file, a callback: fully buffered by the guest's
     # libc, fewer writes for guests that print in bulk).
     output_buffering: str = "line"
+    # processor components (wasm_bpf_cli.components): name -> component file
+    # (the guest's wasm_bpf_call("name", ...)), name -> its init arguments,
+    # buffer map name -> the processor run on each sample before the callback
+    processors: Mapping[str, Union[str, os.PathLike]] = field(default_factory=dict)
+    processor_args: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    filters: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +92,7 @@ class BufferResult:
     kind: str  # "ringbuf" | "perf"
     delivered: int
     lost: int
+    dropped: int = 0  # samples its --filter processor dropped (never delivered)
 
 
 @dataclass
@@ -115,6 +122,10 @@ class RunResult:
     @property
     def lost(self) -> int:
         return sum(b.lost for b in self.buffers)
+
+    @property
+    def dropped(self) -> int:
+        return sum(b.dropped for b in self.buffers)
 
 
 def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
@@ -237,6 +248,7 @@ class Runner:
         self._phase = "starting"
         self._abi = None
         self._engine = None
+        self._processors = None  # components.Processors, when options.processors
         self._thread: Optional[threading.Thread] = None
         self._done = threading.Event()
         self._stop_reason: Optional[str] = None
@@ -305,6 +317,8 @@ class Runner:
         self._interrupted = True
         if self._abi is not None:
             self._abi.request_abort()  # a guest looping on polls ends at its next one
+        if self._processors is not None:
+            self._processors.interrupt()  # a guest waiting on a looping processor
         if self._engine is not None:
             # One spinning in wasm ends now where the engine can interrupt it;
             # elsewhere only a poll can end it, and a polling guest polls often.
@@ -379,7 +393,7 @@ class Runner:
     def _buffers(self) -> List[BufferResult]:
         if self._abi is None:
             return []
-        return [BufferResult(b.name, b.kind, b.delivered, b.lost) for b in list(self._abi.buffers)]
+        return [BufferResult(b.name, b.kind, b.delivered, b.lost, b.dropped) for b in list(self._abi.buffers)]
 
     def _stopped_result(self, abandoned: bool = False, message: Optional[str] = None) -> RunResult:
         reason = self._stop_reason or "stop"
@@ -419,7 +433,8 @@ class Runner:
                 if self._interrupted or trap.interrupted:
                     result = self._stopped_result()
                 else:
-                    result = RunResult(1, Outcome.TRAPPED, self._stop_reason, f"guest trapped: {trap}")
+                    message = str(trap) if getattr(trap, "processor", None) else f"guest trapped: {trap}"
+                    result = RunResult(1, Outcome.TRAPPED, self._stop_reason, message)
         except WasmBpfError as err:
             error = err
         except BaseException as err:  # noqa: BLE001 - reported, not lost on this thread
@@ -468,6 +483,11 @@ class Runner:
         max_memory = min(caps) if caps else None
         wasm = self._wasm if self._wasm is not None else self._read_module()
         needs_bpf = check_module(wasm, opts)
+        if opts.processors or opts.filters:  # a processor that does not fit stops the run here
+            from wasm_bpf_cli.components.processors import Processors
+
+            self._processors = Processors(opts.processors, opts.processor_args, opts.filters, opts.cache)
+            cleanup.append(self._processors.close)
         if needs_bpf:
             if not _has_bpf_privilege():
                 raise PrivilegeError("loading BPF programs needs root or CAP_BPF and CAP_PERFMON: "
@@ -483,6 +503,7 @@ class Runner:
                       callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
                       policy=policy)
         self._abi = abi
+        abi.processors = self._processors
         stderr = _sink(opts.stderr)
         if stderr is not None:  # denials go where the guest's stderr goes, not to the log
             abi.on_denial = lambda message: stderr(f"wasm-bpf: warning: policy: {message}\n".encode())

@@ -25,6 +25,8 @@ WASM_BPF_FUNCTIONS: Dict[str, Signature] = {
     "wasm_bpf_map_fd_by_name": Signature(("i64", "i32"), ("i32",)),
     "wasm_bpf_map_operate": Signature(("i32", "i32", "i32", "i32", "i32", "i64"), ("i32",)),
     "wasm_close_bpf_object": Signature(("i64",), ("i32",)),
+    # this project's: hand bytes to a processor component (abi/calls.py)
+    "wasm_bpf_call": Signature(("i32", "i32", "i32", "i32", "i32"), ("i32",)),
 }
 
 # The Go / TinyGo variant: imported from the wrapper module (name configurable);

@@ -10,6 +10,7 @@ import threading
 import click
 
 from wasm_bpf_cli.cli.errors import fail
+from wasm_bpf_cli.cli.processor_opts import processor_options, processor_run_options
 from wasm_bpf_cli.errors import UsageError, WasmBpfError
 
 EPILOG = """\b
@@ -164,13 +165,14 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.option("--no-cache", is_flag=True,
               help="Compile the module afresh: neither read nor write the compiled-module cache "
                    "($XDG_CACHE_HOME/wasm-bpf).")
+@processor_options
 @click.option("-v", "--verbose", count=True, help="Show libbpf's log and the host calls.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no status line or summary.")
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
-        policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache, verbose, quiet,
-        module, args):
+        policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache,
+        with_processors, with_args, filters, verbose, quiet, module, args):
     """Run MODULE.wasm; everything after it goes to the guest (which sees
     MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
     from wasm_bpf_cli import engines
@@ -185,7 +187,8 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              callback_export_name=callback_export_name,
                              policy=_policy(policy_file, allow, deny, dirs),
                              max_memory=max_memory, max_object_size=max_object_size,
-                             output_buffering=output_buffering, cache=not no_cache)
+                             output_buffering=output_buffering, cache=not no_cache,
+                             **processor_run_options(with_processors, with_args, filters))
     except WasmBpfError as err:
         fail(err)
     if options.engine == "wasmer":

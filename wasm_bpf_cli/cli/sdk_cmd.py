@@ -7,6 +7,8 @@ from wasm_bpf_cli.sdk import SDK_INCLUDE, guest_cflags
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--include", "what", flag_value="include", help="Print the SDK include directory.")
 @click.option("--cflags", "what", flag_value="cflags", help="Print clang flags for a C guest.")
+@click.option("--wit", "what", flag_value="wit",
+              help="Print the directory of the WIT package wasm-bpf:processor (processor components).")
 def sdk(what):
     """Print what to pass to clang to build a C guest with the SDK header
     wasm_bpf.h, e.g.
@@ -18,6 +20,10 @@ def sdk(what):
         click.echo(SDK_INCLUDE)
     elif what == "cflags":
         click.echo(" ".join(guest_cflags()))
+    elif what == "wit":
+        from wasm_bpf_cli.components import WIT_DIR
+
+        click.echo(WIT_DIR)
     else:
         click.echo(f"include: {SDK_INCLUDE}")
         click.echo(f"cflags:  {' '.join(guest_cflags())}")

@@ -1,0 +1,66 @@
+"""wasm_bpf_call and buffer filters: a guest's data handed to processors.
+
+Engine-neutral: the processors (wasm_bpf_cli.components, wasmtime component
+stores of their own) are reached through an object the runner gives the
+HostAbi, with `call(name, bytes) -> Optional[bytes]` (KeyError for an
+unknown name) and `filter_for(map_name)`. A processor that traps raises a
+GuestTrap subclass, which ends the guest like its own trap.
+"""
+import ctypes
+from typing import Callable, Optional
+
+from wasm_bpf_cli.abi import errno as werr
+
+U32 = 0xFFFFFFFF
+MAX_NAME = 256
+ENOMSG = -werr.WASI["NOMSG"]  # the processor answered `none`
+
+Process = Callable[[bytes], Optional[bytes]]
+
+
+def wasm_bpf_call(processors, memory, name_ptr: int, data: int, length: int, out: int, out_len: int) -> int:
+    """Hand `length` bytes at `data` to the processor named by the string at
+    `name_ptr`. Its answer's length (>= 0; min(that, out_len) bytes are
+    copied to `out`, so a longer answer is cut, as snprintf does), -ENOMSG
+    for `none`, -ENOENT for no such processor, -EFAULT for a bad pointer,
+    -EINVAL for a negative length."""
+    if length < 0 or out_len < 0:
+        return werr.EINVAL
+    name = memory.read_cstring(name_ptr & U32, MAX_NAME)
+    if name is None:
+        return werr.EFAULT
+    event = memory.read(data & U32, length) if length else b""
+    if event is None or (out_len and memory.host_address(out & U32, out_len) is None):
+        return werr.EFAULT
+    if processors is None:
+        return werr.ENOENT
+    try:
+        answer = processors.call(name, event)
+    except KeyError:
+        return werr.ENOENT
+    if answer is None:
+        return ENOMSG
+    n = min(len(answer), out_len)
+    if n:
+        dst = memory.host_address(out & U32, n)  # again: the memory may have grown meanwhile
+        if dst is None:
+            return werr.EFAULT
+        ctypes.memmove(dst, answer, n)
+    return len(answer)
+
+
+def filtered(dispatch: Callable[[int, int], int], process: Process, stats) -> Callable[[int, int], int]:
+    """A per-sample dispatch that runs `process` on each sample first: `none`
+    drops it (counted in stats.dropped, consumed, never seen by the guest),
+    `some(bytes)` is delivered instead of the sample."""
+    string_at = ctypes.string_at
+
+    def dispatch_filtered(address: int, size: int) -> int:
+        answer = process(string_at(address, size))
+        if answer is None:
+            stats.dropped += 1
+            return 0
+        keep = ctypes.create_string_buffer(answer, len(answer) or 1)
+        return dispatch(ctypes.addressof(keep), len(answer))
+
+    return dispatch_filtered

@@ -1,0 +1,151 @@
+"""One processor component, loaded beside a guest.
+
+Each processor gets a wasmtime store of its own (its own instance and
+memory) with WASI 0.2 and no rights: no preopened directories, no
+environment, no arguments, stdio discarded. Its compiled code is cached like
+a guest's (engines/module_cache.py): a componentize-py processor carries a
+whole CPython and takes a minute to compile, well under a second to load
+from the cache.
+"""
+import logging
+from typing import Optional, Sequence
+
+import wasmtime
+from wasmtime import component as wc
+
+from wasm_bpf_cli.engines.base import GuestTrap
+from wasm_bpf_cli.errors import ModuleError
+
+from .values import BytesCall
+from .world import ComponentWorld, describe, is_component
+
+log = logging.getLogger("wasm_bpf.components")
+
+CACHE_TAG = "component-epoch-1"  # what the engine config adds to a cache key
+
+
+class ProcessorError(ModuleError):
+    """A processor that cannot be used: unreadable, not a component, not the
+    processor world, or its init refused. One line, exit status 1."""
+
+
+class ProcessorTrap(GuestTrap):
+    """A processor trapped (or was interrupted) while the guest waited on it:
+    the run ends, with a message naming the processor."""
+
+    def __init__(self, name: str, message: str, interrupted: bool = False):
+        super().__init__(message, interrupted=interrupted)
+        self.processor = name
+
+
+def new_engine() -> wasmtime.Engine:
+    """An engine for the processors of one run: interrupt() advances its
+    epoch, which traps every processor of that run and no other."""
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    return wasmtime.Engine(config)
+
+
+def compile_component(engine: wasmtime.Engine, data: bytes, cache: bool = True) -> wc.Component:
+    """The component compiled (or loaded from the cache); wasmtime's error
+    as ProcessorError."""
+    from wasm_bpf_cli.engines import module_cache
+    from wasm_bpf_cli.engines.wasmtime_engine import WasmtimeEngine
+
+    name = module_cache.key(data, "wasmtime-component", WasmtimeEngine.version(), 0) + "-" + CACHE_TAG
+    if cache:
+        cached = module_cache.load(name)
+        if cached is not None:
+            try:
+                return wc.Component.deserialize(engine, cached)
+            except wasmtime.WasmtimeError:
+                log.debug("component cache entry %s refused: compiling", name)
+    try:
+        component = wc.Component(engine, data)
+    except wasmtime.WasmtimeError as err:
+        raise ProcessorError(f"not a valid component: {_one_line(err)}") from None
+    if cache:
+        module_cache.store(name, bytes(component.serialize()))
+    return component
+
+
+def _one_line(err: BaseException) -> str:
+    from wasm_bpf_cli.engines.wasmtime_engine import _one_line as one_line
+
+    return one_line(err)
+
+
+def read_component(path: str, what: str) -> bytes:
+    """The bytes of a component file; ProcessorError naming `what` otherwise."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise ProcessorError(f"{what}: cannot read {path}: {err.strerror or err}") from None
+    if not is_component(data):
+        kind = "a core wasm module" if data[:4] == b"\0asm" else "not wasm"
+        raise ProcessorError(f"{what}: {path} is {kind}, not a component of the "
+                             "wasm-bpf:processor world (see `wasm-bpf sdk --wit`)")
+    return data
+
+
+class Processor:
+    """A processor instantiated and initialized: `process(bytes)` is its
+    `process` export (None for `none`). Not thread-safe: the guest's thread
+    calls it; `interrupt()` may come from any thread."""
+
+    def __init__(self, name: str, path: str, args: Sequence[str] = (),
+                 engine: Optional[wasmtime.Engine] = None, cache: bool = True):
+        self.name = name
+        self.path = path
+        self.calls = 0
+        self._interrupted = False
+        self.engine = engine or new_engine()
+        what = f"processor {name}"
+        data = read_component(path, what)
+        try:
+            component = compile_component(self.engine, data, cache)
+        except ProcessorError as err:
+            raise ProcessorError(f"{what}: {path}: {err}") from None
+        self.world: ComponentWorld = describe(component, self.engine)
+        if self.world.problems:
+            raise ProcessorError(f"{what}: {path} does not fit the wasm-bpf:processor world: "
+                                 + "; ".join(self.world.problems))
+        self.store = wasmtime.Store(self.engine)
+        self.store.set_epoch_deadline(1)  # only interrupt() advances the epoch
+        self.store.set_wasi(wasmtime.WasiConfig())  # no dirs, env, args; stdio discarded
+        linker = wc.Linker(self.engine)
+        linker.add_wasip2()
+        try:
+            instance = linker.instantiate(self.store, component)
+            init = instance.get_func(self.store, "init")
+            failure = init(self.store, list(args))
+            init.post_return(self.store)
+        except wasmtime.WasmtimeError as err:
+            raise ProcessorError(f"{what}: {path}: cannot start: {_one_line(err)}") from None
+        if failure is not None:  # result<_, string>: None is ok, a str the error
+            raise ProcessorError(f"{what}: init refused: {failure}")
+        self._process = BytesCall(instance.get_func(self.store, "process"), self.store)
+
+    def process(self, event: bytes) -> Optional[bytes]:
+        self.calls += 1
+        try:
+            return self._process(event)
+        except wasmtime.WasmtimeError as err:
+            if self._interrupted:
+                raise ProcessorTrap(self.name, f"processor {self.name} was interrupted",
+                                    interrupted=True) from None
+            raise ProcessorTrap(self.name, f"processor {self.name} trapped: {_one_line(err)}") from None
+        except TypeError as err:  # a value the checked type does not allow: a broken component
+            raise ProcessorTrap(self.name, f"processor {self.name} failed: {err}") from None
+
+    def interrupt(self) -> None:
+        """From any thread: a call in progress (or the next) traps."""
+        self._interrupted = True
+        self.engine.increment_epoch()
+
+
+def inspect_component(data: bytes) -> ComponentWorld:
+    """The world of a component's bytes (compiled through the cache)."""
+    engine = new_engine()
+    return describe(compile_component(engine, data), engine)

@@ -1,0 +1,54 @@
+"""The processors of one run, by name, and the buffers they filter."""
+import re
+from typing import Dict, Mapping, Optional, Sequence
+
+from wasm_bpf_cli.errors import UsageError
+
+from .processor import Processor, new_engine
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+class Processors:
+    """Loads every processor before the guest starts (so a bad one stops the
+    run before anything is loaded into the kernel), serves the guest's
+    wasm_bpf_call by name and the `--filter`ed buffers, and interrupts them
+    all at once."""
+
+    def __init__(self, specs: Mapping[str, str], args: Mapping[str, Sequence[str]],
+                 filters: Mapping[str, str], cache: bool = True):
+        for name in specs:
+            if not NAME.match(name):
+                raise UsageError(f"processor name {name!r}: letters, digits, '_', '.', '-' only")
+        for name in args:
+            if name not in specs:
+                raise UsageError(f"arguments for processor {name!r}, which is not given (--with {name}=FILE)")
+        for map_name, name in filters.items():
+            if name not in specs:
+                raise UsageError(f"filter on {map_name!r}: no processor named {name!r} (--with {name}=FILE)")
+        self.filters: Dict[str, str] = dict(filters)  # buffer map name -> processor name
+        self._engine = new_engine()
+        self.by_name: Dict[str, Processor] = {}
+        try:
+            for name, path in specs.items():
+                self.by_name[name] = Processor(name, str(path), list(args.get(name, ())), self._engine, cache)
+        except BaseException:
+            self.close()
+            raise
+
+    def call(self, name: str, event: bytes) -> Optional[bytes]:
+        """KeyError if no processor has that name; ProcessorTrap if it trapped."""
+        return self.by_name[name].process(event)
+
+    def filter_for(self, map_name: str):
+        """The process function filtering buffer `map_name`, or None."""
+        name = self.filters.get(map_name)
+        return None if name is None else self.by_name[name].process
+
+    def interrupt(self) -> None:
+        for processor in list(self.by_name.values()):
+            processor._interrupted = True
+        self._engine.increment_epoch()
+
+    def close(self) -> None:
+        self.by_name.clear()
