@@ -7,6 +7,7 @@ unknown name) and `filter_for(map_name)`. A processor that traps raises a
 GuestTrap subclass, which ends the guest like its own trap.
 """
 import ctypes
+import time
 from typing import Callable, Optional
 
 from wasm_bpf_cli.abi import errno as werr
@@ -49,18 +50,38 @@ def wasm_bpf_call(processors, memory, name_ptr: int, data: int, length: int, out
     return len(answer)
 
 
-def filtered(dispatch: Callable[[int, int], int], process: Process, stats) -> Callable[[int, int], int]:
+# How long one poll may spend filtering before it hands control back to the
+# guest (the rest stays in the buffer for its next poll): a filter costs tens
+# of microseconds a sample, and libbpf's consume loops until the buffer is
+# empty, so a buffer filled faster than that would never let the guest (or a
+# stop request) run again.
+FILTER_BUDGET_S = 0.05
+PAUSE = -(1 << 30)  # the dispatch's return that ends a consume at the budget
+
+
+class Filtered:
     """A per-sample dispatch that runs `process` on each sample first: `none`
     drops it (counted in stats.dropped, consumed, never seen by the guest),
-    `some(bytes)` is delivered instead of the sample."""
-    string_at = ctypes.string_at
+    `some(bytes)` is delivered instead of the sample. `handled` counts the
+    samples it consumed; `paused` says it stopped at the budget."""
 
-    def dispatch_filtered(address: int, size: int) -> int:
-        answer = process(string_at(address, size))
+    def __init__(self, dispatch: Callable[[int, int], int], process: Process, stats,
+                 budget: float = FILTER_BUDGET_S):
+        self._dispatch = dispatch
+        self._process = process
+        self._stats = stats
+        self._deadline = time.monotonic() + budget
+        self.handled = 0
+        self.paused = False
+
+    def __call__(self, address: int, size: int) -> int:
+        if self.handled and time.monotonic() > self._deadline:
+            self.paused = True
+            return PAUSE  # this sample stays in the buffer
+        answer = self._process(ctypes.string_at(address, size))
+        self.handled += 1
         if answer is None:
-            stats.dropped += 1
+            self._stats.dropped += 1
             return 0
         keep = ctypes.create_string_buffer(answer, len(answer) or 1)
-        return dispatch(ctypes.addressof(keep), len(answer))
-
-    return dispatch_filtered
+        return self._dispatch(ctypes.addressof(keep), len(answer))

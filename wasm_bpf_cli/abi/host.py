@@ -13,7 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
-from wasm_bpf_cli.abi.calls import filtered, wasm_bpf_call
+from wasm_bpf_cli.abi.calls import Filtered, wasm_bpf_call
 from wasm_bpf_cli.abi.mapwalk import MapWalks
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.preload import Preloader
@@ -565,7 +565,7 @@ class HostAbi:
         found = None
         process = self.processors.filter_for(info.name) if self.processors is not None else None
         if process is not None:  # each sample goes through the filter: no batches
-            dispatch = filtered(dispatch, process, stats)
+            dispatch = Filtered(dispatch, process, stats)
         elif batch is not None and poller.can_batch:
             # batch: (None: the table entry batch[1] | the exported callback's name, table index)
             if poller.ring is not None:
@@ -590,6 +590,8 @@ class HostAbi:
                 return got
 
         got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain)
+        if process is not None and dispatch.paused and not guest_stop:
+            return dispatch.handled  # the filter's time is up: the rest at the next poll
         if got is None:
             return self._stopped()
         if got < 0:

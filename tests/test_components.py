@@ -1,0 +1,187 @@
+"""Processor components (wasm-bpf:processor): a guest hands its data to
+components written in C and Python, on every engine. The processors are
+built by `make -C tests/guests` (tests/guests/processors/); the Python one
+takes a minute to compile the first time (cached afterwards)."""
+import os
+import subprocess
+import threading
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from conftest import ENGINE, cli_env, finish_process, guest, run_cli, wasm_bpf_cmd
+from wasm_bpf_cli import LineWriter, Runner, RunOptions
+from wasm_bpf_cli.errors import ModuleError
+
+pytestmark = [pytest.mark.engine]
+
+ENOENT, ENOMSG = 44, 49  # WASI numbers
+
+
+def proc(name: str) -> str:
+    return guest(f"proc_{name}")
+
+
+def call(name: str, data: bytes, processors: dict, cap: int = 1 << 20, **options):
+    """`procguest call NAME CAP` with `data` on stdin: (result, answer bytes, stderr text)."""
+    out, err = [], []
+    result = Runner(guest("procguest"), RunOptions(
+        args=["call", name, str(cap)], stdin=data, processors=processors, engine=ENGINE,
+        stdout=out.append, stderr=err.append, **options)).run()
+    return result, b"".join(out), b"".join(err).decode()
+
+
+# --- wasm_bpf_call ---------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=0, max_size=64 * 1024))
+@example(b"")
+@example(bytes(range(256)) * 256)  # 64 KiB exactly
+def test_bytes_round_trip_exactly(data):
+    result, answer, err = call("keep", data, {"keep": proc("keep")})
+    assert (result.exit_code, err) == (0, f"ret {len(data)}\n")
+    assert answer == data
+
+
+def test_a_longer_answer_is_cut_to_the_out_buffer_and_its_length_returned():
+    result, answer, err = call("keep", b"0123456789abcdefghij", {"keep": proc("keep")}, cap=10)
+    assert (result.exit_code, answer, err) == (0, b"0123456789", "ret 20\n")
+
+
+def test_none_is_enomsg_and_an_unknown_name_enoent():
+    _, answer, err = call("ev", b"not a sample", {"ev": proc("everyn")})
+    assert (answer, err) == (b"", f"ret -{ENOMSG}\n")
+    _, _, err = call("other", b"x", {"ev": proc("everyn")})
+    assert err == f"ret -{ENOENT}\n"
+    _, _, err = call("ev", b"x", {})  # no processors at all
+    assert err == f"ret -{ENOENT}\n"
+
+
+def test_a_python_processor_answers_through_wasm_bpf_call():
+    sample = (7).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"ringevt\0" + (1).to_bytes(4, "little")
+    result, answer, err = call("py", sample, {"py": proc("pyfilter")})
+    assert (result.exit_code, err) == (0, "ret 20\n")
+    assert answer == sample[:8] + b"kept-py\0" + sample[16:]
+    _, answer, err = call("py", sample[:19], {"py": proc("pyfilter")})
+    assert (answer, err) == (b"", f"ret -{ENOMSG}\n")  # 19 bytes: not a sample
+
+
+def test_a_trapping_processor_ends_the_run_with_one_line_naming_it():
+    result, answer, err = call("bad", b"x", {"bad": proc("trap")})
+    assert (result.exit_code, result.outcome.value, answer, err) == (1, "trapped", b"", "")
+    assert result.message == ("processor bad trapped: wasm `unreachable` instruction executed "
+                              "(in wasm_bpf__export_process)")
+
+
+def test_a_looping_processor_is_interrupted_like_a_guest():
+    result, _, _ = call("spin", b"x", {"spin": proc("loop")}, duration=0.5, grace_period=0.5)
+    assert (result.exit_code, result.outcome.value, result.stop_reason) == (124, "timed_out", "duration")
+    assert result.wall_time < 10
+
+
+def test_cli_looping_processor_is_interrupted_like_a_guest():
+    done = run_cli("run", "--duration", "0.5", "--grace-period", "0.5", "--with", f"spin={proc('loop')}",
+                   guest("procguest"), "call", "spin", input="x")
+    assert (done.returncode, done.stdout, done.stderr) == (124, "", "")
+
+
+# --- refused up front -------------------------------------------------------------
+
+@pytest.mark.parametrize("name, why", [
+    ("wrong", "export `process` is `func(event: string) -> u32`, not "
+              "`func(event: list<u8>) -> option<list<u8>>`"),
+    ("missing", "no export `process: func(event: list<u8>) -> option<list<u8>>`"),
+])
+def test_cli_refuses_a_processor_of_another_world_before_anything_runs(name, why):
+    path = proc(name)
+    done = run_cli("run", "--with", f"p={path}", guest("procguest"), "filter", "0", "1")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"error: processor p: {path} does not fit the wasm-bpf:processor world: {why}\n"
+
+
+def test_cli_refuses_a_core_module_a_missing_file_and_a_bad_init():
+    core = guest("echo")
+    done = run_cli("run", "--with", f"p={core}", guest("procguest"), "call", "p")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1, "", f"error: processor p: {core} is a core wasm module, not a component of the "
+               "wasm-bpf:processor world (see `wasm-bpf sdk --wit`)\n")
+    done = run_cli("run", "--with", "p=/nonexistent.wasm", guest("procguest"), "call", "p")
+    assert (done.returncode, done.stderr) == (2, "error: --with p=/nonexistent.wasm: no such file\n")
+    done = run_cli("run", "--with", f"ev={proc('everyn')}", "--with-arg", "ev=0", guest("procguest"), "call", "ev")
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "error: processor ev: init refused: N must be positive\n")
+    done = run_cli("run", "--filter", "rb=nobody", guest("procguest"), "call", "p")
+    assert (done.returncode, done.stderr) == (2, "error: filter on 'rb': no processor named 'nobody' (--with nobody=FILE)\n")
+
+
+def test_api_refuses_a_processor_of_another_world():
+    with pytest.raises(ModuleError, match="does not fit the wasm-bpf:processor world"):
+        Runner(guest("procguest"), RunOptions(args=["call", "p"], processors={"p": proc("wrong")},
+                                              engine=ENGINE)).run()
+
+
+# --- on a buffer (real kernel) ---------------------------------------------------
+
+def _filtered_run(processor: str, args, samples: int, wanted: int, no_bpf_leaks):
+    """procguest filter PID WANTED with --filter rb=p, this process calling
+    getppid() `samples` times once the guest is attached."""
+    lines = []
+    attached = threading.Event()
+
+    def line(text):
+        lines.append(text)
+        if text == "attached":
+            attached.set()
+
+    options = RunOptions(args=["filter", str(os.getpid()), str(wanted)], engine=ENGINE, duration=60,
+                         processors={"p": proc(processor)}, processor_args={"p": args},
+                         filters={"rb": "p"}, stdout=LineWriter(line))
+    with Runner(guest("procguest"), options) as runner:
+        runner.start()
+        assert attached.wait(120), lines
+        for _ in range(samples):
+            os.getppid()
+        result = runner.wait(120)
+    return result, lines
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("processor, args, every, tag", [
+    ("everyn", [], 2, "kept-c"),
+    ("pyfilter", ["3"], 3, "kept-py"),
+])
+def test_filter_verdicts_reach_the_guest_and_drops_are_counted(processor, args, every, tag, no_bpf_leaks):
+    wanted = 4
+    result, lines = _filtered_run(processor, args, every * wanted, wanted, no_bpf_leaks)
+    assert (result.exit_code, result.outcome.value) == (0, "exited")
+    assert lines == (["attached"] + [f"sample seq={every * i} tag={tag} size=20" for i in range(1, wanted + 1)]
+                     + [f"got {wanted}"])
+    rb = {b.name: b for b in result.buffers}["rb"]
+    assert (rb.delivered, rb.dropped, result.dropped) == (wanted, (every - 1) * wanted, (every - 1) * wanted)
+
+
+@pytest.mark.kernel
+def test_cli_trapping_filter_stops_the_run_naming_it_and_nothing_stays_attached(no_bpf_leaks):
+    proc_ = subprocess.Popen(
+        wasm_bpf_cmd("run", "--with", f"bad={proc('trap')}", "--filter", "rb=bad",
+                     guest("procguest"), "filter", str(os.getpid()), "1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    assert proc_.stdout.readline() == "attached\n"
+    for _ in range(3):
+        os.getppid()
+    out, err = finish_process(proc_, 120)
+    assert (proc_.returncode, out) == (1, "")
+    assert err == ("error: processor bad trapped: wasm `unreachable` instruction executed "
+                   "(in wasm_bpf__export_process)\n")
+
+
+@pytest.mark.kernel
+def test_cli_looping_filter_is_interrupted_and_nothing_stays_attached(no_bpf_leaks):
+    proc_ = subprocess.Popen(
+        wasm_bpf_cmd("run", "--duration", "3", "--grace-period", "0.5", "--with", f"spin={proc('loop')}",
+                     "--filter", "rb=spin", guest("procguest"), "filter", str(os.getpid()), "1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    assert proc_.stdout.readline() == "attached\n"
+    os.getppid()
+    out, err = finish_process(proc_, 120)
+    assert (proc_.returncode, out, err) == (124, "", "")
