@@ -185,3 +185,47 @@ def test_cli_looping_filter_is_interrupted_and_nothing_stays_attached(no_bpf_lea
     os.getppid()
     out, err = finish_process(proc_, 120)
     assert (proc_.returncode, out, err) == (124, "", "")
+
+
+# --- inspect and the SDK ---------------------------------------------------------
+
+def test_cli_inspect_shows_a_processors_world_and_that_it_fits():
+    path = proc("keep")
+    done = run_cli("inspect", path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        f"{path}: wasm component, {os.path.getsize(path)} bytes\n"
+        "world (as the component declares it) {\n"
+        "  export init: func(args: list<string>) -> result<_, string>;\n"
+        "  export process: func(event: list<u8>) -> option<list<u8>>;\n"
+        "}\n"
+        "A processor: fits wasm-bpf:processor@0.1.0/processor (`wasm-bpf run --with NAME=FILE`)\n")
+
+
+def test_cli_inspect_says_why_a_component_is_not_a_processor():
+    path = proc("wrong")
+    done = run_cli("inspect", path)
+    assert (done.returncode, done.stderr) == (3, "")
+    assert done.stdout.splitlines()[-2:] == [
+        "Not a processor:",
+        "  - not a wasm-bpf:processor@0.1.0 processor: export `process` is `func(event: string) -> u32`, "
+        "not `func(event: list<u8>) -> option<list<u8>>`"]
+
+
+def test_cli_inspect_lists_a_python_processors_wasi_imports():
+    import json
+
+    done = run_cli("inspect", "--json", proc("pyfilter"), timeout=300)
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["kind"], report["world"]["fits"]) == (
+        0, "component", "wasm-bpf:processor@0.1.0/processor")
+    assert "wasi:cli/stdout@0.2.9" in report["world"]["imports"]
+    assert all(name.startswith("wasi:") for name in report["world"]["imports"])
+
+
+def test_sdk_wit_is_the_versioned_package():
+    done = run_cli("sdk", "--wit")
+    with open(os.path.join(done.stdout.strip(), "processor.wit")) as f:
+        wit = f.read()
+    assert "package wasm-bpf:processor@0.1.0;" in wit
+    assert "export process: func(event: list<u8>) -> option<list<u8>>;" in wit

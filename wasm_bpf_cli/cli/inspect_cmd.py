@@ -98,11 +98,12 @@ def render(report: Dict) -> None:
     from wasm_bpf_cli.cli.output import stdout_console
 
     console = stdout_console()
-    console.print(f"[bold]{_escape(report['path'])}[/bold]: "
-                  f"{'wasm module' if report['kind'] == 'wasm' else 'BPF object'}, "
-                  f"{report['size']} bytes")
+    kinds = {"wasm": "wasm module", "bpf": "BPF object", "component": "wasm component"}
+    console.print(f"[bold]{_escape(report['path'])}[/bold]: {kinds[report['kind']]}, {report['size']} bytes")
     if "policy" in report:  # the answer to the question asked, before the details
         _policy(console, report["policy"])
+    if report["kind"] == "component":
+        _component(console, report)
     if report["kind"] == "wasm":
         _module(console, report)
         _verdict(console, report["verdict"])
@@ -143,6 +144,24 @@ def _module(console: Console, report: Dict) -> None:
     _table(console, "Exports", ["name", "kind", "signature"],
            [[e["name"], e["kind"], _sig(e) if e["kind"] == "func" else ""]
             for e in report["exports"]])
+
+
+def _component(console: Console, report: Dict) -> None:
+    """Its world as WIT, and whether `run --with` takes it."""
+    world = report["world"]
+    console.print("world (as the component declares it) {", highlight=False)
+    for name in world["imports"]:
+        console.print(f"  import {_escape(name)};", highlight=False, soft_wrap=True)
+    for name, wit in world["exports"].items():
+        console.print(f"  export {_escape(name)}: {_escape(wit)};", highlight=False, soft_wrap=True)
+    console.print("}", highlight=False)
+    if world["fits"]:
+        console.print(f"[bold green]A processor[/bold green]: fits {world['fits']} "
+                      "(`wasm-bpf run --with NAME=FILE`)")
+    else:
+        console.print("[bold red]Not a processor[/bold red]:")
+        for p in report["verdict"]["problems"]:
+            console.print(f"  - {_escape(p)}", soft_wrap=True)
 
 
 def _verdict(console: Console, verdict: Dict) -> None:
