@@ -52,8 +52,10 @@ venv310: $(VENV310)/bin/python
 
 build: examples guests
 
-examples: deps
-	$(MAKE) -C examples
+# The venv's python: examples/compose builds its processors with the venv's
+# wasm-tools and componentize-py (the test extra).
+examples: deps venv
+	$(MAKE) -C examples PYTHON=$(abspath $(VPY))
 
 guests: deps venv
 	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY))
