@@ -85,8 +85,9 @@ test-wasmer:
 	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q -m engine $(PYTEST_ARGS)
 
 # Speed figures (not part of `make test`): a table on stdout and bench/results.json.
-bench: deps venv venv310 mounts
+bench: deps venv venv310 build mounts
 	$(VPY) bench/run_bench.py --python310 $(abspath $(VENV310)/bin/python)
+	$(VPY) bench/components_bench.py --python310 $(abspath $(VENV310)/bin/python)
 
 # 10 minutes of a busy event stream, RSS and fds sampled (not part of `make test`).
 soak: deps venv build mounts

@@ -56,14 +56,16 @@ def wasm_bpf_call(processors, memory, name_ptr: int, data: int, length: int, out
 # empty, so a buffer filled faster than that would never let the guest (or a
 # stop request) run again.
 FILTER_BUDGET_S = 0.05
-PAUSE = -(1 << 30)  # the dispatch's return that ends a consume at the budget
+PAUSE = -(1 << 30)  # the dispatch's return that ends a consume at the budget (after the sample)
 
 
 class Filtered:
     """A per-sample dispatch that runs `process` on each sample first: `none`
     drops it (counted in stats.dropped, consumed, never seen by the guest),
     `some(bytes)` is delivered instead of the sample. `handled` counts the
-    samples it consumed; `paused` says it stopped at the budget."""
+    samples it consumed; `paused` says it stopped at the budget (after a
+    sample it handled: libbpf's ring consume counts a sample consumed before
+    calling back, so a negative return never leaves it in the buffer)."""
 
     def __init__(self, dispatch: Callable[[int, int], int], process: Process, stats,
                  budget: float = FILTER_BUDGET_S):
@@ -75,13 +77,17 @@ class Filtered:
         self.paused = False
 
     def __call__(self, address: int, size: int) -> int:
-        if self.handled and time.monotonic() > self._deadline:
-            self.paused = True
-            return PAUSE  # this sample stays in the buffer
         answer = self._process(ctypes.string_at(address, size))
         self.handled += 1
         if answer is None:
             self._stats.dropped += 1
-            return 0
-        keep = ctypes.create_string_buffer(answer, len(answer) or 1)
-        return self._dispatch(ctypes.addressof(keep), len(answer))
+            ret = 0
+        else:
+            keep = ctypes.create_string_buffer(answer, len(answer) or 1)
+            ret = self._dispatch(ctypes.addressof(keep), len(answer))
+        if ret >= 0 and time.monotonic() > self._deadline:
+            # libbpf counts a sample consumed before its callback returns: stop
+            # only after this one was handled, so that none is lost
+            self.paused = True
+            return PAUSE
+        return ret
