@@ -32,26 +32,51 @@ def _delete(val) -> None:
     val.of.boolean = False
 
 
-def _lower_bytes(data: bytes, val) -> None:
+_LIST_DATA = _OF + ffi.wasmtime_component_vallist_t.data.offset  # the element array's address
+_LIST_SIZE = _OF + ffi.wasmtime_component_vallist_t.size.offset
+
+
+class _Staging:
+    """A host buffer laid out as an array of u8 elements: kinds written once,
+    each call writes only the value bytes (one strided copy) and copies the
+    used part into the list wasmtime allocated."""
+
+    def __init__(self) -> None:
+        self.cap = 0
+        self.buf = None
+        self.view = None
+
+    def fill(self, data: bytes) -> int:
+        n = len(data)
+        if n > self.cap:
+            cap = max(n, 2 * self.cap, 256)
+            raw = bytearray(cap * _STRIDE)
+            raw[0::_STRIDE] = bytes((_KIND_U8,)) * cap
+            self.buf = (ctypes.c_char * len(raw)).from_buffer_copy(raw)
+            self.view = memoryview(self.buf).cast("B")
+            self.cap = cap
+        self.view[_OF:n * _STRIDE:_STRIDE] = data
+        return ctypes.addressof(self.buf)
+
+
+def _lower_bytes(data: bytes, val, staging: _Staging) -> None:
     """Make `val` a list<u8> holding `data` (freed by wasmtime_component_val_delete)."""
     n = len(data)
     val.kind = _KIND_LIST
     ffi.wasmtime_component_vallist_new_uninit(ctypes.byref(val.of.list), n)
     if n:
-        raw = bytearray(n * _STRIDE)
-        raw[0::_STRIDE] = bytes((_KIND_U8,)) * n
-        raw[_OF::_STRIDE] = data
-        dst = ctypes.cast(val.of.list.data, ctypes.c_void_p).value
-        ctypes.memmove(dst, (ctypes.c_char * len(raw)).from_buffer(raw), len(raw))
+        dst = ctypes.c_void_p.from_address(ctypes.addressof(val) + _LIST_DATA).value
+        ctypes.memmove(dst, staging.fill(data), n * _STRIDE)
 
 
 def _lift_bytes(val) -> bytes:
     if val.kind != _KIND_LIST:
         raise TypeError("the processor returned something other than a list<u8>")
-    n = val.of.list.size
+    base = ctypes.addressof(val)
+    n = ctypes.c_size_t.from_address(base + _LIST_SIZE).value
     if n == 0:
         return b""
-    src = ctypes.cast(val.of.list.data, ctypes.c_void_p).value
+    src = ctypes.c_void_p.from_address(base + _LIST_DATA).value
     raw = ctypes.string_at(src, n * _STRIDE)
     if raw[0::_STRIDE].count(_KIND_U8) != n:
         raise TypeError("the processor returned a list whose elements are not u8")
@@ -68,11 +93,12 @@ class BytesCall:
         self._store = store
         self._params = (_VAL * 1)()
         self._result = _VAL()
+        self._staging = _Staging()
 
     def __call__(self, data: bytes) -> Optional[bytes]:
         param = self._params[0]
         result = self._result
-        _lower_bytes(data, param)
+        _lower_bytes(data, param, self._staging)
         try:
             err = ffi.wasmtime_component_func_call(self._func, self._store._context(), self._params, 1,
                                                    ctypes.byref(result), 1)
