@@ -29,6 +29,7 @@ from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, DEFAULT_WRAPPER
 from wasm_bpf_cli.errors import ModuleError, PrivilegeError, UsageError, WasmBpfError
 
 if TYPE_CHECKING:
+    from wasm_bpf_cli.metrics import MetricsConfig
     from wasm_bpf_cli.policy import Policy
 
 log = logging.getLogger("wasm_bpf.runner")
@@ -78,6 +79,9 @@ class RunOptions:
     # they are (a pipe, a file, a callback: fully buffered by the guest's
     # libc, fewer writes for guests that print in bulk).
     output_buffering: str = "line"
+    metrics: Optional[str] = None  # "ADDR:PORT": serve Prometheus metrics while it runs (wasm_bpf_cli.metrics)
+    metrics_config: Union[None, str, os.PathLike, "MetricsConfig"] = None  # default: the module's own
+    bpf_stats: bool = False  # with metrics: per-program run counts (BPF_ENABLE_STATS while running)
     # processor components (wasm_bpf_cli.components): name -> component file
     # (the guest's wasm_bpf_call("name", ...)), name -> its init arguments,
     # buffer map name -> the processor run on each sample before the callback
@@ -256,6 +260,7 @@ class Runner:
         self._timers: List[threading.Timer] = []
         self._interrupted = False
         self._started_at = 0.0
+        self.metrics_url: Optional[str] = None  # where RunOptions.metrics serves, once running
 
     # -- running --------------------------------------------------------
     def run(self) -> RunResult:
@@ -503,6 +508,8 @@ class Runner:
                       callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
                       policy=policy)
         self._abi = abi
+        if opts.metrics is not None or opts.metrics_config is not None or opts.bpf_stats:
+            self._serve_metrics(wasm, abi, cleanup)  # checked and bound before anything is loaded
         abi.processors = self._processors
         stderr = _sink(opts.stderr)
         if stderr is not None:  # denials go where the guest's stderr goes, not to the log
@@ -529,6 +536,17 @@ class Runner:
         instance = self._engine.instantiate(module, wasi, abi.host_functions(), max_memory=max_memory)
         abi.bind(instance)
         return instance
+
+    def _serve_metrics(self, wasm: bytes, abi, cleanup: List[Callable[[], None]]) -> None:
+        from wasm_bpf_cli import engines, metrics
+
+        opts = self.options
+        if opts.metrics is None:
+            raise UsageError("metrics_config and bpf_stats need metrics (an ADDR:PORT to serve them at)")
+        served = metrics.serve(opts.metrics, wasm, os.path.basename(self.path), engines.resolve(opts.engine),
+                               self, abi, config=opts.metrics_config, bpf_stats=opts.bpf_stats)
+        self.metrics_url = served.url
+        cleanup.append(served.close)
 
     def _read_module(self) -> bytes:
         try:

@@ -13,6 +13,7 @@ COMMANDS = {
     "sdk": ("wasm_bpf_cli.cli.sdk_cmd", "sdk", "Print compiler flags for building C guests."),
     "gen": ("wasm_bpf_cli.cli.gen_cmd", "gen", "Generate skeleton headers and C types from a BPF object."),
     "doctor": ("wasm_bpf_cli.cli.doctor_cmd", "doctor", "Check what this machine can run."),
+    "metrics": ("wasm_bpf_cli.cli.metrics_cmd", "metrics", "Embed, show or check a module's metrics config."),
 }
 
 

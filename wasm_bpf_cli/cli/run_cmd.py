@@ -165,14 +165,23 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.option("--no-cache", is_flag=True,
               help="Compile the module afresh: neither read nor write the compiled-module cache "
                    "($XDG_CACHE_HOME/wasm-bpf).")
+@click.option("--metrics", "metrics", metavar="ADDR:PORT",
+              help="Serve Prometheus metrics of the run at http://ADDR:PORT/metrics (:PORT: every "
+                   "interface) while the guest runs.")
+@click.option("--metrics-config", type=click.Path(dir_okay=False), metavar="FILE",
+              help="TOML config turning the guest's maps into metrics (default: the one embedded "
+                   "in the module, if any; see `wasm-bpf metrics`).")
+@click.option("--bpf-stats", is_flag=True,
+              help="With --metrics: each BPF program's run count and run time (holds "
+                   "BPF_ENABLE_STATS while running).")
 @processor_options
 @click.option("-v", "--verbose", count=True, help="Show libbpf's log and the host calls.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no status line or summary.")
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
-        policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache,
-        with_processors, with_args, filters, verbose, quiet, module, args):
+        policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache, metrics,
+        metrics_config, bpf_stats, with_processors, with_args, filters, verbose, quiet, module, args):
     """Run MODULE.wasm; everything after it goes to the guest (which sees
     MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
     from wasm_bpf_cli import engines
@@ -187,8 +196,11 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              callback_export_name=callback_export_name,
                              policy=_policy(policy_file, allow, deny, dirs),
                              max_memory=max_memory, max_object_size=max_object_size,
-                             output_buffering=output_buffering, cache=not no_cache,
+                             output_buffering=output_buffering, cache=not no_cache, metrics=metrics,
+                             metrics_config=metrics_config, bpf_stats=bpf_stats,
                              **processor_run_options(with_processors, with_args, filters))
+        if (metrics_config or bpf_stats) and not metrics:
+            raise UsageError("--metrics-config and --bpf-stats need --metrics ADDR:PORT")
     except WasmBpfError as err:
         fail(err)
     if options.engine == "wasmer":
