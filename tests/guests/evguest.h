@@ -38,16 +38,7 @@ int main(int argc, char **argv)
 	if (!buf)
 		fail("buffer_open", -errno);
 	say("attached");
-
-	while (seen < wanted) {
-		err = bpf_buffer__poll(buf, 100);
-		if (err == -EINTR) {
-			say("interrupted");
-			break;
-		}
-		if (err < 0)
-			fail("poll", err);
-	}
+	poll_until(buf, &seen, wanted);
 	if (seen >= wanted)
 		say("got %d", seen);
 	bpf_buffer__free(buf);

@@ -36,7 +36,6 @@ static int filter(const char *pid, int n)
 {
 	struct bpf_object *obj;
 	struct bpf_buffer *buf;
-	int err = 0;
 
 	wanted = n;
 	set_target_pid(ringbuf_bpf_obj, ringbuf_bpf_obj_len, pid);
@@ -45,15 +44,7 @@ static int filter(const char *pid, int n)
 	if (!buf)
 		fail("buffer_open", -errno);
 	say("attached");
-	while (seen < wanted) {
-		err = bpf_buffer__poll(buf, 100);
-		if (err == -EINTR) {
-			say("interrupted");
-			break;
-		}
-		if (err < 0)
-			fail("poll", err);
-	}
+	poll_until(buf, &seen, wanted);
 	if (seen >= wanted)
 		say("got %d", seen);
 	bpf_buffer__free(buf);
