@@ -95,7 +95,7 @@ def test_cli_looping_processor_is_interrupted_like_a_guest():
 ])
 def test_cli_refuses_a_processor_of_another_world_before_anything_runs(name, why):
     path = proc(name)
-    done = run_cli("run", "--with", f"p={path}", guest("procguest"), "filter", "0", "1")
+    done = run_cli("run", "--with", f"p={path}", guest("procfilter"), "0", "1")
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == f"error: processor p: {path} does not fit the wasm-bpf:processor world: {why}\n"
 
@@ -123,7 +123,7 @@ def test_api_refuses_a_processor_of_another_world():
 # --- on a buffer (real kernel) ---------------------------------------------------
 
 def _filtered_run(processor: str, args, samples: int, wanted: int, no_bpf_leaks):
-    """procguest filter PID WANTED with --filter rb=p, this process calling
+    """procfilter PID WANTED with --filter rb=p, this process calling
     getppid() `samples` times once the guest is attached."""
     lines = []
     attached = threading.Event()
@@ -133,10 +133,10 @@ def _filtered_run(processor: str, args, samples: int, wanted: int, no_bpf_leaks)
         if text == "attached":
             attached.set()
 
-    options = RunOptions(args=["filter", str(os.getpid()), str(wanted)], engine=ENGINE, duration=60,
+    options = RunOptions(args=[str(os.getpid()), str(wanted)], engine=ENGINE, duration=60,
                          processors={"p": proc(processor)}, processor_args={"p": args},
                          filters={"rb": "p"}, stdout=LineWriter(line))
-    with Runner(guest("procguest"), options) as runner:
+    with Runner(guest("procfilter"), options) as runner:
         runner.start()
         assert attached.wait(120), lines
         for _ in range(samples):
@@ -164,7 +164,7 @@ def test_filter_verdicts_reach_the_guest_and_drops_are_counted(processor, args, 
 def test_cli_trapping_filter_stops_the_run_naming_it_and_nothing_stays_attached(no_bpf_leaks):
     proc_ = subprocess.Popen(
         wasm_bpf_cmd("run", "--with", f"bad={proc('trap')}", "--filter", "rb=bad",
-                     guest("procguest"), "filter", str(os.getpid()), "1"),
+                     guest("procfilter"), str(os.getpid()), "1"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
     assert proc_.stdout.readline() == "attached\n"
     for _ in range(3):
@@ -179,7 +179,7 @@ def test_cli_trapping_filter_stops_the_run_naming_it_and_nothing_stays_attached(
 def test_cli_looping_filter_is_interrupted_and_nothing_stays_attached(no_bpf_leaks):
     proc_ = subprocess.Popen(
         wasm_bpf_cmd("run", "--duration", "3", "--grace-period", "0.5", "--with", f"spin={proc('loop')}",
-                     "--filter", "rb=spin", guest("procguest"), "filter", str(os.getpid()), "1"),
+                     "--filter", "rb=spin", guest("procfilter"), str(os.getpid()), "1"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
     assert proc_.stdout.readline() == "attached\n"
     os.getppid()

@@ -1,6 +1,4 @@
-/* procguest: hands data to processor components (wasm_bpf_call, --filter).
- *   procguest filter PID N   prints "sample seq=S tag=T size=Z" for each of
- *                            N samples of rb (tgid PID), then "got N"
+/* procguest: hands data to processor components through wasm_bpf_call (no BPF).
  *   procguest call NAME [CAP]
  *                            reads stdin to EOF, calls processor NAME with it
  *                            and an out buffer of CAP bytes (default 1 MiB),
@@ -12,45 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 #include "guest.h"
-#include "sample.h"
-#include "ringbuf.skel.h"
-
-static int wanted, seen;
-
-static int on_sample(void *ctx, void *data, size_t size)
-{
-	const struct test_sample *s = data;
-	char tag[sizeof(s->tag) + 1];
-
-	(void)ctx;
-	if (seen >= wanted || size < sizeof(*s))
-		return 0;
-	memcpy(tag, s->tag, sizeof(s->tag));
-	tag[sizeof(s->tag)] = '\0';
-	say("sample seq=%u tag=%s size=%zu", s->seq, tag, size);
-	seen++;
-	return 0;
-}
-
-static int filter(const char *pid, int n)
-{
-	struct bpf_object *obj;
-	struct bpf_buffer *buf;
-
-	wanted = n;
-	set_target_pid(ringbuf_bpf_obj, ringbuf_bpf_obj_len, pid);
-	obj = load_attach(ringbuf_bpf_obj, ringbuf_bpf_obj_len);
-	buf = bpf_buffer__open(obj, "rb", on_sample, NULL);
-	if (!buf)
-		fail("buffer_open", -errno);
-	say("attached");
-	poll_until(buf, &seen, wanted);
-	if (seen >= wanted)
-		say("got %d", seen);
-	bpf_buffer__free(buf);
-	wasm_bpf_object_close(obj);
-	return 0;
-}
 
 static int call(const char *name, size_t cap)
 {
@@ -92,12 +51,10 @@ static int calls(const char *name, long count)
 
 int main(int argc, char **argv)
 {
-	if (argc >= 4 && !strcmp(argv[1], "filter"))
-		return filter(argv[2], atoi(argv[3]));
 	if (argc >= 3 && !strcmp(argv[1], "call"))
 		return call(argv[2], argc > 3 ? strtoul(argv[3], NULL, 0) : 1 << 20);
 	if (argc >= 4 && !strcmp(argv[1], "calls"))
 		return calls(argv[2], atol(argv[3]));
-	fprintf(stderr, "usage: procguest filter PID N | call NAME [CAP] | calls NAME COUNT\n");
+	fprintf(stderr, "usage: procguest call NAME [CAP] | calls NAME COUNT\n");
 	return 2;
 }
