@@ -259,3 +259,34 @@ def test_compose_example_filters_in_python_and_aggregates_in_c(no_bpf_leaks):
     assert long_.pid in mine and short.pid not in mine  # lived 400 ms vs 10 ms; the filter keeps >= 250
     summary = {line.split()[0]: line.split()[1:] for line in lines[len(events) + 1:]}
     assert summary["sleep"][:2] == ["0", str(sum(1 for line in events if line[15:31].strip() == "sleep"))]
+
+
+@pytest.mark.kernel
+def test_cli_status_line_and_summary_count_the_samples_a_filter_dropped(no_bpf_leaks):
+    import re
+
+    from test_run_cli import _run_with_stderr_on_a_terminal
+
+    stop = threading.Event()
+
+    def samples():  # this process's getppid() calls are the guest's samples
+        while not stop.wait(0.02):
+            os.getppid()
+
+    caller = threading.Thread(target=samples, daemon=True)
+    caller.start()
+    try:
+        code, stdout, tty = _run_with_stderr_on_a_terminal(
+            "run", "--duration", "3", "--with", f"ev={proc('everyn')}", "--filter", "rb=ev",
+            guest("procfilter"), str(os.getpid()), "100000", timeout=120)
+    finally:
+        stop.set()
+    tty = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", tty)
+    assert code == 0, tty
+    kept = [int(n) for n in re.findall(r"sample seq=(\d+) tag=kept-c", stdout.decode())]
+    assert kept and all(seq % 2 == 0 for seq in kept)
+    assert re.search(r"lost 0  dropped [1-9]\d*", tty), tty  # the status line, while it ran
+    summary = re.search(r"rb \(ringbuf\): (\d+) events, (\d+) dropped by its filter", tty)
+    assert summary, tty
+    delivered, dropped = map(int, summary.groups())
+    assert delivered == len(kept) and abs(dropped - delivered) <= 1  # every other sample
