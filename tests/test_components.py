@@ -290,3 +290,30 @@ def test_cli_status_line_and_summary_count_the_samples_a_filter_dropped(no_bpf_l
     assert summary, tty
     delivered, dropped = map(int, summary.groups())
     assert delivered == len(kept) and abs(dropped - delivered) <= 1  # every other sample
+
+
+@pytest.mark.kernel
+def test_filter_on_a_perf_buffer(no_bpf_leaks):
+    lines = []
+    attached = threading.Event()
+
+    def line(text):
+        lines.append(text)
+        attached.set() if text == "attached" else None
+
+    options = RunOptions(args=[str(os.getpid()), "3"], engine=ENGINE, duration=60,
+                         processors={"ev": proc("everyn")}, filters={"events": "ev"}, stdout=LineWriter(line))
+    with Runner(guest("perf"), options) as runner:
+        runner.start()
+        assert attached.wait(60), lines
+        cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cpus)})  # this thread: every sample in one CPU's buffer, in order
+        try:
+            for _ in range(6):
+                os.getppid()
+        finally:
+            os.sched_setaffinity(0, cpus)
+        result = runner.wait(60)
+    assert (result.exit_code, lines) == (0, ["attached"] + [f"sample pid={os.getpid()} tag=kept-c size=20"] * 3
+                                         + ["got 3"])
+    assert [(b.name, b.kind, b.delivered, b.dropped) for b in result.buffers] == [("events", "perf", 3, 3)]

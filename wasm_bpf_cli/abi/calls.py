@@ -11,6 +11,7 @@ import time
 from typing import Callable, Optional
 
 from wasm_bpf_cli.abi import errno as werr
+from wasm_bpf_cli.abi.poller import BPF_MAP_TYPE_RINGBUF
 
 U32 = 0xFFFFFFFF
 MAX_NAME = 256
@@ -68,13 +69,22 @@ class Filtered:
     calling back, so a negative return never leaves it in the buffer)."""
 
     def __init__(self, dispatch: Callable[[int, int], int], process: Process, stats,
-                 budget: float = FILTER_BUDGET_S):
+                 budget: Optional[float] = FILTER_BUDGET_S):
         self._dispatch = dispatch
         self._process = process
         self._stats = stats
-        self._deadline = time.monotonic() + budget
+        self._deadline = None if budget is None else time.monotonic() + budget
         self.handled = 0
         self.paused = False
+
+    @classmethod
+    def for_buffer(cls, dispatch: Callable[[int, int], int], process: Process, stats,
+                   map_type: int) -> "Filtered":
+        """Pausing at the budget on a ring buffer only: on a perf buffer a
+        negative return drops the rest of libbpf's round (bpf/perfbuf.py),
+        and a round is bounded by the buffer's size anyway."""
+        budget = FILTER_BUDGET_S if map_type == BPF_MAP_TYPE_RINGBUF else None
+        return cls(dispatch, process, stats, budget)
 
     def __call__(self, address: int, size: int) -> int:
         answer = self._process(ctypes.string_at(address, size))
@@ -85,7 +95,7 @@ class Filtered:
         else:
             keep = ctypes.create_string_buffer(answer, len(answer) or 1)
             ret = self._dispatch(ctypes.addressof(keep), len(answer))
-        if ret >= 0 and time.monotonic() > self._deadline:
+        if ret >= 0 and self._deadline is not None and time.monotonic() > self._deadline:
             # libbpf counts a sample consumed before its callback returns: stop
             # only after this one was handled, so that none is lost
             self.paused = True

@@ -565,7 +565,7 @@ class HostAbi:
         found = None
         process = self.processors.filter_for(info.name) if self.processors is not None else None
         if process is not None:  # each sample goes through the filter: no batches
-            dispatch = Filtered(dispatch, process, stats)
+            dispatch = Filtered.for_buffer(dispatch, process, stats, info.type)
         elif batch is not None and poller.can_batch:
             # batch: (None: the table entry batch[1] | the exported callback's name, table index)
             if poller.ring is not None:
