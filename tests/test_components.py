@@ -317,3 +317,47 @@ def test_filter_on_a_perf_buffer(no_bpf_leaks):
     assert (result.exit_code, lines) == (0, ["attached"] + [f"sample pid={os.getpid()} tag=kept-c size=20"] * 3
                                          + ["got 3"])
     assert [(b.name, b.kind, b.delivered, b.dropped) for b in result.buffers] == [("events", "perf", 3, 3)]
+
+
+# --- wasm_bpf_call against hostile arguments --------------------------------------
+
+class _Memory:
+    """A guest memory of 64 KiB for abi/calls.py (engines/base.GuestMemory's checks)."""
+
+    def __init__(self):
+        import ctypes
+
+        from wasm_bpf_cli.engines.base import GuestMemory
+
+        self.buf = ctypes.create_string_buffer(65536)
+        base = ctypes.addressof(self.buf)
+        self.view = type("M", (GuestMemory,), {"size": lambda s: 65536, "base_address": lambda s: base})()
+
+
+class _Echo:
+    def call(self, name, event):
+        if name != "echo":
+            raise KeyError(name)
+        return event
+
+
+_INT = st.one_of(st.integers(0, 70000), st.integers(-2**31, 2**31 - 1))  # near and inside memory, or anything
+
+
+@settings(max_examples=500, deadline=None)
+@given(_INT, _INT, _INT, _INT, st.booleans())
+def test_wasm_bpf_call_answers_hostile_pointers_with_an_errno(data, length, out, out_len, good_name):
+    from wasm_bpf_cli.abi.calls import wasm_bpf_call
+
+    memory = _Memory()
+    memory.buf[:] = bytes(range(256)) * 256
+    memory.buf[65530:65535] = b"echo\0"
+    before = bytes(memory.buf)
+    ret = wasm_bpf_call(_Echo(), memory.view, 65530 if good_name else 65534, data, length, out, out_len)
+    assert ret in (-21, -28, -44) or ret == length  # EFAULT, EINVAL, ENOENT, or the event's length
+    if ret >= 0:
+        n = min(ret, out_len)
+        assert memory.buf[out:out + n] == before[data:data + n]  # the answer, cut to out_len
+        assert memory.buf[:out] + memory.buf[out + n:] == before[:out] + before[out + n:]  # nothing else written
+    else:
+        assert bytes(memory.buf) == before

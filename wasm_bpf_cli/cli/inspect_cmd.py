@@ -5,7 +5,8 @@ Exit status:
   1  the input cannot be read (missing, not wasm/ELF, corrupt); one line on stderr
   2  usage error
   3  the module is readable but this runner cannot run it (see the problems),
-     or the policy (--policy FILE, --allow, --deny) would deny it
+     or the policy (--policy FILE, --allow, --deny) would deny it,
+     or it is a component that does not fit the processor world
   141 stdout was closed before everything was written (`| head -1`): quiet,
      as SIGPIPE ends a native tool
 Output that is not a terminal is never cut to a width: names stay whole in
@@ -39,7 +40,7 @@ EXIT_NOT_RUNNABLE = 3
 @click.option("--deny", multiple=True, metavar="TYPE",
               help="As for `run`: programs of this type or group are denied (repeatable).")
 def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_file, allow, deny):
-    """Show what is inside MODULE (a .wasm guest or a .bpf.o object).
+    """Show what is inside MODULE (a .wasm guest, a processor component or a .bpf.o object).
 
     Exit status: 0 runnable (or a plain BPF object); 3 the module is readable
     but this runner cannot run it, or the policy denies it; 1 the input cannot
