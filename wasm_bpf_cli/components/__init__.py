@@ -18,3 +18,15 @@ import os
 WIT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wit")
 WIT_PACKAGE = "wasm-bpf:processor@0.1.0"
 WORLD = "processor"
+
+
+def require_component_api() -> None:
+    """EngineError, one line, when the installed wasmtime-py has no
+    component API (wasmtime.component; tested with wasmtime-py 50)."""
+    try:
+        from wasmtime import component  # noqa: F401
+    except ImportError:
+        from wasm_bpf_cli.errors import EngineError
+
+        raise EngineError("processor components need wasmtime-py with wasmtime.component "
+                          "(tested: 50): pip install -U wasmtime") from None

@@ -1,10 +1,13 @@
 """The processors of one run, by name, and the buffers they filter."""
 import re
-from typing import Dict, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence
 
 from wasm_bpf_cli.errors import UsageError
 
-from .processor import Processor, new_engine
+from . import require_component_api
+
+if TYPE_CHECKING:
+    from .processor import Processor
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
@@ -27,8 +30,11 @@ class Processors:
             if name not in specs:
                 raise UsageError(f"filter on {map_name!r}: no processor named {name!r} (--with {name}=FILE)")
         self.filters: Dict[str, str] = dict(filters)  # buffer map name -> processor name
+        require_component_api()
+        from .processor import Processor, new_engine
+
         self._engine = new_engine()
-        self.by_name: Dict[str, Processor] = {}
+        self.by_name: Dict[str, "Processor"] = {}
         try:
             for name, path in specs.items():
                 self.by_name[name] = Processor(name, str(path), list(args.get(name, ())), self._engine, cache)

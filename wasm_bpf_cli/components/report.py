@@ -11,11 +11,13 @@ from typing import Dict
 
 from wasm_bpf_cli.errors import ModuleError
 
-from . import WIT_PACKAGE, WORLD
-from .processor import ProcessorError, inspect_component
+from . import WIT_PACKAGE, WORLD, require_component_api
 
 
 def component_report(data: bytes, name: str, schema: int) -> Dict:
+    require_component_api()
+    from .processor import ProcessorError, inspect_component
+
     try:
         world = inspect_component(data)
     except ProcessorError as err:
