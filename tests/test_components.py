@@ -361,3 +361,11 @@ def test_wasm_bpf_call_answers_hostile_pointers_with_an_errno(data, length, out,
         assert memory.buf[:out] + memory.buf[out + n:] == before[:out] + before[out + n:]  # nothing else written
     else:
         assert bytes(memory.buf) == before
+
+
+def test_an_init_that_never_returns_is_interrupted_with_one_line():
+    options = RunOptions(args=["call", "p"], processors={"p": proc("initloop")}, engine=ENGINE,
+                         duration=0.5, grace_period=0.5)
+    runner = Runner(guest("procguest"), options)
+    with pytest.raises(ModuleError, match=r"^processor p: interrupted while starting$"):
+        runner.run()

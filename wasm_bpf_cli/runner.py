@@ -324,6 +324,8 @@ class Runner:
             self._abi.request_abort()  # a guest looping on polls ends at its next one
         if self._processors is not None:
             self._processors.interrupt()  # a guest waiting on a looping processor
+            if self._engine is None and self._done.wait(self.options.grace_period):
+                return  # still starting: the interrupted init ended the run
         if self._engine is not None:
             # One spinning in wasm ends now where the engine can interrupt it;
             # elsewhere only a poll can end it, and a polling guest polls often.
@@ -493,6 +495,7 @@ class Runner:
 
             self._processors = Processors(opts.processors, opts.processor_args, opts.filters, opts.cache)
             cleanup.append(self._processors.close)
+            self._processors.load()  # kill() interrupts an init that does not return
         if needs_bpf:
             if not _has_bpf_privilege():
                 raise PrivilegeError("loading BPF programs needs root or CAP_BPF and CAP_PERFMON: "

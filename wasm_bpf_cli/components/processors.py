@@ -13,10 +13,11 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
 class Processors:
-    """Loads every processor before the guest starts (so a bad one stops the
-    run before anything is loaded into the kernel), serves the guest's
-    wasm_bpf_call by name and the `--filter`ed buffers, and interrupts them
-    all at once."""
+    """Checks the names (constructor), then `load()`s every processor before
+    the guest starts (so a bad one stops the run before anything is loaded
+    into the kernel), serves the guest's wasm_bpf_call by name and the
+    `--filter`ed buffers, and interrupts them all at once (also an `init`
+    that does not return, while loading)."""
 
     def __init__(self, specs: Mapping[str, str], args: Mapping[str, Sequence[str]],
                  filters: Mapping[str, str], cache: bool = True):
@@ -31,16 +32,29 @@ class Processors:
                 raise UsageError(f"filter on {map_name!r}: no processor named {name!r} (--with {name}=FILE)")
         self.filters: Dict[str, str] = dict(filters)  # buffer map name -> processor name
         require_component_api()
-        from .processor import Processor, new_engine
+        from .processor import new_engine
 
+        self._specs, self._args, self._cache = dict(specs), args, cache
         self._engine = new_engine()
+        self._interrupted = False
         self.by_name: Dict[str, "Processor"] = {}
-        try:
-            for name, path in specs.items():
-                self.by_name[name] = Processor(name, str(path), list(args.get(name, ())), self._engine, cache)
-        except BaseException:
-            self.close()
-            raise
+
+    def load(self) -> None:
+        """Compile (or take from the cache), instantiate and init each one;
+        ProcessorError for the first that cannot be used."""
+        from .processor import Processor, ProcessorError
+
+        for name, path in self._specs.items():
+            if self._interrupted:
+                raise ProcessorError(f"processor {name}: interrupted while starting")
+            try:
+                processor = Processor(name, str(path), list(self._args.get(name, ())), self._engine,
+                                      self._cache)
+            except ProcessorError:
+                if self._interrupted:  # its init was interrupted: say so, not its trap
+                    raise ProcessorError(f"processor {name}: interrupted while starting") from None
+                raise
+            self.by_name[name] = processor
 
     def call(self, name: str, event: bytes) -> Optional[bytes]:
         """KeyError if no processor has that name; ProcessorTrap if it trapped."""
@@ -52,6 +66,7 @@ class Processors:
         return None if name is None else self.by_name[name].process
 
     def interrupt(self) -> None:
+        self._interrupted = True
         for processor in list(self.by_name.values()):
             processor._interrupted = True
         self._engine.increment_epoch()
