@@ -92,14 +92,13 @@ def read_component(path: str, what: str) -> bytes:
 class Processor:
     """A processor instantiated and initialized: `process(bytes)` is its
     `process` export (None for `none`). Not thread-safe: the guest's thread
-    calls it; `interrupt()` may come from any thread."""
+    calls it; only its engine's epoch is advanced from other threads."""
 
     def __init__(self, name: str, path: str, args: Sequence[str] = (),
                  engine: Optional[wasmtime.Engine] = None, cache: bool = True):
         self.name = name
         self.path = path
-        self.calls = 0
-        self._interrupted = False
+        self.interrupted = False  # set (with the engine's epoch advanced) by Processors.interrupt
         self.engine = engine or new_engine()
         what = f"processor {name}"
         data = read_component(path, what)
@@ -112,7 +111,7 @@ class Processor:
             raise ProcessorError(f"{what}: {path} does not fit the wasm-bpf:processor world: "
                                  + "; ".join(self.world.problems))
         self.store = wasmtime.Store(self.engine)
-        self.store.set_epoch_deadline(1)  # only interrupt() advances the epoch
+        self.store.set_epoch_deadline(1)  # only Processors.interrupt() advances the epoch
         self.store.set_wasi(wasmtime.WasiConfig())  # no dirs, env, args; stdio discarded
         linker = wc.Linker(self.engine)
         linker.add_wasip2()
@@ -128,21 +127,15 @@ class Processor:
         self._process = BytesCall(instance.get_func(self.store, "process"), self.store)
 
     def process(self, event: bytes) -> Optional[bytes]:
-        self.calls += 1
         try:
             return self._process(event)
         except wasmtime.WasmtimeError as err:
-            if self._interrupted:
+            if self.interrupted:
                 raise ProcessorTrap(self.name, f"processor {self.name} was interrupted",
                                     interrupted=True) from None
             raise ProcessorTrap(self.name, f"processor {self.name} trapped: {_one_line(err)}") from None
         except TypeError as err:  # a value the checked type does not allow: a broken component
             raise ProcessorTrap(self.name, f"processor {self.name} failed: {err}") from None
-
-    def interrupt(self) -> None:
-        """From any thread: a call in progress (or the next) traps."""
-        self._interrupted = True
-        self.engine.increment_epoch()
 
 
 def inspect_component(data: bytes) -> ComponentWorld:

@@ -66,9 +66,11 @@ class Processors:
         return None if name is None else self.by_name[name].process
 
     def interrupt(self) -> None:
+        """From any thread: a call in progress (or the next), or an init
+        while loading, traps; the run ends as interrupted."""
         self._interrupted = True
         for processor in list(self.by_name.values()):
-            processor._interrupted = True
+            processor.interrupted = True
         self._engine.increment_epoch()
 
     def close(self) -> None:
