@@ -87,12 +87,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Failed to attach: %d\n", err);
 		goto cleanup;
 	}
-	rb = bpf_buffer__open(obj, "rb", handle_event, NULL);
-	if (!rb) {
-		err = -errno;
-		fprintf(stderr, "Failed to create ring buffer: %d\n", err);
+	rb = example_open_buffer(obj, "rb", handle_event, &err);
+	if (!rb)
 		goto cleanup;
-	}
 	printf("%-8s %-5s %-16s %-7s %-7s %s\n", "TIME", "EVENT", "COMM", "PID", "PPID",
 	       "FILENAME/EXIT CODE");
 	fflush(stdout);
