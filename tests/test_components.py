@@ -369,3 +369,14 @@ def test_an_init_that_never_returns_is_interrupted_with_one_line():
     runner = Runner(guest("procguest"), options)
     with pytest.raises(ModuleError, match=r"^processor p: interrupted while starting$"):
         runner.run()
+
+
+def test_the_memory_cap_holds_for_processors_too():
+    path = proc("pyfilter")
+    done = run_cli("run", "--max-memory", "1M", "--with", f"py={path}", guest("procguest"), "call", "py",
+                   input="", timeout=300)
+    assert (done.returncode, done.stdout) == (1, "")
+    import re
+
+    assert re.fullmatch(f"error: processor py: {re.escape(path)}: cannot start: memory minimum size of "
+                        r"\d+ pages exceeds memory limits\n", done.stderr), done.stderr

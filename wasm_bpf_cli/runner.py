@@ -493,7 +493,8 @@ class Runner:
         if opts.processors or opts.filters:  # a processor that does not fit stops the run here
             from wasm_bpf_cli.components.processors import Processors
 
-            self._processors = Processors(opts.processors, opts.processor_args, opts.filters, opts.cache)
+            self._processors = Processors(opts.processors, opts.processor_args, opts.filters, opts.cache,
+                                          max_memory)
             cleanup.append(self._processors.close)
             self._processors.load()  # kill() interrupts an init that does not return
         if needs_bpf:

@@ -95,7 +95,8 @@ class Processor:
     calls it; only its engine's epoch is advanced from other threads."""
 
     def __init__(self, name: str, path: str, args: Sequence[str] = (),
-                 engine: Optional[wasmtime.Engine] = None, cache: bool = True):
+                 engine: Optional[wasmtime.Engine] = None, cache: bool = True,
+                 max_memory: Optional[int] = None):
         self.name = name
         self.path = path
         self.interrupted = False  # set (with the engine's epoch advanced) by Processors.interrupt
@@ -112,6 +113,8 @@ class Processor:
                                  + "; ".join(self.world.problems))
         self.store = wasmtime.Store(self.engine)
         self.store.set_epoch_deadline(1)  # only Processors.interrupt() advances the epoch
+        if max_memory is not None:  # the guest's cap (--max-memory, policy) holds for each memory here too
+            self.store.set_limits(memory_size=max_memory)
         self.store.set_wasi(wasmtime.WasiConfig())  # no dirs, env, args; stdio discarded
         linker = wc.Linker(self.engine)
         linker.add_wasip2()

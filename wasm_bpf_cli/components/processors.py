@@ -20,7 +20,7 @@ class Processors:
     that does not return, while loading)."""
 
     def __init__(self, specs: Mapping[str, str], args: Mapping[str, Sequence[str]],
-                 filters: Mapping[str, str], cache: bool = True):
+                 filters: Mapping[str, str], cache: bool = True, max_memory: Optional[int] = None):
         for name in specs:
             if not NAME.match(name):
                 raise UsageError(f"processor name {name!r}: letters, digits, '_', '.', '-' only")
@@ -34,7 +34,7 @@ class Processors:
         require_component_api()
         from .processor import new_engine
 
-        self._specs, self._args, self._cache = dict(specs), args, cache
+        self._specs, self._args, self._cache, self._max_memory = dict(specs), args, cache, max_memory
         self._engine = new_engine()
         self._interrupted = False
         self.by_name: Dict[str, "Processor"] = {}
@@ -49,7 +49,7 @@ class Processors:
                 raise ProcessorError(f"processor {name}: interrupted while starting")
             try:
                 processor = Processor(name, str(path), list(self._args.get(name, ())), self._engine,
-                                      self._cache)
+                                      self._cache, self._max_memory)
             except ProcessorError:
                 if self._interrupted:  # its init was interrupted: say so, not its trap
                     raise ProcessorError(f"processor {name}: interrupted while starting") from None
