@@ -380,3 +380,21 @@ def test_the_memory_cap_holds_for_processors_too():
 
     assert re.fullmatch(f"error: processor py: {re.escape(path)}: cannot start: memory minimum size of "
                         r"\d+ pages exceeds memory limits\n", done.stderr), done.stderr
+
+
+def test_a_python_processors_traceback_reaches_stderr_before_the_trap_line():
+    path = proc("pyraise")
+    assert run_cli("inspect", path, timeout=600).returncode == 0  # compiled ahead (a minute the first time)
+    done = run_cli("run", "--with", f"py={path}", guest("procguest"), "call", "py", timeout=300)
+    lines = done.stderr.splitlines()
+    assert (done.returncode, done.stdout) == (1, "")
+    assert lines[0] == "processor py: Traceback (most recent call last):"
+    assert "processor py: KeyError: b''" in lines
+    assert all(line.startswith("processor py: ") for line in lines[:-1])
+    assert lines[-1] == "error: processor py trapped: wasm `unreachable` instruction executed (in abort)"
+
+
+def test_api_processor_stderr_goes_to_the_stderr_sink():
+    result, _, err = call("py", b"x", {"py": proc("pyraise")})
+    assert result.outcome.value == "trapped"
+    assert "processor py: KeyError: b'x'\n" in err

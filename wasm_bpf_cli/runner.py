@@ -157,6 +157,16 @@ def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
     return sink
 
 
+def _write_stderr(data: bytes) -> None:
+    """This process's fd 2 (a processor's stderr, when the guest's is fd 2 too)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(2, view):]
+    except OSError:
+        pass  # a closed stderr: as for the guest's own writes
+
+
 def _stdin_path(stdin: Input, cleanup: List[Callable[[], None]]) -> Optional[str]:
     """A path the engine can open for the guest's stdin."""
     if stdin is None:
@@ -494,7 +504,7 @@ class Runner:
             from wasm_bpf_cli.components.processors import Processors
 
             self._processors = Processors(opts.processors, opts.processor_args, opts.filters, opts.cache,
-                                          max_memory)
+                                          max_memory, _sink(opts.stderr) or _write_stderr)
             cleanup.append(self._processors.close)
             self._processors.load()  # kill() interrupts an init that does not return
         if needs_bpf:

@@ -2,13 +2,17 @@
 
 Each processor gets a wasmtime store of its own (its own instance and
 memory) with WASI 0.2 and no rights: no preopened directories, no
-environment, no arguments, stdio discarded. Its compiled code is cached like
+environment, no arguments, no stdin; its stdout is discarded, its stderr
+(a Python processor's traceback, say) goes where the guest's stderr goes,
+each line prefixed with `processor NAME: `. Its compiled code is cached like
 a guest's (engines/module_cache.py): a componentize-py processor carries a
 whole CPython and takes a minute to compile, well under a second to load
 from the cache.
 """
 import logging
-from typing import Optional, Sequence
+import os
+import threading
+from typing import Callable, Optional, Sequence
 
 import wasmtime
 from wasmtime import component as wc
@@ -36,6 +40,47 @@ class ProcessorTrap(GuestTrap):
     def __init__(self, name: str, message: str, interrupted: bool = False):
         super().__init__(message, interrupted=interrupted)
         self.processor = name
+
+
+class _StderrLines:
+    """A processor's stderr: a pipe whose writing end the processor's WASI
+    opens (by /proc/self/fd path), read by a thread that passes each line on
+    to `sink` with the processor's name. Not wasmtime's stderr_custom: it
+    calls Python from wasmtime's runtime threads (see engines/stdio.py)."""
+
+    def __init__(self, name: str, sink: Callable[[bytes], None]):
+        self._prefix = f"processor {name}: ".encode()
+        self._sink = sink
+        self._r, self._w = os.pipe2(os.O_CLOEXEC)
+        self.path = f"/proc/self/fd/{self._w}"
+        # started from the guest's thread: it inherits its blocked signals
+        self._thread = threading.Thread(target=self._pump, name=f"wasm-bpf-processor-{name}", daemon=True)
+        self._thread.start()
+
+    def opened(self) -> None:
+        """The processor holds its own descriptor now: ours goes, so that the
+        pipe ends (EOF) when its store does."""
+        if self._w >= 0:
+            os.close(self._w)
+            self._w = -1
+
+    def _pump(self) -> None:
+        pending = b""
+        with os.fdopen(self._r, "rb", buffering=0) as pipe:
+            while True:
+                chunk = pipe.read(65536)
+                if not chunk:
+                    break
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    self._sink(self._prefix + line + b"\n")
+        if pending:
+            self._sink(self._prefix + pending + b"\n")
+
+    def close(self, timeout: float = 2.0) -> None:
+        """After the store is gone: the last lines are passed on."""
+        self.opened()
+        self._thread.join(timeout)
 
 
 def new_engine() -> wasmtime.Engine:
@@ -96,7 +141,7 @@ class Processor:
 
     def __init__(self, name: str, path: str, args: Sequence[str] = (),
                  engine: Optional[wasmtime.Engine] = None, cache: bool = True,
-                 max_memory: Optional[int] = None):
+                 max_memory: Optional[int] = None, stderr: Optional[Callable[[bytes], None]] = None):
         self.name = name
         self.path = path
         self.interrupted = False  # set (with the engine's epoch advanced) by Processors.interrupt
@@ -115,7 +160,12 @@ class Processor:
         self.store.set_epoch_deadline(1)  # only Processors.interrupt() advances the epoch
         if max_memory is not None:  # the guest's cap (--max-memory, policy) holds for each memory here too
             self.store.set_limits(memory_size=max_memory)
-        self.store.set_wasi(wasmtime.WasiConfig())  # no dirs, env, args; stdio discarded
+        wasi = wasmtime.WasiConfig()  # no dirs, env, args, stdin; stdout discarded
+        self._stderr = _StderrLines(name, stderr) if stderr is not None else None
+        if self._stderr is not None:
+            wasi.stderr_file = self._stderr.path
+            self._stderr.opened()
+        self.store.set_wasi(wasi)
         linker = wc.Linker(self.engine)
         linker.add_wasip2()
         try:
@@ -124,10 +174,21 @@ class Processor:
             failure = init(self.store, list(args))
             init.post_return(self.store)
         except wasmtime.WasmtimeError as err:
+            self.close()
             raise ProcessorError(f"{what}: {path}: cannot start: {_one_line(err)}") from None
         if failure is not None:  # result<_, string>: None is ok, a str the error
+            self.close()
             raise ProcessorError(f"{what}: init refused: {failure}")
         self._process = BytesCall(instance.get_func(self.store, "process"), self.store)
+
+    def close(self) -> None:
+        """Drop the store (and its WASI files); pass on the last of stderr."""
+        self._process = None
+        store, self.store = self.store, None
+        if store is not None:
+            store.close()
+        if self._stderr is not None:
+            self._stderr.close()
 
     def process(self, event: bytes) -> Optional[bytes]:
         try:

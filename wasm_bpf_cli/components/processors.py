@@ -1,6 +1,6 @@
 """The processors of one run, by name, and the buffers they filter."""
 import re
-from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Mapping, Optional, Sequence
 
 from wasm_bpf_cli.errors import UsageError
 
@@ -20,7 +20,8 @@ class Processors:
     that does not return, while loading)."""
 
     def __init__(self, specs: Mapping[str, str], args: Mapping[str, Sequence[str]],
-                 filters: Mapping[str, str], cache: bool = True, max_memory: Optional[int] = None):
+                 filters: Mapping[str, str], cache: bool = True, max_memory: Optional[int] = None,
+                 stderr: Optional[Callable[[bytes], None]] = None):
         for name in specs:
             if not NAME.match(name):
                 raise UsageError(f"processor name {name!r}: letters, digits, '_', '.', '-' only")
@@ -35,6 +36,7 @@ class Processors:
         from .processor import new_engine
 
         self._specs, self._args, self._cache, self._max_memory = dict(specs), args, cache, max_memory
+        self._stderr = stderr  # where each processor's stderr lines go (the guest's stderr)
         self._engine = new_engine()
         self._interrupted = False
         self.by_name: Dict[str, "Processor"] = {}
@@ -49,7 +51,7 @@ class Processors:
                 raise ProcessorError(f"processor {name}: interrupted while starting")
             try:
                 processor = Processor(name, str(path), list(self._args.get(name, ())), self._engine,
-                                      self._cache, self._max_memory)
+                                      self._cache, self._max_memory, self._stderr)
             except ProcessorError:
                 if self._interrupted:  # its init was interrupted: say so, not its trap
                     raise ProcessorError(f"processor {name}: interrupted while starting") from None
@@ -74,4 +76,7 @@ class Processors:
         self._engine.increment_epoch()
 
     def close(self) -> None:
-        self.by_name.clear()
+        """Drop the stores, and pass the last of their stderr on."""
+        processors, self.by_name = list(self.by_name.values()), {}
+        for processor in processors:
+            processor.close()
