@@ -398,3 +398,15 @@ def test_api_processor_stderr_goes_to_the_stderr_sink():
     result, _, err = call("py", b"x", {"py": proc("pyraise")})
     assert result.outcome.value == "trapped"
     assert "processor py: KeyError: b'x'\n" in err
+
+
+def test_runs_with_processors_leave_no_descriptor_or_thread_behind():
+    def run():
+        result, answer, _ = call("keep", b"abc", {"keep": proc("keep"), "t": proc("trap")})
+        assert answer == b"abc"
+
+    run()
+    fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+    for _ in range(10):
+        run()
+    assert (len(os.listdir("/proc/self/fd")), threading.active_count()) == (fds, threads)
