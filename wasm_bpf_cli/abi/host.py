@@ -99,6 +99,7 @@ class HostAbi:
         self._fd_owner: Dict[int, GuestObject] = {}
         self._cpus: Optional[int] = None
         self._staging = None  # poller.Staging once made; False if the memory cannot grow
+        self._wrapper_guest: Optional[bool] = None  # see _polls_through_wrapper
         self._ring_calls: Dict[str, Optional[Callable[..., int]]] = {}
         self._map_cache: Dict[int, tuple] = {}  # fd -> (owner, key size, value size)
         self._walks = MapWalks()
@@ -382,9 +383,21 @@ class HostAbi:
             except BpfError as err:
                 log.warning("%s", err)  # the guest's poll will report it
             else:
-                if poller.can_batch:
+                if poller.can_batch and not self._polls_through_wrapper():
                     self._staging_pages()
         return m.fd
+
+    def _polls_through_wrapper(self) -> bool:
+        """Whether the guest exports the callback-wrapper callback, as Go and
+        TinyGo guests do. Their runtimes take the pages memory.grow adds as
+        following their own heap end, so pages the host grew for itself
+        would be handed out again (and the host's records would overwrite
+        the heap): their samples are never staged, only delivered one by
+        one through `data`."""
+        if self._wrapper_guest is None:
+            self._wrapper_guest = self.instance.export_caller(self.callback_export,
+                                                              SAMPLE_CALLBACK) is not None
+        return self._wrapper_guest
 
     def _poller(self, gobj: GuestObject, fd: int, info: MapInfo) -> BufferPoller:
         """The poller of buffer map `fd`, created on first use (raises BpfError)."""
@@ -495,8 +508,9 @@ class HostAbi:
             log.warning("poll: the module exports no function %r of type (i32, i32, i32) -> i32",
                         self.callback_export)
             return werr.EINVAL
-        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms,
-                          (self.callback_export, 0))
+        # no batch: staging pages would be grown behind the guest's allocator
+        # (see _polls_through_wrapper)
+        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms)
 
     def _staging_pages(self) -> Optional[Staging]:
         """The staging pages for batched delivery, grown once; None if the
