@@ -73,8 +73,10 @@ venv310: $(VENV310)/bin/python
 
 build: examples guests
 
-examples: deps go
-	$(MAKE) -C examples GO=$(abspath $(GO))
+# The venv's python: examples/compose builds its processors with the venv's
+# wasm-tools and componentize-py (the test extra).
+examples: deps venv go
+	$(MAKE) -C examples PYTHON=$(abspath $(VPY)) GO=$(abspath $(GO))
 
 guests: deps venv go
 	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY)) GO=$(abspath $(GO))
@@ -115,8 +117,9 @@ image-test: image examples mounts
 	WASM_BPF_IMAGE=$(IMAGE) $(VPY) -m pytest -q -m image tests/test_image.py $(PYTEST_ARGS)
 
 # Speed figures (not part of `make test`): a table on stdout and bench/results.json.
-bench: deps venv venv310 go mounts
+bench: deps venv venv310 go build mounts
 	$(VPY) bench/run_bench.py --python310 $(abspath $(VENV310)/bin/python)
+	$(VPY) bench/components_bench.py --python310 $(abspath $(VENV310)/bin/python)
 
 # 10 minutes of a busy event stream, RSS and fds sampled (not part of `make test`).
 soak: deps venv build mounts

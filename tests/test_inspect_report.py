@@ -277,6 +277,9 @@ def test_project_examples():
         skip_or_fail("no examples/*/*.wasm (examples not built yet)")
     for path in modules:
         report = inspect_path(path)
+        if report["kind"] == "component":  # a processor of examples/compose
+            assert report["world"]["fits"] == "wasm-bpf:processor@0.1.0/processor", path
+            continue
         assert report["kind"] == "wasm", path
         assert report["verdict"]["runnable"] is True, (path, report["verdict"]["problems"])
         assert report["verdict"]["warnings"] == [], path

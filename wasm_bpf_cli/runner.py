@@ -83,6 +83,12 @@ class RunOptions:
     metrics: Optional[str] = None  # "ADDR:PORT": serve Prometheus metrics while it runs (wasm_bpf_cli.metrics)
     metrics_config: Union[None, str, os.PathLike, "MetricsConfig"] = None  # default: the module's own
     bpf_stats: bool = False  # with metrics: per-program run counts (BPF_ENABLE_STATS while running)
+    # processor components (wasm_bpf_cli.components): name -> component file
+    # (the guest's wasm_bpf_call("name", ...)), name -> its init arguments,
+    # buffer map name -> the processor run on each sample before the callback
+    processors: Mapping[str, Union[str, os.PathLike]] = field(default_factory=dict)
+    processor_args: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    filters: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +97,7 @@ class BufferResult:
     kind: str  # "ringbuf" | "perf"
     delivered: int
     lost: int
+    dropped: int = 0  # samples its --filter processor dropped (never delivered)
 
 
 @dataclass
@@ -121,6 +128,10 @@ class RunResult:
     def lost(self) -> int:
         return sum(b.lost for b in self.buffers)
 
+    @property
+    def dropped(self) -> int:
+        return sum(b.dropped for b in self.buffers)
+
 
 def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
     """Turn a callable or a file into a guest output sink that never raises."""
@@ -145,6 +156,16 @@ def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
     isatty = getattr(out, "isatty", None)  # a file on a terminal, or the CLI's status-line sink
     sink.isatty = isatty if callable(isatty) else (lambda: False)
     return sink
+
+
+def _write_stderr(data: bytes) -> None:
+    """This process's fd 2 (a processor's stderr, when the guest's is fd 2 too)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(2, view):]
+    except OSError:
+        pass  # a closed stderr: as for the guest's own writes
 
 
 def _stdin_path(stdin: Input, cleanup: List[Callable[[], None]]) -> Optional[str]:
@@ -252,6 +273,7 @@ class Runner:
         self._phase = "starting"
         self._abi = None
         self._engine = None
+        self._processors = None  # components.Processors, when options.processors
         self._thread: Optional[threading.Thread] = None
         self._done = threading.Event()
         self._stop_reason: Optional[str] = None
@@ -321,6 +343,10 @@ class Runner:
         self._interrupted = True
         if self._abi is not None:
             self._abi.request_abort()  # a guest looping on polls ends at its next one
+        if self._processors is not None:
+            self._processors.interrupt()  # a guest waiting on a looping processor
+            if self._engine is None and self._done.wait(self.options.grace_period):
+                return  # still starting: the interrupted init ended the run
         if self._engine is not None:
             # One spinning in wasm ends now where the engine can interrupt it;
             # elsewhere only a poll can end it, and a polling guest polls often.
@@ -395,7 +421,7 @@ class Runner:
     def _buffers(self) -> List[BufferResult]:
         if self._abi is None:
             return []
-        return [BufferResult(b.name, b.kind, b.delivered, b.lost) for b in list(self._abi.buffers)]
+        return [BufferResult(b.name, b.kind, b.delivered, b.lost, b.dropped) for b in list(self._abi.buffers)]
 
     def _stopped_result(self, abandoned: bool = False, message: Optional[str] = None) -> RunResult:
         reason = self._stop_reason or "stop"
@@ -435,7 +461,8 @@ class Runner:
                 if self._interrupted or trap.interrupted:
                     result = self._stopped_result()
                 else:
-                    result = RunResult(1, Outcome.TRAPPED, self._stop_reason, f"guest trapped: {trap}")
+                    message = str(trap) if getattr(trap, "processor", None) else f"guest trapped: {trap}"
+                    result = RunResult(1, Outcome.TRAPPED, self._stop_reason, message)
         except WasmBpfError as err:
             error = err
         except BaseException as err:  # noqa: BLE001 - reported, not lost on this thread
@@ -485,6 +512,13 @@ class Runner:
         wasm = self._wasm if self._wasm is not None else self._read_module(policy)
         parsed = _checked_module(wasm, opts)
         needs_bpf = _needs_bpf(parsed)
+        if opts.processors or opts.filters:  # a processor that does not fit stops the run here
+            from wasm_bpf_cli.components.processors import Processors
+
+            self._processors = Processors(opts.processors, opts.processor_args, opts.filters, opts.cache,
+                                          max_memory, _sink(opts.stderr) or _write_stderr)
+            cleanup.append(self._processors.close)
+            self._processors.load()  # kill() interrupts an init that does not return
         if needs_bpf:
             if not _has_bpf_privilege():
                 raise PrivilegeError("loading BPF programs needs root or CAP_BPF and CAP_PERFMON: "
@@ -502,6 +536,7 @@ class Runner:
         self._abi = abi
         if opts.metrics is not None or opts.metrics_config is not None or opts.bpf_stats:
             self._serve_metrics(wasm, abi, cleanup)  # checked and bound before anything is loaded
+        abi.processors = self._processors
         stderr = _sink(opts.stderr)
         if stderr is not None:  # denials go where the guest's stderr goes, not to the log
             abi.on_denial = lambda message: stderr(f"wasm-bpf: warning: policy: {message}\n".encode())

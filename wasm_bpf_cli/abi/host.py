@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
+from wasm_bpf_cli.abi.calls import Filtered, wasm_bpf_call
 from wasm_bpf_cli.abi.mapwalk import MapWalks
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.preload import Preloader
@@ -103,6 +104,7 @@ class HostAbi:
         self._map_cache: Dict[int, tuple] = {}  # fd -> (owner, key size, value size)
         self._walks = MapWalks()
         self._libbpf = None
+        self.processors = None  # wasm_bpf_call's and --filter's (abi/calls.py), set by the runner
 
     # -- wiring ---------------------------------------------------------
     def host_functions(self) -> List[HostFunction]:
@@ -113,6 +115,7 @@ class HostAbi:
             "wasm_bpf_map_fd_by_name": self.map_fd_by_name,
             "wasm_bpf_map_operate": self.map_operate,
             "wasm_close_bpf_object": self.close_bpf_object,
+            "wasm_bpf_call": self.call_processor,
         }
         wrapper_poll = self.wrapper_buffer_poll
         if self.policy is not None and self.policy.max_poll_timeout_ms is not None:
@@ -416,6 +419,9 @@ class HostAbi:
         gobj.close()
         return 0
 
+    def call_processor(self, name: int, data: int, length: int, out: int, out_len: int) -> int:
+        return wasm_bpf_call(self.processors, self.instance.memory, name, data, length, out, out_len)
+
     def _map_sizes(self, fd: int, gobj: GuestObject):
         """(owner, key size, value size as the kernel copies it), cached per fd."""
         info = gobj.maps[fd]
@@ -571,7 +577,10 @@ class HostAbi:
 
         drain = None
         found = None
-        if batch is not None and poller.can_batch:
+        process = self.processors.filter_for(info.name) if self.processors is not None else None
+        if process is not None:  # each sample goes through the filter: no batches
+            dispatch = Filtered.for_buffer(dispatch, process, stats, info.type)
+        elif batch is not None and poller.can_batch:
             # batch: (None: the table entry batch[1] | the exported callback's name, table index)
             if poller.ring is not None:
                 name = RING_DISPATCH_TABLE if batch[0] is None else RING_DISPATCH_EXPORT_PREFIX + batch[0]
@@ -595,6 +604,8 @@ class HostAbi:
                 return got
 
         got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain)
+        if process is not None and dispatch.paused and not guest_stop:
+            return dispatch.handled  # the filter's time is up: the rest at the next poll
         if got is None:
             return self._stopped()
         if got < 0:

@@ -8,6 +8,8 @@ from wasm_bpf_cli.sdk import GO_MODULE, SDK_GO, SDK_INCLUDE, guest_cflags
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--include", "what", flag_value="include", help="Print the SDK include directory.")
 @click.option("--cflags", "what", flag_value="cflags", help="Print clang flags for a C guest.")
+@click.option("--wit", "what", flag_value="wit",
+              help="Print the directory of the WIT package wasm-bpf:processor (processor components).")
 @click.option("--go", "what", flag_value="go", help="Print the directory of the Go SDK module "
               f"({GO_MODULE}).")
 def sdk(what):
@@ -23,6 +25,10 @@ def sdk(what):
         click.echo(SDK_INCLUDE)
     elif what == "cflags":
         click.echo(" ".join(guest_cflags()))
+    elif what == "wit":
+        from wasm_bpf_cli.components import WIT_DIR
+
+        click.echo(WIT_DIR)
     elif what == "go":
         click.echo(SDK_GO)
     else:
