@@ -120,6 +120,7 @@ image-test: image examples mounts
 bench: deps venv venv310 go build mounts
 	$(VPY) bench/run_bench.py --python310 $(abspath $(VENV310)/bin/python)
 	$(VPY) bench/components_bench.py --python310 $(abspath $(VENV310)/bin/python)
+	$(VPY) bench/output_buffering.py --python310 $(abspath $(VENV310)/bin/python)
 
 # 10 minutes of a busy event stream, RSS and fds sampled (not part of `make test`).
 soak: deps venv build mounts
