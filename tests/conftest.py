@@ -153,7 +153,8 @@ def _foreign_holders() -> dict:
                 held[kind] |= ids
     links = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True).stdout
     for link in json.loads(links or "[]"):
-        if link["id"] in held["link"] and "prog_id" in link:
+        # an entry without "id" (seen under load, a KeyError here) names no link
+        if link.get("id") in held["link"] and "prog_id" in link:
             held["prog"].add(link["prog_id"])
     for prog_id in list(held["prog"]):
         out = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(prog_id)],

@@ -17,22 +17,13 @@ int main(int argc, char **argv)
 {
 	struct bpf_object *obj;
 	struct bpf_buffer *buf;
-	int err;
 
 	set_target_pid(ringbuf_bpf_obj, ringbuf_bpf_obj_len,
 		       argc > 1 ? argv[1] : NULL);
 	exit_mode = argc > 2 && strcmp(argv[2], "exit") == 0;
 	obj = load_attach(ringbuf_bpf_obj, ringbuf_bpf_obj_len);
 	buf = open_attached(obj, "rb", on_sample);
-	for (;;) {
-		err = bpf_buffer__poll(buf, 100);
-		if (err == -EINTR) {
-			say("interrupted");
-			break;
-		}
-		if (err < 0)
-			fail("poll", err);
-	}
+	poll_until(buf, NULL, 0);
 	bpf_buffer__free(buf);
 	wasm_bpf_object_close(obj);
 	return 0;

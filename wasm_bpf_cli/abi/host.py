@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Set
 
 from wasm_bpf_cli.abi import errno as werr
 from wasm_bpf_cli.abi import nativepoll
+from wasm_bpf_cli.abi.calls import Filtered, wasm_bpf_call
 from wasm_bpf_cli.abi.mapwalk import MapWalks
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.preload import Preloader
@@ -100,10 +101,12 @@ class HostAbi:
         self._fd_owner: Dict[int, GuestObject] = {}
         self._cpus: Optional[int] = None
         self._staging = None  # poller.Staging once made; False if the memory cannot grow
+        self._wrapper_guest: Optional[bool] = None  # see _polls_through_wrapper
         self._ring_calls: Dict[str, Optional[Callable[..., int]]] = {}
         self._map_cache: Dict[int, tuple] = {}  # fd -> (owner, key size, value size)
         self._walks = MapWalks()
         self._libbpf = None
+        self.processors = None  # wasm_bpf_call's and --filter's (abi/calls.py), set by the runner
         lib = nativepoll.library()
         self._native = None if lib is None else nativepoll.NativePolls(
             lib, self._wake_r, max_delivery_delay, policy.max_poll_timeout_ms if policy else None)
@@ -117,6 +120,7 @@ class HostAbi:
             "wasm_bpf_map_fd_by_name": self.map_fd_by_name,
             "wasm_bpf_map_operate": self.map_operate,
             "wasm_close_bpf_object": self.close_bpf_object,
+            "wasm_bpf_call": self.call_processor,
         }
         wrapper_poll = self.wrapper_buffer_poll
         if self.policy is not None and self.policy.max_poll_timeout_ms is not None:
@@ -394,10 +398,26 @@ class HostAbi:
             except BpfError as err:
                 log.warning("%s", err)  # the guest's poll will report it
             else:
-                staging = self._staging_pages() if poller.can_batch else None
-                if staging is not None and self._native is not None and poller.ring is not None:
-                    self._native.offer(self.instance, staging, handle, m.fd, poller, RING_DISPATCH_TABLE)
+                if poller.can_batch and not self._polls_through_wrapper():
+                    staging = self._staging_pages()
+                    # a --filter sees each sample in Python: that buffer stays on the Python path
+                    filtered = self.processors is not None and self.processors.filter_for(info.name) is not None
+                    if (staging is not None and self._native is not None and poller.ring is not None
+                            and not filtered):
+                        self._native.offer(self.instance, staging, handle, m.fd, poller, RING_DISPATCH_TABLE)
         return m.fd
+
+    def _polls_through_wrapper(self) -> bool:
+        """Whether the guest exports the callback-wrapper callback, as Go and
+        TinyGo guests do. Their runtimes take the pages memory.grow adds as
+        following their own heap end, so pages the host grew for itself
+        would be handed out again (and the host's records would overwrite
+        the heap): their samples are never staged, only delivered one by
+        one through `data`."""
+        if self._wrapper_guest is None:
+            self._wrapper_guest = self.instance.export_caller(self.callback_export,
+                                                              SAMPLE_CALLBACK) is not None
+        return self._wrapper_guest
 
     def _poller(self, gobj: GuestObject, fd: int, info: MapInfo) -> BufferPoller:
         """The poller of buffer map `fd`, created on first use (raises BpfError)."""
@@ -420,6 +440,9 @@ class HostAbi:
         self._walks.drop(gobj.maps)
         gobj.close()
         return 0
+
+    def call_processor(self, name: int, data: int, length: int, out: int, out_len: int) -> int:
+        return wasm_bpf_call(self.processors, self.instance.memory, name, data, length, out, out_len)
 
     def _map_sizes(self, fd: int, gobj: GuestObject):
         """(owner, key size, value size as the kernel copies it), cached per fd."""
@@ -514,8 +537,9 @@ class HostAbi:
             log.warning("poll: the module exports no function %r of type (i32, i32, i32) -> i32",
                         self.callback_export)
             return werr.EINVAL
-        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms,
-                          (self.callback_export, 0))
+        # no batch: staging pages would be grown behind the guest's allocator
+        # (see _polls_through_wrapper)
+        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms)
 
     def _staging_pages(self) -> Optional[Staging]:
         """The staging pages for batched delivery, grown once; None if the
@@ -582,7 +606,10 @@ class HostAbi:
 
         drain = None
         found = None
-        if batch is not None and poller.can_batch:
+        process = self.processors.filter_for(info.name) if self.processors is not None else None
+        if process is not None:  # each sample goes through the filter: no batches
+            dispatch = Filtered.for_buffer(dispatch, process, stats, info.type)
+        elif batch is not None and poller.can_batch:
             # batch: (None: the table entry batch[1] | the exported callback's name, table index)
             if poller.ring is not None:
                 name = RING_DISPATCH_TABLE if batch[0] is None else RING_DISPATCH_EXPORT_PREFIX + batch[0]
@@ -606,6 +633,8 @@ class HostAbi:
                 return got
 
         got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain, self.max_delivery_delay)
+        if process is not None and dispatch.paused and not guest_stop:
+            return dispatch.handled  # the filter's time is up: the rest at the next poll
         if got is None:
             return self._stopped()
         if got < 0:

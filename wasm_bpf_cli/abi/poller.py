@@ -58,6 +58,7 @@ class BufferStats:
         self.kind = kind  # "ringbuf" | "perf"
         self._delivered = 0
         self.lost = 0  # perf buffers only: samples the kernel dropped
+        self.dropped = 0  # samples a --filter processor dropped (abi/calls.py)
         self.native = None  # nativepoll's entry for this buffer: it counts what C delivered
 
     @property
