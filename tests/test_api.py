@@ -121,9 +121,11 @@ def test_stdin_is_fed_to_the_guest(tmp_path, kind):
 
 
 def test_output_to_a_file_object(tmp_path):
+    path = guest("exitcode")
     with open(tmp_path / "out", "wb") as f:
-        Runner(guest("exitcode"), opts(args=["x"], stdout=f)).run()
-    assert (tmp_path / "out").read_bytes().startswith(b"hello\nargv[0]=")
+        result = Runner(path, opts(args=["x"], stdout=f)).run()
+    assert (result.outcome, result.exit_code) == (Outcome.EXITED, 0)
+    assert (tmp_path / "out").read_text() == f"hello\nargv[0]={path}\nargv[1]=x\n"
 
 
 def test_context_manager_tears_down_when_the_body_raises(no_bpf_leaks):
