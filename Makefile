@@ -64,6 +64,7 @@ bindings: venv
 mounts:
 	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing || true
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || true
+	@mountpoint -q /sys/kernel/security || mount -t securityfs securityfs /sys/kernel/security || true
 
 # Set up, build the bootstrap example and run it (Ctrl-C to stop).
 run: deps venv examples mounts

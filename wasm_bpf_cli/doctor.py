@@ -6,6 +6,7 @@ failing check keeps guests from running at all (the exit status); the
 others explain what some guests will miss (e.g. BPF LSM for lsm programs).
 """
 import ctypes
+import errno
 import os
 from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional
@@ -168,8 +169,17 @@ def check_lockdown(path: Optional[str] = None) -> Check:
     try:
         with open(path) as f:
             text = f.read().strip()
-    except OSError:
-        return Check("lockdown", True, "no lockdown interface (not locked down)", required=False)
+    except OSError as err:
+        securityfs = os.path.dirname(path)
+        if not os.path.ismount(securityfs):
+            # Unmounted securityfs hides lockdown: never report that as "not locked down".
+            return Check("lockdown", False, f"unknown: securityfs is not mounted on {securityfs}",
+                         f"sudo mount -t securityfs securityfs {securityfs}, then run doctor again",
+                         required=False)
+        if err.errno == errno.ENOENT:
+            return Check("lockdown", True, "no lockdown interface (kernel built without it)", required=False)
+        return Check("lockdown", False, f"unknown: cannot read {path}: {err.strerror}",
+                     "run doctor as root to read it", required=False)
     mode = text[text.find("[") + 1:text.find("]")] if "[" in text else text
     if mode == "none":
         return Check("lockdown", True, "none", required=False)

@@ -6,6 +6,11 @@ from wasm_bpf_cli.bpf import maps as raw
 from wasm_bpf_cli.bpf.errors import BpfError, describe_errno
 
 
+# Map types that stream samples instead of holding keys and values
+# (BPF_MAP_TYPE_PERF_EVENT_ARRAY, _RINGBUF, _USER_RINGBUF).
+BUFFER_MAP_TYPES = {4: "perf buffer", 27: "ring buffer", 31: "user ring buffer"}
+
+
 class MapView:
     """One map of a BPF object the guest loaded. Reads go straight to the
     kernel by fd; they fail with BpfError once the guest closed the object."""
@@ -21,11 +26,22 @@ class MapView:
         self.value_size: int = bpf_map.value_size
         self.max_entries: int = bpf_map.max_entries
 
+    @property
+    def is_buffer(self) -> bool:
+        """True for ring and perf buffers: no keys or values to read."""
+        return self.type in BUFFER_MAP_TYPES
+
+    def _require_entries(self) -> None:
+        if self.is_buffer:
+            raise BpfError(f"map {self.name!r} is a {BUFFER_MAP_TYPES[self.type]} ({self.type_name}): it "
+                           "streams samples to the guest's callback and has no keys or values to read")
+
     def __repr__(self) -> str:
         return f"<MapView {self.name!r} {self.type_name} key={self.key_size} value={self.value_size}>"
 
     def lookup(self, key: bytes) -> Optional[bytes]:
         """The value stored under `key`, or None if there is none."""
+        self._require_entries()
         if len(key) != self.key_size:
             raise ValueError(f"map {self.name!r}: key must be {self.key_size} bytes, not {len(key)}")
         k = ctypes.create_string_buffer(bytes(key), self.key_size or 1)
@@ -38,6 +54,7 @@ class MapView:
         return v.raw[: self.value_size]
 
     def keys(self) -> Iterator[bytes]:
+        self._require_entries()
         prev = None
         cur = ctypes.create_string_buffer(max(self.key_size, 1))
         nxt = ctypes.create_string_buffer(max(self.key_size, 1))

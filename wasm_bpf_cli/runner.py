@@ -44,8 +44,10 @@ class Outcome(str, enum.Enum):
     TIMED_OUT = "timed_out"  # like INTERRUPTED, after RunOptions.duration
 
 
-# Exit statuses for a guest that had to be interrupted, by stop reason.
-STOP_EXIT_CODES = {"sigint": 130, "stop": 130, "sigterm": 143, "duration": 124}
+# Exit statuses for a guest that had to be interrupted, by stop reason
+# ("output_closed": its stdout or stderr was a pipe whose reader went away,
+# 128 + SIGPIPE as the shell shows a native tool that died of it).
+STOP_EXIT_CODES = {"sigint": 130, "stop": 130, "sigterm": 143, "duration": 124, "output_closed": 141}
 
 
 @dataclass
@@ -69,6 +71,11 @@ class RunOptions:
     argv0: Optional[str] = None  # default: the module path
     cache: bool = True  # use the on-disk compiled-module cache (engines/module_cache.py)
     policy: Optional["Policy"] = None  # wasm_bpf_cli.policy.Policy: what the guest may load/attach
+    # "line": the guest's stdout/stderr look like a terminal to it, so its
+    # libc writes each line as it is completed; "libc": they look like what
+    # they are (a pipe, a file, a callback: fully buffered by the guest's
+    # libc, fewer writes for guests that print in bulk).
+    output_buffering: str = "line"
 
 
 @dataclass
@@ -419,8 +426,13 @@ class Runner:
         from wasm_bpf_cli.abi.host import HostAbi
         from wasm_bpf_cli.abi.preload import embedded_images
         from wasm_bpf_cli.engines.base import WasiOptions
+        from wasm_bpf_cli.engines.stdio import BUFFERING_MODES
+        from wasm_bpf_cli.pipewatch import watch_closed_pipes
 
         opts = self.options
+        if opts.output_buffering not in BUFFERING_MODES:
+            raise UsageError(f"output_buffering {opts.output_buffering!r}: expected one of "
+                             + ", ".join(BUFFERING_MODES))
         policy = opts.policy
         if policy is not None and opts.dirs and not policy.allow_preopens:
             raise UsageError(f"preopened directories are not allowed by {policy.source} (allow_preopens)")
@@ -457,7 +469,11 @@ class Runner:
             stdout=_sink(opts.stdout),
             stderr=_sink(opts.stderr),
             stdin_path=_stdin_path(opts.stdin, cleanup),
+            buffering=opts.output_buffering,
+            on_closed_output=lambda _fd: self.stop("output_closed"),
         )
+        own_fds = [fd for fd, out in ((1, opts.stdout), (2, opts.stderr)) if out is None]
+        cleanup.append(watch_closed_pipes(own_fds, lambda: self.stop("output_closed"), _start_without_signals))
         instance = self._engine.instantiate(module, wasi, abi.host_functions(), max_memory=max_memory)
         abi.bind(instance)
         return instance

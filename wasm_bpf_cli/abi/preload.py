@@ -22,7 +22,10 @@ from typing import Callable, List, Optional, Tuple
 
 from wasm_bpf_cli.bpf import BpfError, BpfObject
 from wasm_bpf_cli.bpf import log as libbpf_log
-from wasm_bpf_cli.inspect.elf_reader import find_bpf_objects
+from wasm_bpf_cli.inspect.elf_reader import scan_bpf_objects
+from wasm_bpf_cli.inspect.embedded import embedded_objects
+from wasm_bpf_cli.inspect.errors import InspectError
+from wasm_bpf_cli.inspect.wasm_reader import read_wasm
 
 log = logging.getLogger("wasm_bpf.preload")
 
@@ -31,10 +34,18 @@ Loaded = Tuple[BpfObject, List[Tuple[int, str]]]
 
 
 def embedded_images(wasm: bytes, max_size: Optional[int] = None) -> List[bytes]:
-    """The BPF ELF objects found in a module's bytes (its data segments hold
-    them verbatim), at most `max_size` bytes each."""
-    return [wasm[off:off + n] for off, n in find_bpf_objects(wasm)
-            if max_size is None or n <= max_size]
+    """The BPF ELF objects a module embeds, at most `max_size` bytes each.
+    A C guest's data segments hold them verbatim (a search of the raw bytes
+    finds them); one split across segments is read from the module's initial
+    memory (inspect/embedded.py), which costs parsing the module."""
+    found = scan_bpf_objects(wasm)
+    images = [wasm[off:off + n] for off, n, error in found if error is None]
+    if len(images) < len(found):  # perhaps split: read the memory as laid out
+        try:
+            images = [o.image for o in embedded_objects(read_wasm(wasm)) if o.error is None]
+        except InspectError:
+            pass  # the guest's own loads will say what is wrong
+    return [image for image in images if max_size is None or len(image) <= max_size]
 
 
 class Preloader:

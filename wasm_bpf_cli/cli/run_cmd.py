@@ -13,11 +13,15 @@ from wasm_bpf_cli.errors import UsageError, WasmBpfError
 
 EPILOG = """\b
 Exit status:
-  N    the guest's own exit status (proc_exit, or main's return)
+  N    the guest's own exit status (proc_exit, or main's return), its low
+       8 bits as for a native program (-1 -> 255, 256 -> 0), also when the
+       guest exits by itself after a stop
   1    runner error (message on stderr), or the guest trapped
   2    usage error
   124  --duration elapsed and the guest had to be interrupted
   130  Ctrl-C and the guest had to be interrupted
+  141  the reader of stdout/stderr went away (`| head -1`) and the guest
+       had to be interrupted
   143  SIGTERM and the guest had to be interrupted
 
 \b
@@ -107,7 +111,7 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
     return handler
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
+@click.command(context_settings={"allow_interspersed_args": False,
                                  "help_option_names": ["-h", "--help"]},
                epilog=EPILOG)
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -137,6 +141,10 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
               help="Cap the guest's linear memory (e.g. 64M); growing past it fails in the guest.")
 @click.option("--max-object-size", callback=_size, metavar="SIZE",
               help="Refuse to load a BPF object larger than this (e.g. 1M).")
+@click.option("--output-buffering", type=click.Choice(["line", "libc"]), default="line", show_default=True,
+              help="line: the guest's stdout/stderr look like a terminal to it, so each line it "
+                   "prints is written at once (also through pipes). libc: they look like what they "
+                   "are, so a guest printing in bulk to a pipe or file keeps its libc's 4 KiB buffer.")
 @click.option("--no-cache", is_flag=True,
               help="Compile the module afresh: neither read nor write the compiled-module cache "
                    "($XDG_CACHE_HOME/wasm-bpf).")
@@ -145,7 +153,8 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
-        policy_file, allow, deny, max_memory, max_object_size, no_cache, verbose, quiet, module, args):
+        policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache, verbose, quiet,
+        module, args):
     """Run MODULE.wasm; everything after it goes to the guest (which sees
     MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
     from wasm_bpf_cli import engines
@@ -160,7 +169,7 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              callback_export_name=callback_export_name,
                              policy=_policy(policy_file, allow, deny, dirs),
                              max_memory=max_memory, max_object_size=max_object_size,
-                             cache=not no_cache)
+                             output_buffering=output_buffering, cache=not no_cache)
     except WasmBpfError as err:
         fail(err)
     if options.engine == "wasmer":
@@ -183,7 +192,9 @@ def _run_guest(module, options, quiet, handler) -> None:
         ui = StatusLine(os.path.basename(module))
         handler.ui = ui
         options.stderr = ui.stderr
-        if sys.stdout.isatty():  # a pipe gets the guest's bytes directly
+        # A pipe gets the guest's bytes directly; so does a terminal with
+        # libc buffering (the guest then sees the terminal it is).
+        if sys.stdout.isatty() and options.output_buffering == "line":
             options.stdout = ui.stdout
 
     runner = Runner(module, options)

@@ -22,6 +22,8 @@ class WasiOptions:
     stdout: Optional[OutputSink] = None  # None: the process's own fd 1, byte for byte
     stderr: Optional[OutputSink] = None  # None: the process's own fd 2
     stdin_path: Optional[str] = None  # None: empty stdin; a path (may be /proc/self/fd/N)
+    buffering: str = "line"  # stdio.LINE: fds 1/2 look like a terminal to the guest; stdio.LIBC: like the host's
+    on_closed_output: Optional[Callable[[int], None]] = None  # called with 1 or 2 when a write gets EPIPE
 
 
 @dataclass

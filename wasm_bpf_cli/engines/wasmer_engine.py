@@ -7,13 +7,10 @@ What wasmer-python cannot do, and how this adapter copes:
 - No interruption of running wasm (no epochs, no interrupt handle):
   `interrupt()` returns False; the runner must stop a spinning guest some
   other way.
-- No custom stdout/stderr/stdin in its WASI state builder, and its own stdout
-  is Rust's line-buffered `io::stdout()`: the guest's `fd_write` and `fd_read`
-  are imported from Python instead. fds 0, 1 and 2 are served here (stdout and
-  stderr go byte for byte to the sink or to the process's fd 1 / fd 2 with
-  `os.write`; stdin is empty or the `stdin_path` file); every other fd is
-  passed on to wasmer's own WASI functions through a tiny helper instance
-  that shares the guest's memory and WASI state.
+- No custom stdout/stderr/stdin in its WASI state builder: the guest's
+  standard streams and proc_exit are served from Python (`stdio.py`, as on
+  every engine); other fds go to wasmer's own WASI through the delegate
+  instance stdio.py describes.
 - Every wasmer object (store, module, instance) is bound to the thread that
   created it (pyo3 `unsendable`; another thread gets a PanicException): the
   store is per thread, and compile, instantiate and run must happen on one.
@@ -25,39 +22,18 @@ told apart by having no Python frame below the call that entered wasm.
 """
 import ctypes
 import os
-import struct
 import sys
 import threading
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from wasm_bpf_cli.abi.signatures import (DEFAULT_CALLBACK_EXPORT, MEMORY_EXPORT, SAMPLE_CALLBACK,
                                          TABLE_EXPORT, Signature)
-from wasm_bpf_cli.engines import module_cache, rewrite
+from wasm_bpf_cli.engines import module_cache, rewrite, stdio
 from wasm_bpf_cli.engines.base import (Engine, GuestExit, GuestMemory, GuestTrap, HostFunction,
                                        Instance, WasiOptions)
 from wasm_bpf_cli.errors import EngineError, ModuleError
 
 TRAMPOLINE_EXPORT = "__wasm_bpf_call_table"
-WASI = "wasi_snapshot_preview1"
-
-# WASI errno numbers used by the fd_read / fd_write replacements.
-_EBADF, _EFAULT, _EIO, _EPIPE, _EAGAIN, _EINTR = 8, 21, 29, 64, 6, 27
-_LINUX_TO_WASI = {9: _EBADF, 14: _EFAULT, 32: _EPIPE, 11: _EAGAIN, 4: _EINTR}
-
-# Shares the guest's memory (so wasmer's WASI functions, which find their
-# memory through the instance that imports them, work on the guest's), and
-# wraps the WASI functions in wasm: a native function cannot be called from
-# Python directly in wasmer-python 1.1.
-_DELEGATE_WAT = """(module
-  (import "env" "memory" (memory 0))
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_read" (func $r (param i32 i32 i32 i32) (result i32)))
-  (export "memory" (memory 0))
-  (func (export "fd_write") (param i32 i32 i32 i32) (result i32)
-    (call $w (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
-  (func (export "fd_read") (param i32 i32 i32 i32) (result i32)
-    (call $r (local.get 0) (local.get 1) (local.get 2) (local.get 3))))"""
-
 
 def _wasmer():
     """Import wasmer and its Cranelift compiler, or say in one line why not."""
@@ -150,83 +126,8 @@ class WasmerMemory(GuestMemory):
         return old
 
 
-class _StdStreams:
-    """fd_write / fd_read for the guest: fds 0-2 here, the rest to wasmer's WASI."""
-
-    def __init__(self, wasi: WasiOptions):
-        self.sinks = {1: wasi.stdout, 2: wasi.stderr}
-        self.stdin = open(wasi.stdin_path, "rb", buffering=0) if wasi.stdin_path else None
-        self.memory: Optional[WasmerMemory] = None
-        self.delegate = None  # the helper instance's exports
-
-    def _iovecs(self, iovs: int, count: int):
-        raw = self.memory.read(iovs, 8 * count) if count >= 0 else None
-        if raw is None:
-            return None
-        return [struct.unpack_from("<II", raw, 8 * i) for i in range(count)]
-
-    def _store_u32(self, ptr: int, value: int) -> bool:
-        addr = self.memory.host_address(ptr, 4)
-        if addr is None:
-            return False
-        ctypes.c_uint32.from_address(addr).value = value
-        return True
-
-    def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
-        if fd not in self.sinks:
-            return self.delegate.fd_write(fd, iovs, count, nwritten)
-        vecs = self._iovecs(iovs, count)
-        if vecs is None:
-            return _EFAULT
-        chunks = []
-        for ptr, length in vecs:
-            data = self.memory.read(ptr, length)
-            if data is None:
-                return _EFAULT
-            chunks.append(data)
-        data = b"".join(chunks)
-        sink = self.sinks[fd]
-        try:
-            if sink is not None:
-                sink(data)
-            else:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-        except OSError as err:
-            return _LINUX_TO_WASI.get(err.errno, _EIO)
-        return 0 if self._store_u32(nwritten, len(data)) else _EFAULT
-
-    def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
-        if fd != 0:
-            return self.delegate.fd_read(fd, iovs, count, nread)
-        vecs = self._iovecs(iovs, count)
-        if vecs is None:
-            return _EFAULT
-        total = 0
-        for ptr, length in vecs:
-            if self.memory.host_address(ptr, length) is None:
-                return _EFAULT
-            if self.stdin is None or length == 0:
-                continue
-            try:
-                data = self.stdin.read(length)
-            except OSError as err:
-                return _LINUX_TO_WASI.get(err.errno, _EIO)
-            ctypes.memmove(self.memory.host_address(ptr, len(data)), data, len(data))
-            total += len(data)
-            if len(data) < length:
-                break
-        return 0 if self._store_u32(nread, total) else _EFAULT
-
-    def close(self) -> None:
-        if self.stdin is not None:
-            self.stdin.close()
-            self.stdin = None
-
-
 class WasmerInstance(Instance):
-    def __init__(self, instance, streams: _StdStreams):
+    def __init__(self, instance, streams: stdio.GuestStdio):
         self._instance = instance
         self._exports = instance.exports
         self._streams = streams
@@ -446,15 +347,11 @@ class WasmerEngine(Engine):
                 module.capped[max_memory] = compiled
         wasi_env = self._wasi_env(wasi)
         imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
-        streams = _StdStreams(wasi)
+        streams = stdio.GuestStdio(wasi)
         ty = lambda sig: wasmer.FunctionType(  # noqa: E731
             [_wasm_type(wasmer, t) for t in sig.params], [_wasm_type(wasmer, t) for t in sig.results])
-        i32 = wasmer.Type.I32
-        wasi_ns = imports.setdefault(WASI, {})
-        wasi_ns["proc_exit"] = wasmer.Function(store, _proc_exit, wasmer.FunctionType([i32], []))
-        fd_type = wasmer.FunctionType([i32] * 4, [i32])
-        wasi_ns["fd_write"] = wasmer.Function(store, streams.fd_write, fd_type)
-        wasi_ns["fd_read"] = wasmer.Function(store, streams.fd_read, fd_type)
+        for module_name, name, signature, func in streams.functions():
+            imports.setdefault(module_name, {})[name] = wasmer.Function(store, func, ty(signature))
         for hf in host_functions:
             imports.setdefault(hf.module, {})[hf.name] = wasmer.Function(store, hf.func, ty(hf.signature))
         try:
@@ -469,7 +366,7 @@ class WasmerEngine(Engine):
             raise
         inst = WasmerInstance(instance, streams)
         streams.memory = inst.memory
-        # wasmer's fd_write / fd_read for every fd other than 0-2 (files, preopens).
+        # wasmer's own WASI functions for every fd other than 0-2 (files, preopens).
         delegate_imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
         delegate_imports["env"] = {"memory": inst.memory._mem}
         delegate = wasmer.Instance(self._delegate_module(store), delegate_imports)
@@ -480,7 +377,7 @@ class WasmerEngine(Engine):
         wasmer, _ = _wasmer()
         module = getattr(self._local, "delegate", None)
         if module is None:
-            module = self._local.delegate = wasmer.Module(store, _DELEGATE_WAT)
+            module = self._local.delegate = wasmer.Module(store, stdio.DELEGATE_WAT)
         return module
 
     @staticmethod
@@ -510,7 +407,3 @@ class WasmerEngine(Engine):
 def _wasm_type(wasmer, name: str):
     return {"i32": wasmer.Type.I32, "i64": wasmer.Type.I64,
             "f32": wasmer.Type.F32, "f64": wasmer.Type.F64}[name]
-
-
-def _proc_exit(code: int) -> None:
-    raise GuestExit(code)

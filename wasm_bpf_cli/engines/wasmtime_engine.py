@@ -18,7 +18,7 @@ from wasmtime import _ffi as ffi
 from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, Signature
 from wasm_bpf_cli.engines.base import (Engine, GuestExit, GuestMemory, GuestTrap, HostFunction,
                                        Instance, WasiOptions)
-from wasm_bpf_cli.engines import module_cache, rewrite
+from wasm_bpf_cli.engines import module_cache, rewrite, stdio
 from wasm_bpf_cli.errors import EngineError, ModuleError
 
 _VERSION: Optional[str] = None
@@ -134,9 +134,19 @@ class _RawCaller:
         return buf[0].i64 if self._result64 else buf[0].i32
 
 
+class _Delegate:
+    """The engine's own WASI functions, called through the delegate instance
+    (stdio.DELEGATE_WAT) for the fds GuestStdio does not serve."""
+
+    def __init__(self, instance: "WasmtimeInstance", exports) -> None:
+        for name, signature in stdio.DELEGATED:
+            setattr(self, name, _RawCaller(instance, exports[name], signature))
+
+
 class WasmtimeInstance(Instance):
-    def __init__(self, engine: "WasmtimeEngine", store: wasmtime.Store):
+    def __init__(self, engine: "WasmtimeEngine", store: wasmtime.Store, streams: stdio.GuestStdio):
         self._engine = engine
+        self.streams = streams
         self.store = store
         self.context = store._context()
         self.pending: Optional[BaseException] = None  # raised by a host function
@@ -213,8 +223,10 @@ class WasmtimeInstance(Instance):
         return 0
 
     def close(self) -> None:
-        # Dropping the store runs wasmtime's WASI finalizers, which call back
-        # into Python: do it now, not during interpreter shutdown (a panic).
+        # Dropping the store runs wasmtime's WASI finalizers: do it now, on
+        # this thread, not during interpreter shutdown.
+        self.streams.close()
+        self.streams.delegate = None
         self._exports = None
         self._table_callers.clear()
         self.memory = None
@@ -257,6 +269,7 @@ class WasmtimeEngine(Engine):
         config.epoch_interruption = True
         config.memory_may_move = False  # WasmtimeMemory keeps the base address
         self._engine = wasmtime.Engine(config)
+        self._delegate_module: Optional[wasmtime.Module] = None
         self.interrupted = False
 
     @classmethod
@@ -307,9 +320,13 @@ class WasmtimeEngine(Engine):
         if max_memory is not None:
             store.set_limits(memory_size=max_memory)
         store.set_wasi(self._wasi_config(wasi))
-        inst = WasmtimeInstance(self, store)
+        streams = stdio.GuestStdio(wasi)
+        inst = WasmtimeInstance(self, store, streams)
         linker = wasmtime.Linker(self._engine)
         linker.define_wasi()
+        linker.allow_shadowing = True  # the standard streams and proc_exit are stdio.py's
+        for module_name, name, signature, func in streams.functions():
+            linker.define(store, module_name, name, inst.host_trampoline(func, signature))
         for hf in host_functions:
             linker.define(store, hf.module, hf.name, inst.host_trampoline(hf.func, hf.signature))
         try:
@@ -322,7 +339,17 @@ class WasmtimeEngine(Engine):
                 raise pending
             raise ModuleError(f"cannot instantiate module: {_one_line(err)}") from None
         inst.bind(instance)
+        streams.memory = inst.memory
+        streams.delegate = self._delegate(store, inst, instance)
         return inst
+
+    def _delegate(self, store: wasmtime.Store, inst: WasmtimeInstance, guest: wasmtime.Instance) -> _Delegate:
+        if self._delegate_module is None:
+            self._delegate_module = wasmtime.Module(self._engine, stdio.DELEGATE_WAT)
+        linker = wasmtime.Linker(self._engine)
+        linker.define_wasi()
+        linker.define(store, "env", "memory", guest.exports(store)["memory"])
+        return _Delegate(inst, linker.instantiate(store, self._delegate_module).exports(store))
 
     @staticmethod
     def _wasi_config(opts: WasiOptions) -> wasmtime.WasiConfig:
@@ -334,16 +361,13 @@ class WasmtimeEngine(Engine):
                 cfg.preopen_dir(host, guest)
             except wasmtime.WasmtimeError as err:
                 raise EngineError(f"cannot preopen {host!r} as {guest!r}: {_one_line(err)}") from None
+        # fds 0-2 are served by stdio.GuestStdio; these are for the rare call
+        # it passes on (e.g. fd_seek on fd 1). Never stdout_custom: wasmtime
+        # calls it from a runtime thread, which panicked at interpreter exit.
         if opts.stdout is None:
             cfg.inherit_stdout()
-        else:
-            cfg.stdout_custom = opts.stdout
         if opts.stderr is None:
             cfg.inherit_stderr()
-        else:
-            cfg.stderr_custom = opts.stderr
-        if opts.stdin_path is not None:
-            cfg.stdin_file = opts.stdin_path
         return cfg
 
     def interrupt(self) -> bool:

@@ -35,7 +35,8 @@ from typing import Dict, List, Optional
 from wasm_bpf_cli.abi import signatures as abi
 
 from .bpf_object import describe_object
-from .elf_reader import ELF_MAGIC, scan_bpf_objects
+from .elf_reader import ELF_MAGIC
+from .embedded import embedded_objects
 from .errors import InspectError
 from .verdict import check_module
 from .wasm_reader import MAGIC, read_wasm
@@ -103,25 +104,19 @@ def _wasm_report(data: bytes, name: str, wrapper_module: str, callback_export: s
 
     objects: List[Dict] = []
     warnings: List[str] = []
-    for seg in mod.data_segments:
-        if not seg.size:
-            continue
-        chunk = mod.segment_bytes(seg)
-        for off, length, error in scan_bpf_objects(chunk, seg.file_offset):
-            file_off = seg.file_offset + off
-            entry: Dict = {"offset": file_off, "size": length,
-                           "address": seg.offset + off if seg.offset is not None else None,
-                           "segment": seg.index, "error": error}
-            if error is None:
-                try:
-                    desc = describe_object(chunk, off, f"BPF object at offset 0x{file_off:x}")
-                except InspectError as exc:
-                    entry["error"] = str(exc)
-                else:
-                    entry = {**entry, **desc, "offset": file_off}
-            if entry["error"]:
-                warnings.append(entry["error"])
-            objects.append(entry)
+    for found in embedded_objects(mod):
+        entry: Dict = {"offset": found.file_offset, "size": found.length, "address": found.address,
+                       "segment": found.segment, "error": found.error}
+        if found.error is None:
+            try:
+                desc = describe_object(found.data, found.start, f"BPF object at offset 0x{found.file_offset:x}")
+            except InspectError as exc:
+                entry["error"] = str(exc)
+            else:
+                entry = {**entry, **desc, "offset": found.file_offset}
+        if entry["error"]:
+            warnings.append(entry["error"])
+        objects.append(entry)
 
     problems = check_module(mod, wrapper_module, callback_export)
     table = any(i.module == abi.WASM_BPF_MODULE and i.name == "wasm_bpf_buffer_poll"

@@ -1,0 +1,200 @@
+"""The guest's standard streams and its exit, served from Python on every engine.
+
+Why not the engines' own WASI for these:
+- Line buffering. wasi-libc line-buffers stdout only when `fd_fdstat_get`
+  says fd 1 is a character device without seek/tell rights; otherwise it
+  keeps 4 KiB in guest memory until exit. wasmtime reports fd 1 as "unknown"
+  even on a terminal, and no engine does on a pipe or for an API callback, so
+  a guest that prints with plain `printf` (as upstream's examples do) showed
+  nothing until it ended, and lost it all when it had to be interrupted.
+  Here fds 1 and 2 are reported as character devices by default
+  (`line_buffered`), and every write goes to the host at once, byte for byte.
+- Exit status. `proc_exit(code)` ends the guest with `code`'s low 8 bits, as
+  a native process's status (wasmtime's WASI traps on a status >= 126).
+- No callback from the engine's runtime threads: wasmtime's `stdout_custom`
+  calls Python from a tokio worker, which panicked at interpreter exit.
+
+Every other fd (files, preopened directories) goes to the engine's own WASI
+through a tiny delegate instance that shares the guest's memory (the engines
+find the memory a WASI function works on through the calling instance).
+"""
+import ctypes
+import errno
+import os
+import stat
+import struct
+from typing import Callable, List, Optional, Tuple
+
+from wasm_bpf_cli.abi.signatures import WASI_MODULE, Signature
+from wasm_bpf_cli.engines.base import GuestExit, GuestMemory, WasiOptions
+
+# WASI errno numbers (wasi-libc's errno.h).
+_WASI_EBADF, _WASI_EFAULT, _WASI_EIO, _WASI_EPIPE, _WASI_EAGAIN, _WASI_EINTR = 8, 21, 29, 64, 6, 27
+_LINUX_TO_WASI = {errno.EBADF: _WASI_EBADF, errno.EFAULT: _WASI_EFAULT, errno.EPIPE: _WASI_EPIPE,
+                  errno.EAGAIN: _WASI_EAGAIN, errno.EINTR: _WASI_EINTR}
+
+# WASI filetypes and rights (wasi_snapshot_preview1).
+_FILETYPE_UNKNOWN, _FILETYPE_CHARACTER_DEVICE, _FILETYPE_REGULAR_FILE = 0, 2, 4
+_FILETYPE_SOCKET_STREAM = 6
+_RIGHT_FD_READ, _RIGHT_FD_WRITE = 1 << 1, 1 << 6
+_RIGHT_FD_SEEK, _RIGHT_FD_TELL = 1 << 2, 1 << 5
+_RIGHT_FD_FILESTAT_GET, _RIGHT_POLL_FD_READWRITE = 1 << 21, 1 << 27
+_FDSTAT = struct.Struct("<BxHxxxxQQ")  # filetype, flags, rights base, rights inheriting: 24 bytes
+
+LINE = "line"  # fds 1 and 2 look like a terminal: libc flushes stdout at each newline
+LIBC = "libc"  # fds 1 and 2 look like the host's own: a pipe or file is fully buffered
+BUFFERING_MODES = (LINE, LIBC)
+
+I32x4 = Signature(("i32",) * 4, ("i32",))
+I32x2 = Signature(("i32", "i32"), ("i32",))
+PROC_EXIT = Signature(("i32",), ())
+
+# Shares the guest's memory and re-exports the engine's WASI functions that
+# GuestStdio passes other fds on to. The same text on every engine.
+DELEGATE_WAT = """(module
+  (import "env" "memory" (memory 0))
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $r (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $s (param i32 i32) (result i32)))
+  (export "memory" (memory 0))
+  (func (export "fd_write") (param i32 i32 i32 i32) (result i32)
+    (call $w (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+  (func (export "fd_read") (param i32 i32 i32 i32) (result i32)
+    (call $r (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+  (func (export "fd_fdstat_get") (param i32 i32) (result i32)
+    (call $s (local.get 0) (local.get 1))))"""
+DELEGATED = (("fd_write", I32x4), ("fd_read", I32x4), ("fd_fdstat_get", I32x2))
+
+
+def _filetype_of(fd: int) -> int:
+    """The WASI filetype of the host's own fd (for `libc` buffering)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return _FILETYPE_UNKNOWN
+    if stat.S_ISCHR(mode):
+        return _FILETYPE_CHARACTER_DEVICE
+    if stat.S_ISREG(mode):
+        return _FILETYPE_REGULAR_FILE
+    if stat.S_ISSOCK(mode):
+        return _FILETYPE_SOCKET_STREAM
+    return _FILETYPE_UNKNOWN
+
+
+class GuestStdio:
+    """fd_write, fd_read, fd_fdstat_get and proc_exit for one guest.
+
+    The engine adapter imports `functions()` in place of its WASI's, sets
+    `memory` once the instance exists, and `delegate` to an object whose
+    fd_write / fd_read / fd_fdstat_get are the engine's own (called for
+    fds other than 0-2). Call `close()` when the guest is done."""
+
+    def __init__(self, wasi: WasiOptions):
+        self.sinks = {1: wasi.stdout, 2: wasi.stderr}
+        self.stdin = open(wasi.stdin_path, "rb", buffering=0) if wasi.stdin_path else None
+        self.line_buffered = wasi.buffering == LINE
+        self.on_closed_output = wasi.on_closed_output
+        self.memory: Optional[GuestMemory] = None
+        self.delegate = None
+
+    def functions(self) -> List[Tuple[str, str, Signature, Callable[..., Optional[int]]]]:
+        """(module, name, signature, function) of every WASI import served here."""
+        return [(WASI_MODULE, "fd_write", I32x4, self.fd_write),
+                (WASI_MODULE, "fd_read", I32x4, self.fd_read),
+                (WASI_MODULE, "fd_fdstat_get", I32x2, self.fd_fdstat_get),
+                (WASI_MODULE, "proc_exit", PROC_EXIT, proc_exit)]
+
+    # -- helpers ----------------------------------------------------------
+    def _iovecs(self, iovs: int, count: int):
+        raw = self.memory.read(iovs, 8 * count) if 0 <= count <= 1024 else None
+        if raw is None:
+            return None
+        return [struct.unpack_from("<II", raw, 8 * i) for i in range(count)]
+
+    def _store_u32(self, ptr: int, value: int) -> bool:
+        addr = self.memory.host_address(ptr, 4)
+        if addr is None:
+            return False
+        ctypes.c_uint32.from_address(addr).value = value
+        return True
+
+    # -- the WASI functions -----------------------------------------------
+    def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
+        if fd not in self.sinks:
+            return self.delegate.fd_write(fd, iovs, count, nwritten)
+        vecs = self._iovecs(iovs, count)
+        if vecs is None:
+            return _WASI_EFAULT
+        chunks = []
+        for ptr, length in vecs:
+            data = self.memory.read(ptr, length)
+            if data is None:
+                return _WASI_EFAULT
+            chunks.append(data)
+        data = b"".join(chunks)
+        sink = self.sinks[fd]
+        try:
+            if sink is not None:
+                sink(data)
+            else:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+        except OSError as err:
+            if err.errno == errno.EPIPE and self.on_closed_output is not None:
+                self.on_closed_output(fd)
+            return _LINUX_TO_WASI.get(err.errno, _WASI_EIO)
+        return 0 if self._store_u32(nwritten, len(data)) else _WASI_EFAULT
+
+    def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
+        if fd != 0:
+            return self.delegate.fd_read(fd, iovs, count, nread)
+        vecs = self._iovecs(iovs, count)
+        if vecs is None:
+            return _WASI_EFAULT
+        total = 0
+        for ptr, length in vecs:
+            if self.memory.host_address(ptr, length) is None:
+                return _WASI_EFAULT
+            if self.stdin is None or length == 0:
+                continue
+            try:
+                data = self.stdin.read(length)
+            except OSError as err:
+                return _LINUX_TO_WASI.get(err.errno, _WASI_EIO)
+            ctypes.memmove(self.memory.host_address(ptr, len(data)), data, len(data))
+            total += len(data)
+            if len(data) < length:
+                break
+        return 0 if self._store_u32(nread, total) else _WASI_EFAULT
+
+    def fd_fdstat_get(self, fd: int, buf: int) -> int:
+        if fd not in (0, 1, 2):
+            return self.delegate.fd_fdstat_get(fd, buf)
+        addr = self.memory.host_address(buf, _FDSTAT.size)
+        if addr is None:
+            return _WASI_EFAULT
+        if fd == 0:
+            filetype, rights = _FILETYPE_CHARACTER_DEVICE, _RIGHT_FD_READ | _RIGHT_POLL_FD_READWRITE
+        else:
+            rights = _RIGHT_FD_WRITE | _RIGHT_POLL_FD_READWRITE | _RIGHT_FD_FILESTAT_GET
+            if self.line_buffered or self.sinks[fd] is None and os.isatty(fd):
+                filetype = _FILETYPE_CHARACTER_DEVICE  # no seek/tell rights: libc's isatty() is true
+            elif self.sinks[fd] is None:
+                filetype = _filetype_of(fd)
+                if filetype == _FILETYPE_REGULAR_FILE:
+                    rights |= _RIGHT_FD_SEEK | _RIGHT_FD_TELL
+            else:
+                filetype = _FILETYPE_UNKNOWN  # an API callback: a stream, fully buffered
+        ctypes.memmove(addr, _FDSTAT.pack(filetype, 0, rights, rights), _FDSTAT.size)
+        return 0
+
+    def close(self) -> None:
+        if self.stdin is not None:
+            self.stdin.close()
+            self.stdin = None
+
+
+def proc_exit(code: int) -> None:
+    """The guest's status as a native process's: its low 8 bits (-1 -> 255)."""
+    raise GuestExit(code & 0xFF)
