@@ -19,6 +19,22 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
+def pytest_configure(config):
+    """The suite's compiled modules go to a cache of its own, removed at the
+    end, never to the user's (~/.cache/wasm-bpf); CLI subprocesses inherit it."""
+    import tempfile
+
+    config._wasm_bpf_cache = tempfile.mkdtemp(prefix="wasm-bpf-test-cache-")
+    os.environ["WASM_BPF_CACHE_DIR"] = config._wasm_bpf_cache
+    os.environ.pop("WASM_BPF_CACHE_MAX_SIZE", None)
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_wasm_bpf_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     import sys
 

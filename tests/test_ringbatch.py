@@ -82,11 +82,10 @@ class FakeRing:
 
 
 @pytest.fixture
-def guest(tmp_path, monkeypatch):
+def guest():
     from wasm_bpf_cli import engines as registry
     import wasmtime
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     engine = registry.create(ENGINE)
     inst = engine.instantiate(engine.compile(bytes(wasmtime.wat2wasm(GUEST)), cache=False),
                               WasiOptions(argv=["g"]), [])

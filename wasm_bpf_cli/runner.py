@@ -70,6 +70,8 @@ class RunOptions:
     max_object_size: Optional[int] = None  # bytes of one BPF object the guest loads
     argv0: Optional[str] = None  # default: the module path
     cache: bool = True  # use the on-disk compiled-module cache (engines/module_cache.py)
+    cache_dir: Optional[str] = None  # its directory (default: $WASM_BPF_CACHE_DIR or ~/.cache/wasm-bpf)
+    cache_max_size: Optional[int] = None  # bytes it may hold (default: $WASM_BPF_CACHE_MAX_SIZE or 256 MiB)
     policy: Optional["Policy"] = None  # wasm_bpf_cli.policy.Policy: what the guest may load/attach
     # "line": the guest's stdout/stderr look like a terminal to it, so its
     # libc writes each line as it is completed; "libc": they look like what
@@ -193,6 +195,18 @@ def _start_without_signals(thread: threading.Thread) -> None:
         thread.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _module_cache(options: RunOptions):
+    """The compiled-module cache the options ask for, or None."""
+    if not options.cache:
+        return None
+    from wasm_bpf_cli.engines.module_cache import ModuleCache
+
+    try:
+        return ModuleCache(options.cache_dir, options.cache_max_size)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def check_module(wasm: bytes, options: RunOptions) -> bool:
@@ -460,7 +474,7 @@ class Runner:
         if needs_bpf:  # the kernel loads them while the engine starts
             abi.preload(embedded_images(wasm, abi.max_object_size))
         self._engine = engines.create(opts.engine)
-        module = self._engine.compile(wasm, cache=opts.cache)
+        module = self._engine.compile(wasm, cache=_module_cache(opts))
         env = list(opts.env.items()) if isinstance(opts.env, Mapping) else [tuple(kv) for kv in opts.env]
         wasi = WasiOptions(
             argv=[opts.argv0 or self.path] + list(opts.args),

@@ -12,6 +12,7 @@ COMMANDS = {
     "sdk": ("wasm_bpf_cli.cli.sdk_cmd", "sdk", "Print compiler flags for building C guests."),
     "gen": ("wasm_bpf_cli.cli.gen_cmd", "gen", "Generate skeleton headers and C types from a BPF object."),
     "doctor": ("wasm_bpf_cli.cli.doctor_cmd", "doctor", "Check what this machine can run."),
+    "cache": ("wasm_bpf_cli.cli.cache_cmd", "cache", "Show or clear the compiled-module cache."),
 }
 
 

@@ -147,14 +147,17 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
                    "are, so a guest printing in bulk to a pipe or file keeps its libc's 4 KiB buffer.")
 @click.option("--no-cache", is_flag=True,
               help="Compile the module afresh: neither read nor write the compiled-module cache "
-                   "($XDG_CACHE_HOME/wasm-bpf).")
+                   "(see `wasm-bpf cache`).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Directory of the compiled-module cache (default: $WASM_BPF_CACHE_DIR, else "
+                   "$XDG_CACHE_HOME/wasm-bpf or ~/.cache/wasm-bpf).")
 @click.option("-v", "--verbose", count=True, help="Show libbpf's log and the host calls.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no status line or summary.")
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
-        policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache, verbose, quiet,
-        module, args):
+        policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache, cache_dir,
+        verbose, quiet, module, args):
     """Run MODULE.wasm; everything after it goes to the guest (which sees
     MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
     from wasm_bpf_cli import engines
@@ -169,7 +172,8 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              callback_export_name=callback_export_name,
                              policy=_policy(policy_file, allow, deny, dirs),
                              max_memory=max_memory, max_object_size=max_object_size,
-                             output_buffering=output_buffering, cache=not no_cache)
+                             output_buffering=output_buffering, cache=not no_cache,
+                             cache_dir=cache_dir)
     except WasmBpfError as err:
         fail(err)
     if options.engine == "wasmer":

@@ -146,8 +146,10 @@ class Engine:
     def version(cls) -> str:
         raise NotImplementedError
 
-    def compile(self, wasm: bytes, cache: bool = True):
-        """Compile a module; raises ModuleError with a one-line reason."""
+    def compile(self, wasm: bytes, cache=True):
+        """Compile a module; raises ModuleError with a one-line reason.
+        `cache`: a module_cache.ModuleCache to read and fill, True for the
+        default one, False for none."""
         raise NotImplementedError
 
     def instantiate(self, module, wasi: WasiOptions,

@@ -289,7 +289,7 @@ class WasmerEngine(Engine):
             self._local.cache = {}
         return store
 
-    def compile(self, wasm: bytes, cache: bool = True) -> _Compiled:
+    def compile(self, wasm: bytes, cache=True) -> _Compiled:
         wasmer, _ = _wasmer()
         wasm = bytes(wasm)
         if wasm[:4] != b"\0asm":
@@ -300,9 +300,10 @@ class WasmerEngine(Engine):
             return self._local.cache[key]
         name = None
         compiled = None
-        if cache:
+        disk = module_cache.resolve(cache)
+        if disk is not None:
             name = module_cache.key(wasm, self.name, self.version(), rewrite.REWRITE_VERSION)
-            blob = module_cache.load(name)
+            blob = disk.load(name)
             if blob is not None and len(blob) > 1:
                 try:
                     module = wasmer.Module.deserialize(store, blob[1:])
@@ -315,7 +316,7 @@ class WasmerEngine(Engine):
             compiled = _Compiled(self._module(store, wasm), wasm, threading.get_ident(), has_table,
                                  source=source)
             if name is not None:
-                module_cache.store(name, bytes([int(has_table)]) + compiled.module.serialize())
+                disk.store(name, bytes([int(has_table)]) + compiled.module.serialize())
         if cache:
             self._local.cache[key] = compiled
         return compiled

@@ -290,16 +290,17 @@ class WasmtimeEngine(Engine):
                 _VERSION = version("wasmtime")
         return _VERSION
 
-    def compile(self, wasm: bytes, cache: bool = True) -> wasmtime.Module:
+    def compile(self, wasm: bytes, cache=True) -> wasmtime.Module:
         """Compile (with the ring dispatch loops added, rewrite.py); with
         `cache`, through the on-disk module cache (module_cache.py)."""
         wasm = bytes(wasm)
         if wasm[:4] != b"\0asm":
             raise ModuleError("not a wasm module (bad magic number)")
         name = None
-        if cache:
+        disk = module_cache.resolve(cache)
+        if disk is not None:
             name = module_cache.key(wasm, self.name, self.version(), rewrite.REWRITE_VERSION)
-            blob = module_cache.load(name)
+            blob = disk.load(name)
             if blob is not None:
                 try:
                     return wasmtime.Module.deserialize(self._engine, blob)
@@ -310,7 +311,7 @@ class WasmtimeEngine(Engine):
         except wasmtime.WasmtimeError as err:
             raise ModuleError(f"invalid wasm module: {_one_line(err)}") from None
         if name is not None:
-            module_cache.store(name, module.serialize())
+            disk.store(name, module.serialize())
         return module
 
     def instantiate(self, module: wasmtime.Module, wasi: WasiOptions,
