@@ -211,3 +211,37 @@ def test_readme_api_example_runs(no_bpf_leaks):
     trigger.cancel()
     assert res.returncode == 0, res.stderr
     assert re.search(r"^exited 0 after \d+\.\d+s, \d+ events$", res.stdout, re.M), res.stdout
+
+
+def test_stop_or_kill_right_after_start_cancels_the_run(no_bpf_leaks):
+    """100 times: stop() or kill() right after start(), while the module is
+    still being prepared. Each run reports one result; the guest never gets
+    to load or attach anything after it (its thread ends, this process holds
+    no BPF fd)."""
+    from conftest import fdinfo_ids
+
+    held_before = fdinfo_ids(os.getpid())
+    outcomes = {}
+    for i in range(100):
+        out = Lines()
+        runner = Runner(guest("counter"), opts(stdout=out))
+        runner.start()
+        if i % 2:
+            runner.kill()
+        else:
+            runner.stop()
+        result = runner.wait(30)
+        assert result is not None, f"run {i}: no result"
+        deadline = time.monotonic() + 30
+        while any(t.name == "wasm-bpf-guest" for t in threading.enumerate()):
+            assert time.monotonic() < deadline, f"run {i}: the guest thread still runs"
+            time.sleep(0.005)
+        assert runner.result is result and runner.wait(0) is result  # one result, unchanged
+        assert fdinfo_ids(os.getpid()) == held_before, f"run {i}: BPF fds left open"
+        if result.outcome is Outcome.INTERRUPTED:  # cancelled before the guest started
+            assert (result.exit_code, result.stop_reason, out.all) == (130, "stop", []), (i, result)
+        else:  # started before the stop arrived: it saw -EINTR at its first poll
+            assert (result.outcome, result.exit_code, out.all) == (
+                Outcome.EXITED, 0, ["attached", "stopped"]), (i, result, out.all)
+        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+    assert outcomes.get(Outcome.INTERRUPTED, 0) >= 50, outcomes  # the race this test is about

@@ -14,7 +14,10 @@ next `wasm_bpf_buffer_poll` return -EINTR; a guest that does not return by
 itself within `grace_period` is interrupted by the engine, and one the engine
 cannot interrupt is abandoned after all its BPF objects were destroyed.
 Whatever happens, every link, poller and object the guest opened is destroyed
-before the result is reported.
+before the result is reported. A stop or kill that comes while the module is
+still being prepared (read, compiled, instantiated) cancels the run: the
+guest is never started, and the result (interrupted) comes once preparation
+has ended and its BPF objects are closed.
 """
 import enum
 import logging
@@ -226,6 +229,10 @@ def check_module(wasm: bytes, options: RunOptions) -> bool:
     return any(i.module == "wasm_bpf" and i.name == "wasm_load_bpf_object" for i in mod.imports)
 
 
+class _Cancelled(Exception):
+    """A stop or kill came before the guest started (Runner._end_preparing)."""
+
+
 class Runner:
     """Runs one guest once. Not reusable: make a new Runner per run."""
 
@@ -248,7 +255,9 @@ class Runner:
         self._stop_lock = threading.Lock()
         self._timers: List[threading.Timer] = []
         self._interrupted = False
+        self._preparing = True  # no guest code has run yet (see _main)
         self._started_at = 0.0
+        self._cpu_at_start = 0.0
 
     # -- running --------------------------------------------------------
     def run(self) -> RunResult:
@@ -267,6 +276,7 @@ class Runner:
         if self._thread is not None:
             raise WasmBpfError("this Runner was already started; make a new one")
         self._started_at = time.monotonic()
+        self._cpu_at_start = time.process_time()
         self._thread = threading.Thread(target=self._main, name="wasm-bpf-guest", daemon=True)
         _start_without_signals(self._thread)  # and the threads it starts (engine, preload)
         if self.options.duration is not None:
@@ -305,9 +315,17 @@ class Runner:
         with self._stop_lock:
             if self._stop_reason is None:
                 self._stop_reason = "stop"
-        self._interrupted = True
+            self._interrupted = True
+            preparing = self._preparing
         if self._abi is not None:
             self._abi.request_stop()
+        if preparing:
+            # The guest has not started and never will (_main sees the stop
+            # when preparation ends): wait for that, and give up on the thread
+            # only if preparation itself hangs.
+            if not self._done.wait(self.options.grace_period):
+                self._abandon()
+            return
         if self._engine is not None and self._engine.interrupt():
             if self._done.wait(self.options.grace_period):
                 return
@@ -403,14 +421,13 @@ class Runner:
     def _main(self) -> None:
         from wasm_bpf_cli.engines.base import GuestTrap
 
-        self._cpu_at_start = time.process_time()
         cleanup: List[Callable[[], None]] = []
         instance = None
         result: Optional[RunResult] = None
         error: Optional[BaseException] = None
         try:
             instance = self._prepare(cleanup)
-            self._phase = "running" if self._stop_reason is None else "stopping"
+            self._end_preparing()
             try:
                 code = instance.run_main()
                 result = RunResult(code, Outcome.EXITED, self._stop_reason, None)
@@ -419,6 +436,8 @@ class Runner:
                     result = self._stopped_result()
                 else:
                     result = RunResult(1, Outcome.TRAPPED, self._stop_reason, f"guest trapped: {trap}")
+        except _Cancelled:  # stopped while preparing: the guest never started
+            result = self._stopped_result()
         except WasmBpfError as err:
             error = err
         except BaseException as err:  # noqa: BLE001 - reported, not lost on this thread
@@ -432,6 +451,15 @@ class Runner:
             for action in cleanup:
                 action()
         self._finish(result, error)
+
+    def _end_preparing(self) -> None:
+        """From here on, kill() interrupts the guest; raises _Cancelled if a
+        stop came while preparing (the guest must not start then)."""
+        with self._stop_lock:
+            self._preparing = False
+            if self._stop_reason is not None:
+                raise _Cancelled()
+            self._phase = "running"
 
     def _prepare(self, cleanup: List[Callable[[], None]]):
         """Read, check and instantiate the module (on the guest's thread: some
