@@ -418,3 +418,27 @@ def _sig(params, results):
     from wasm_bpf_cli.abi.signatures import Signature
 
     return Signature(tuple(params), tuple(results))
+
+
+def test_a_closed_object_is_released(no_bpf_leaks):
+    """After wasm_close_bpf_object nothing of the host keeps the object (nor
+    the ELF image it holds) alive: not the map size cache, not a map walk."""
+    import gc
+    import weakref
+
+    fz = Fuzzer(random.Random(SEED))
+    try:
+        handle = fz.load_real("maps")
+        gobj = weakref.ref(fz.abi.objects[handle])
+        kv = fz.abi.map_fd_by_name(handle, fz.name_ptrs[NAMES.index(b"kv")])
+        key, value = fz.scratch, fz.scratch + 8
+        fz._write(key, (1).to_bytes(4, "little") + bytes(4) + (5).to_bytes(8, "little"))
+        assert fz.abi.map_operate(kv, 2, key, value, 0, 0) == 0  # update: sizes cached for kv
+        assert fz.abi.map_operate(kv, 4, 0, 0, key, 0) == 0  # a walk from NULL
+        assert fz.abi.close_bpf_object(handle) == 0
+        gc.collect()
+        assert gobj() is None, gc.get_referrers(gobj())
+        assert fz.abi.map_operate(kv, 1, key, value, 0, 0) == werr.EBADF
+    finally:
+        fz.abi.close()
+        fz.instance.close()

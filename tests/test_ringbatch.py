@@ -344,6 +344,7 @@ def test_mapped_ring_over_a_real_ring_buffer_map(no_bpf_leaks):
 
 def test_a_callback_polling_its_own_buffer_mid_batch_gets_nothing():
     """The rest of the batch is not consumed yet: it must not be delivered twice."""
+    from wasm_bpf_cli.abi.delivery import BatchPlan
     from wasm_bpf_cli.abi.host import GuestObject, HostAbi
     from wasm_bpf_cli.bpf import MapInfo
 
@@ -359,11 +360,11 @@ def test_a_callback_polling_its_own_buffer_mid_batch_gets_nothing():
             raise AssertionError("polled inside its own batch")
 
     abi = HostAbi()
-    abi.instance = type("I", (), {"memory": Memory()})()
+    abi.bind(type("I", (), {"memory": Memory()})())
     gobj = GuestObject.__new__(GuestObject)
     gobj.maps = {7: MapInfo(27, 0, 0, 4096, "rb")}
     gobj.pollers = {7: Poller()}
     abi.objects[1] = gobj
-    assert abi._poll(1, 7, None, 0, 64, 64, 0, (None, 1)) == 0
+    assert abi.delivery._poll(1, 7, None, 0, 64, 64, 0, BatchPlan(None, 1)) == 0
     abi.objects.clear()
     abi.close()

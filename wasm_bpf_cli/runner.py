@@ -353,8 +353,7 @@ class Runner:
         abi = self._abi
         if abi is None:
             return []
-        with abi._lock:
-            return [MapView(m, gobj) for gobj in abi.objects.values() for m in gobj.obj.maps]
+        return [MapView(m, gobj) for gobj in abi.loaded_objects() for m in gobj.obj.maps]
 
     async def run_async(self) -> RunResult:
         """Run without blocking the event loop; cancelling stops the guest."""

@@ -134,6 +134,18 @@ class Instance:
         None if this module has none: the host then delivers per sample."""
         return None
 
+    def batch_dispatcher(self, buffer_kind: str, callback_export: Optional[str]) -> Optional[Callable[..., int]]:
+        """ring_dispatcher for the loop over a `buffer_kind` ("ring" | "perf")
+        buffer's records that calls the guest's table entry (callback_export
+        None) or its exported callback `callback_export`."""
+        from wasm_bpf_cli.engines import rewrite
+
+        if buffer_kind == "ring":
+            table, prefix = rewrite.RING_DISPATCH_TABLE, rewrite.RING_DISPATCH_EXPORT_PREFIX
+        else:
+            table, prefix = rewrite.PERF_DISPATCH_TABLE, rewrite.PERF_DISPATCH_EXPORT_PREFIX
+        return self.ring_dispatcher(table if callback_export is None else prefix + callback_export)
+
     def close(self) -> None:
         """Release the engine's store and WASI state (on the guest's thread,
         before interpreter shutdown). Idempotent."""
