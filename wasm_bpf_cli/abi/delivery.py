@@ -9,7 +9,7 @@ buffer map's fd."""
 import ctypes
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from wasm_bpf_cli.abi import errno as werr
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
@@ -28,13 +28,17 @@ U32 = 0xFFFFFFFF
 class BatchPlan:
     """Whose callback a poll's batches go to: the guest's table entry
     `table_index` (wasm_bpf_buffer_poll), or its exported callback
-    `callback_export` (the wrapper variant; table_index 0 then)."""
+    `callback_export` (the wrapper variant; table_index 0 then). One per
+    callback, made on its first poll; it keeps the dispatch loops the engine
+    resolved for it."""
 
-    __slots__ = ("callback_export", "table_index")
+    __slots__ = ("callback_export", "table_index", "loops")
 
     def __init__(self, callback_export: Optional[str], table_index: int):
         self.callback_export = callback_export
         self.table_index = table_index
+        # buffer kind ("ring" | "perf") -> the engine's dispatch loop, or None
+        self.loops: Dict[str, Optional[Callable[..., int]]] = {}
 
 
 class BufferDelivery:
@@ -48,7 +52,7 @@ class BufferDelivery:
         self.buffers: List[BufferStats] = []
         self._staging: Optional[Staging] = None
         self._staging_failed = False  # the guest's memory cannot grow: per-sample delivery
-        self._dispatchers: Dict[Tuple[str, Optional[str]], Optional[Callable[..., int]]] = {}
+        self._table_plans: Dict[int, BatchPlan] = {}  # table index -> its plan
         self._wrapper_plan = BatchPlan(callback_export, 0)
 
     def _addr(self, ptr: int, size: int) -> Optional[int]:
@@ -82,8 +86,10 @@ class BufferDelivery:
         if caller is None:
             log.warning("poll: table entry %d is not a (i32, i32, i32) -> i32 function", sample_func & U32)
             return werr.EINVAL
-        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms,
-                          BatchPlan(None, sample_func & U32))
+        plan = self._table_plans.get(sample_func & U32)
+        if plan is None:
+            plan = self._table_plans[sample_func & U32] = BatchPlan(None, sample_func & U32)
+        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms, plan)
 
     def wrapper_buffer_poll(self, handle: int, fd: int, ctx: int, data: int,
                             max_size: int, timeout_ms: int) -> int:
@@ -112,10 +118,10 @@ class BufferDelivery:
         staging = self._staging_pages()
         if staging is None or staging.busy:
             return None
-        name = (kind, plan.callback_export)
-        if name not in self._dispatchers:
-            self._dispatchers[name] = self.instance.batch_dispatcher(kind, plan.callback_export)
-        call = self._dispatchers[name]
+        loops = plan.loops
+        if kind not in loops:
+            loops[kind] = self.instance.batch_dispatcher(kind, plan.callback_export)
+        call = loops[kind]
         return None if call is None else (call, staging)
 
     def _poll(self, handle: int, fd: int, caller, ctx: int, data: int, max_size: int,
