@@ -15,7 +15,7 @@ EXAMPLE ?= examples/bootstrap/bootstrap.wasm
 PYTEST_ARGS ?=
 
 .PHONY: all deps venv venv310 build examples guests bindings run test test-wasmtime test-wasmer \
-	bench soak clean mounts
+	test-deps bench soak clean mounts
 
 all: build
 
@@ -70,10 +70,12 @@ mounts:
 run: deps venv examples mounts
 	$(VENV)/bin/wasm-bpf run $(EXAMPLE) $(ARGS)
 
-# The whole suite on wasmtime (default Python), then on wasmer (CPython 3.10).
+# The whole suite on wasmtime (default Python), then on wasmer (CPython 3.10),
+# then the dependency ranges of pyproject.toml at both ends.
 test: deps venv venv310 build mounts
 	$(MAKE) test-wasmtime
 	$(MAKE) test-wasmer
+	$(MAKE) test-deps
 
 test-wasmtime:
 	WASM_BPF_ENGINE=wasmtime $(VPY) -m pytest -q $(PYTEST_ARGS)
@@ -81,6 +83,12 @@ test-wasmtime:
 test-wasmer:
 	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q tests/test_engine_wasmer.py tests/test_rewrite.py $(PYTEST_ARGS)
 	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q -m engine $(PYTEST_ARGS)
+
+# The tests of what wasmtime, click and rich carry, in two throwaway venvs: one
+# with each dependency at its lower bound, one with the newest each range
+# allows (tools/test_deps.py; ~5 minutes, needs PyPI).
+test-deps: deps venv build mounts
+	$(VPY) tools/test_deps.py --python $(PYTHON) -- $(PYTEST_ARGS)
 
 # Speed figures (not part of `make test`): a table on stdout and bench/results.json.
 bench: deps venv venv310 mounts

@@ -92,6 +92,17 @@ def example(name: str) -> str:
     return path
 
 
+def cli_runner():
+    """click's CliRunner with stdout and stderr apart (click < 8.2 mixes them
+    unless told not to; 8.2 removed the option and always keeps them apart)."""
+    from click.testing import CliRunner
+
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
 def wasm_bpf_cmd(*args: str) -> list:
     """argv running the CLI with this interpreter and the engine under test."""
     import sys

@@ -3,9 +3,8 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import run_cli, skip_or_fail
+from conftest import cli_runner, run_cli, skip_or_fail
 from wasm_bpf_cli import doctor
 from wasm_bpf_cli.cli.doctor_cmd import doctor as doctor_cmd
 
@@ -14,7 +13,7 @@ NAMES = ["privilege", "kernel BTF", "bpffs", "tracefs", "BPF LSM", "lockdown", "
 
 
 def _invoke(*args):
-    return CliRunner().invoke(doctor_cmd, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
+    return cli_runner().invoke(doctor_cmd, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
 
 
 def _by_name(doc):
