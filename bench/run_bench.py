@@ -46,13 +46,15 @@ BENCH_WASM = os.path.join(BUILD, "bench.wasm")
 BENCH_OBJ = os.path.join(BUILD, "bench.bpf.o")
 BOOTSTRAP_WASM = os.path.join(BUILD, "bootstrap.wasm")
 BOOTSTRAP_DIR = os.path.join(ROOT, "examples", "bootstrap")
+RUNQLAT_DIR = os.path.join(ROOT, "examples", "runqlat")
+RUNQLAT_WASM = os.path.join(BUILD, "runqlat.wasm")
 LOADGEN = os.path.join(BUILD, "loadgen")
 NATIVE = os.path.join(BUILD, "native_consumer")
 
 RING_BYTES = 64 * 1024 * 1024  # examples/bench/bench.h BENCH_RING_BYTES
 RING_RECORDS = RING_BYTES // (64 + 8)  # 64-byte records + 8-byte ringbuf headers
 IDLE_MS = 300  # a consumer exits this long after its last record
-CASES = ("flat", "paced", "stall", "perf", "perfstall", "mapwalk", "startup")
+CASES = ("flat", "paced", "stall", "perf", "perfstall", "mapwalk", "startup", "scrape")
 # perf buffer: 64 pages per CPU (the runner's PerfBuffer and native_consumer), a
 # sample = 8-byte header + 4-byte size + 64 bytes, 8-aligned = 80 bytes
 PERF_RECORDS_PER_CPU = 64 * 4096 // 80
@@ -67,7 +69,8 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------- building
 def build() -> None:
     os.makedirs(BUILD, exist_ok=True)
-    for src_dir, names in ((EXAMPLE, ("bench.wasm", "bench.bpf.o")), (BOOTSTRAP_DIR, ("bootstrap.wasm",))):
+    for src_dir, names in ((EXAMPLE, ("bench.wasm", "bench.bpf.o")), (BOOTSTRAP_DIR, ("bootstrap.wasm",)),
+                           (RUNQLAT_DIR, ("runqlat.wasm",))):
         subprocess.run(["make", "-s", "-C", src_dir, f"PYTHON={sys.executable}"], check=True)
         for name in names:
             shutil.copyfile(os.path.join(src_dir, name), os.path.join(BUILD, name + ".tmp"))
@@ -380,6 +383,13 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
         if "mapwalk" in cases:
             rs = [run_mapwalk(c, walk_ms) for _ in range(runs)]
             record("mapwalk", c.name, rs, ["entries_per_s", "fill_per_s"])
+        if "scrape" in cases and c.name != "native":
+            # `run --metrics`: runqlat's histogram scraped 100 times a second (metrics_scrape.py)
+            from metrics_scrape import measure as measure_scrape
+
+            rs = [measure_scrape(c.python, c.name, seconds=3.0 if quick else 10.0, rate=100, wasm=RUNQLAT_WASM)
+                  for _ in range(runs)]
+            record("scrape", c.name, rs, ["scrape_cost_pct", "cpu_ms_per_scrape", "scrape_wall_ms_p50", "rate"])
         if "startup" in cases:
             extra = ()
             cache = c.name != "native" and has_no_cache(c)
@@ -454,6 +464,9 @@ ROWS = [
     ("start->attached bootstrap, warm", "startup", "bootstrap_warm_s", "ms", 1000),
     ("peak RSS bootstrap", "startup", "bootstrap_maxrss_mb", "MB", 1),
     ("wasm-bpf --help", "startup", "help_s", "ms", 1000),
+    ("metrics scraped 100/s: CPU", "scrape", "scrape_cost_pct", "% core", 1),
+    ("metrics: CPU per scrape", "scrape", "cpu_ms_per_scrape", "ms", 1),
+    ("metrics: scrape wall time p50", "scrape", "scrape_wall_ms_p50", "ms", 1),
 ]
 
 

@@ -45,7 +45,7 @@ FUNCTION_NAMES = (
     "bpf_map_get_next_key", "bpf_map_lookup_batch", "bpf_obj_get_info_by_fd",
     "bpf_prog_get_next_id", "bpf_map_get_next_id", "bpf_link_get_next_id",
     "bpf_prog_get_fd_by_id", "bpf_map_get_fd_by_id", "bpf_link_get_fd_by_id",
-    "bpf_prog_attach", "bpf_prog_detach2",
+    "bpf_prog_attach", "bpf_prog_detach2", "bpf_enable_stats",
 )
 # Types wanted even though no selected prototype names them.
 EXTRA_STRUCTS = (

@@ -196,7 +196,7 @@ def test_errors_are_the_projects_own_types():
     with pytest.raises(ModuleError, match=r"^nope\.wasm: no such file$"):
         Runner("nope.wasm", opts()).run()
     with pytest.raises(ModuleError, match=r"^not a valid wasm module: not a wasm module \(bad magic\)$"):
-        Runner(b"\x7fELF not wasm", opts()).run()
+        Runner(b"#!/bin/sh not wasm", opts()).run()
 
 
 def test_readme_api_example_runs(no_bpf_leaks):

@@ -64,3 +64,33 @@ def test_unknown_map_is_left_raw(elf):
     types = MapTypes(elf)
     assert types.lookup("nope") == (None, None)
     assert types.decode(None, b"\x01") == b"\x01"
+
+
+def test_python_values_encode_to_what_decodes_back(elf):
+    types = MapTypes(elf)
+    key_type, value_type = types.lookup("vals")
+    assert types.encode(key_type, -1, 4) == struct.pack("<i", -1)
+    value = {"pid": 42, "comm": "bash", "neg": -3, "low": 0b110, "high": 0b10101,
+             "color": "GREEN", "hist": [1, 2, 3], "inner": {"x": -9}}
+    size = types.btf.size(value_type)
+    assert size == 56
+    assert types.decode(value_type, types.encode(value_type, value, size)) == value
+    partial = types.decode(value_type, types.encode(value_type, {"pid": 7}, size))
+    assert partial["pid"] == 7 and partial["hist"] == [0, 0, 0]  # members left out are zero
+
+
+@pytest.mark.parametrize("value,error", [
+    ("x", "expected an int, not str"),
+    (1 << 40, "1099511627776 does not fit in 4 signed bytes"),
+    (b"abc", "3 bytes, the map's size is 4"),
+])
+def test_a_key_that_does_not_fit_says_why(elf, value, error):
+    types = MapTypes(elf)
+    with pytest.raises((TypeError, ValueError), match=f"^{error}$"):
+        types.encode(types.lookup("vals")[0], value, 4)
+
+
+def test_a_struct_value_rejects_unknown_members(elf):
+    types = MapTypes(elf)
+    with pytest.raises(ValueError, match="^no member 'nope' in val$"):
+        types.encode(types.lookup("vals")[1], {"nope": 1}, 56)

@@ -9,7 +9,7 @@ from wasm_bpf_cli import doctor
 from wasm_bpf_cli.cli.doctor_cmd import doctor as doctor_cmd
 
 NAMES = ["privilege", "kernel BTF", "bpffs", "tracefs", "BPF LSM", "lockdown", "ring buffer", "libbpf",
-         "engines"]
+         "engines", "clang", "wasi-libc", "BPF build", "bpftool"]
 
 
 def _invoke(*args):
@@ -143,3 +143,41 @@ def test_lockdown_row_explains_what_it_blocks(tmp_path, text, ok):
     if not ok:
         assert check.detail.startswith("kernel lockdown is 'integrity': BPF LSM and fentry")
         assert "lockdown=none" in check.fix
+
+
+def test_lockdown_is_unknown_not_ok_when_securityfs_is_unmounted():
+    """A fresh boot of this machine has no securityfs mounted: lockdown cannot
+    be read, which must not read as "not locked down". Run in a mount
+    namespace of its own, so the machine's mounts are untouched."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT, cli_env, skip_or_fail
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        skip_or_fail("needs root and unshare(1) to unmount securityfs in a private mount namespace")
+    script = ("umount /sys/kernel/security 2>/dev/null; mountpoint -q /sys/kernel/security && exit 99; "
+              f"exec {sys.executable} -m wasm_bpf_cli doctor --json")
+    out = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                         capture_output=True, text=True, env=cli_env(), cwd=ROOT, timeout=60)
+    assert out.returncode in (0, 1), out
+    row = _by_name(json.loads(out.stdout))["lockdown"]
+    assert row == {"name": "lockdown", "ok": False,
+                   "detail": "unknown: securityfs is not mounted on /sys/kernel/security",
+                   "fix": "sudo mount -t securityfs securityfs /sys/kernel/security, then run doctor again"}
+    # and in the text table, a warning (not a failure: only lsm/fentry guests need it)
+    table = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            script.replace(" --json", "")], capture_output=True, text=True,
+                           env=cli_env(COLUMNS="250"), cwd=ROOT, timeout=60)
+    row_line = next(line for line in table.stdout.splitlines() if "│ lockdown" in line)
+    assert "│ warn" in row_line and "unknown: securityfs is not mounted" in row_line, table.stdout
+
+
+def test_lockdown_is_read_when_securityfs_is_mounted():
+    if not os.path.ismount("/sys/kernel/security"):
+        from conftest import skip_or_fail
+
+        skip_or_fail("securityfs is not mounted (make mounts mounts it)")
+    row = doctor.check_lockdown()
+    assert not row.detail.startswith("unknown"), row

@@ -101,7 +101,7 @@ def test_errors_are_one_line(tmp_path, build):
     subprocess.run(["clang-14", "-O2", "-target", "bpf", "-c", "-x", "c", "-", "-o",
                     str(tmp_path / "nobtf.bpf.o")], input=src, text=True, check=True)
     cases.append((str(tmp_path / "nobtf.bpf.o"), "error: nobtf.bpf.o: has .rodata variables but "
-                  "no BTF to describe them (compile with clang -g)\n"))
+                  "no BTF to describe them (compile the BPF side with clang -g)\n"))
     cases.append((str(tmp_path / "missing.o"), "error: " + str(tmp_path / "missing.o")
                   + ": No such file or directory\n"))
     for path, message in cases:

@@ -211,7 +211,8 @@ def test_verdict_missing_exports():
         "export memory: missing (host functions read and write guest memory)",
         "export _start: missing (the runner starts a WASI command)",
         "export __indirect_function_table: missing (wasm_bpf.wasm_bpf_buffer_poll calls "
-        "samples back through it)",
+        "samples back through it): link the guest with -Wl,--export-table (`wasm-bpf sdk "
+        "--cflags` includes it)",
     ]
 
 
@@ -283,3 +284,64 @@ def test_project_examples():
         for obj in report["objects"]:
             assert obj["error"] is None and obj["license"], path
             assert obj["programs"] and all(p["prog_type"] for p in obj["programs"]), path
+
+
+def _memory_packed(raw: bytes, min_zeros: int = 16):
+    """(offset, bytes) pieces of `raw` with every run of `min_zeros` or more
+    zero bytes left out, as `wasm-opt --memory-packing` (and so TinyGo's
+    output) splits a byte array into data segments."""
+    import re
+
+    pieces, pos = [], 0
+    for run in re.finditer(rb"\0{%d,}" % min_zeros, raw):
+        if run.start() > pos:
+            pieces.append((pos, raw[pos:run.start()]))
+        pos = run.end()
+    if pos < len(raw):
+        pieces.append((pos, raw[pos:]))
+    return pieces
+
+
+def _split_object_module(raw: bytes, base: int = 4096) -> bytes:
+    from test_inspect_helpers import _wat_bytes
+
+    pieces = _memory_packed(raw)
+    assert len(pieces) > 3  # the object really is split
+    extra = "\n".join(f'  (data (i32.const {base + off}) "{_wat_bytes(chunk)}")' for off, chunk in pieces)
+    return make_wasm(extra=extra)
+
+
+def test_an_object_split_across_data_segments_is_found():
+    """TinyGo-style: no one segment holds the ELF; linear memory, laid out
+    from the active segments, does."""
+    raw = bpf_object()
+    wasm = _split_object_module(raw)
+    assert find_bpf_objects(wasm) == []  # not in the file's bytes as one piece
+    report = inspect_bytes(wasm)
+    assert len(report["objects"]) == 1 and report["verdict"]["warnings"] == []
+    obj = report["objects"][0]
+    check_object(obj, raw)
+    assert obj["address"] == 4096
+    first = next(s for s in report["data_segments"] if s["address"] == 4096)
+    assert (obj["segment"], obj["offset"]) == (first["index"], first["file_offset"])
+
+
+def test_the_preload_takes_an_object_split_across_data_segments():
+    from wasm_bpf_cli.abi.preload import embedded_images
+
+    raw = bpf_object()
+    assert embedded_images(_split_object_module(raw)) == [raw]
+    assert embedded_images(make_wasm(segments=[raw])) == [raw]  # the common case is unchanged
+
+
+def test_a_split_object_with_a_gap_it_needs_is_reported_unreadable():
+    """A piece missing from memory (not zeros there) makes the object
+    unreadable: one warning naming it, no crash."""
+    from test_inspect_helpers import _wat_bytes
+
+    raw = bpf_object()
+    pieces = _memory_packed(raw)
+    extra = "\n".join(f'  (data (i32.const {4096 + off}) "{_wat_bytes(chunk)}")' for off, chunk in pieces[:2])
+    report = inspect_bytes(make_wasm(extra=extra))
+    assert [o["error"] is not None for o in report["objects"]] == [True]
+    assert report["verdict"]["warnings"] == [report["objects"][0]["error"]]

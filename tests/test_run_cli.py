@@ -38,7 +38,7 @@ def test_directory_instead_of_a_module_is_a_usage_error(tmp_path):
 
 def test_not_a_wasm_module(tmp_path):
     path = tmp_path / "x.wasm"
-    path.write_bytes(b"\x7fELF" + bytes(60))
+    path.write_bytes(b"#!/bin/sh\n" + bytes(60))
     res = run_cli("run", str(path))
     assert res.returncode == 1
     assert one_error_line(res) == "error: not a valid wasm module: not a wasm module (bad magic)"

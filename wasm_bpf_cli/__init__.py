@@ -11,7 +11,7 @@ from wasm_bpf_cli.errors import (EngineError, ModuleError, PrivilegeError, Usage
 __version__ = "0.1.0"
 
 __all__ = [
-    "Runner", "RunOptions", "RunResult", "RunStatus", "BufferResult", "Outcome",
+    "Runner", "RunOptions", "RunResult", "RunStatus", "BufferResult", "Outcome", "LineWriter",
     "WasmBpfError", "ModuleError", "EngineError", "PrivilegeError", "UsageError",
     "__version__",
 ]
@@ -25,4 +25,8 @@ def __getattr__(name):  # lazy: `import wasm_bpf_cli` stays cheap for --help
         from wasm_bpf_cli import runner
 
         return getattr(runner, name)
+    if name == "LineWriter":
+        from wasm_bpf_cli.lines import LineWriter
+
+        return LineWriter
     raise AttributeError(name)

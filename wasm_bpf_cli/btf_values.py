@@ -1,7 +1,9 @@
-"""Decode map keys and values with the types the BPF object's BTF gives them.
+"""Decode map keys and values with the types the BPF object's BTF gives them,
+and encode Python values the same way.
 
-Used by MapView.decoded_items(): a histogram `u64[26]` becomes a list of
-ints, a `struct event` a dict, a `char comm[16]` a str. The object's ELF
+Used by MapView.decoded_items() and lookup(): a histogram `u64[26]` becomes
+a list of ints, a `struct event` a dict, a `char comm[16]` a str; a u32 key
+is encoded from an int. The object's ELF
 bytes are read with the pure-Python readers of `inspect` (bounded, no
 libbpf), once per object.
 """
@@ -50,6 +52,17 @@ class MapTypes:
             if name.startswith(".") and map_name.endswith(name):
                 return ids
         return (None, None)
+
+    def encode(self, type_id: Optional[int], value: Any, size: int) -> bytes:
+        """`value` as the `size` bytes of type `type_id`; ValueError/TypeError
+        saying what does not fit. Without a type, an int is encoded as a
+        little-endian integer of `size` bytes."""
+        if type_id is None or type_id == U32_KEY or isinstance(value, (bytes, bytearray, memoryview)):
+            return encode_untyped(value, size)
+        data = _encode(self.btf, type_id, value, 0)
+        if len(data) != size:
+            raise ValueError(f"{len(data)} bytes, the map's size is {size}")
+        return data
 
     def decode(self, type_id: Optional[int], data: bytes) -> Any:
         if type_id is None:
@@ -109,3 +122,81 @@ def _decode(btf: B.Btf, type_id: int, data: bytes, depth: int) -> Any:
                 out[var.name] = _decode(btf, var.size_or_type, data[offset:offset + size], depth + 1)
         return out
     return data
+
+
+def encode_untyped(value: Any, size: int) -> bytes:
+    """Bytes as they are, an int as a little-endian integer of `size` bytes."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if len(data) != size:
+            raise ValueError(f"{len(data)} bytes, the map's size is {size}")
+        return data
+    return _encode_int(value, size, signed=isinstance(value, int) and value < 0)
+
+
+def _encode_int(value: Any, size: int, signed: bool) -> bytes:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an int, not {type(value).__name__}")
+    try:
+        return value.to_bytes(size, "little", signed=signed)
+    except OverflowError:
+        raise ValueError(f"{value} does not fit in {size} {'signed ' if signed else ''}bytes") from None
+
+
+def _encode(btf: B.Btf, type_id: int, value: Any, depth: int) -> bytes:
+    """The inverse of _decode; members a dict leaves out are zero."""
+    t = btf.resolve(type_id)
+    size = btf.size(type_id) or 0
+    if isinstance(value, (bytes, bytearray)) and len(value) == size:
+        return bytes(value)
+    if t is None or depth > B.MAX_DEPTH:
+        raise TypeError("its BTF type cannot be encoded: pass bytes")
+    kind = t.kind
+    if kind == B.INT:
+        return _encode_int(value, size, signed=bool((t.extra[0] >> 24) & INT_SIGNED))
+    if kind in (B.ENUM, B.ENUM64):
+        if isinstance(value, str):
+            found = [v for name, v in t.members if name == value]
+            if not found:
+                raise ValueError(f"{value!r} is not a member of enum {t.name or '(anonymous)'}")
+            value = found[0]
+        return _encode_int(value, size, signed=isinstance(value, int) and value < 0)
+    if kind == B.PTR:
+        return _encode_int(value, 8, signed=False)
+    if kind == B.FLOAT:
+        return struct.pack({4: "<f", 8: "<d"}[size], value)
+    if kind == B.ARRAY:
+        elem_id, _index, count = t.extra
+        elem_size = btf.size(elem_id) or 0
+        if isinstance(value, str):  # a char array
+            data = value.encode()
+            if len(data) > count:
+                raise ValueError(f"{value!r} is longer than {count} bytes")
+            return data + bytes(count - len(data))
+        items = list(value)
+        if len(items) > count:
+            raise ValueError(f"{len(items)} items, the array holds {count}")
+        return b"".join(_encode(btf, elem_id, v, depth + 1) for v in items) + bytes(
+            elem_size * (count - len(items)))
+    if kind in (B.STRUCT, B.UNION):
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a dict of members, not {type(value).__name__}")
+        out = bytearray(size)
+        names = {name for name, _t, _o in t.members}
+        unknown = set(value) - names
+        if unknown:
+            raise ValueError(f"no member {sorted(unknown)[0]!r} in {t.name or 'the struct'}")
+        for name, member_type, offset in t.members:
+            if name not in value:
+                continue
+            bits = offset >> 24 if t.kind_flag else 0
+            bit_off = offset & 0xFFFFFF if t.kind_flag else offset
+            if bits:  # a bitfield
+                raw = int.from_bytes(out, "little") & ~(((1 << bits) - 1) << bit_off)
+                raw |= (int(value[name]) & ((1 << bits) - 1)) << bit_off
+                out[:] = raw.to_bytes(size, "little")
+                continue
+            data = _encode(btf, member_type, value[name], depth + 1)
+            out[bit_off // 8:bit_off // 8 + len(data)] = data
+        return bytes(out)
+    raise TypeError("its BTF type cannot be encoded: pass bytes")

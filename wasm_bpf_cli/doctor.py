@@ -188,8 +188,12 @@ def check_lockdown(path: Optional[str] = None) -> Check:
                  "Boot off) to run lsm/ and fentry/ programs", required=False)
 
 
+# What building a guest needs: its own module, which imports Check from here.
+from wasm_bpf_cli.doctor_toolchain import GUEST_BUILD_CHECKS  # noqa: E402
+
 CHECKS: List[Callable[[], Check]] = [check_privilege, check_btf, check_bpffs, check_tracefs, check_bpf_lsm,
-                                     check_lockdown, check_ringbuf, check_libbpf, check_engines]
+                                     check_lockdown, check_ringbuf, check_libbpf, check_engines,
+                                     *GUEST_BUILD_CHECKS]
 
 
 def run_checks() -> List[Check]:

@@ -4,6 +4,16 @@ from typing import Any, Iterator, Optional, Tuple
 
 from wasm_bpf_cli.bpf import maps as raw
 from wasm_bpf_cli.bpf.errors import BpfError, describe_errno
+from wasm_bpf_cli.btf_values import encode_untyped
+
+# Sections whose global variables libbpf turns into a map named "<object><section>".
+_DATA_SECTIONS = (".bss", ".data", ".rodata", ".kconfig")
+
+
+def _source_name(kernel_name: str) -> str:
+    """".bss" for "opentrac.bss"; a map declared in .maps keeps its name."""
+    cut = max(kernel_name.rfind(sec) for sec in _DATA_SECTIONS)
+    return kernel_name[cut:] if cut > 0 else kernel_name
 
 
 # Map types that stream samples instead of holding keys and values
@@ -18,7 +28,10 @@ class MapView:
     def __init__(self, bpf_map, guest_object):
         self._object = guest_object
         self.object_handle: int = guest_object.handle
-        self.name: str = bpf_map.name
+        # The kernel's name of a global data map is "<object>.bss"; `name`
+        # says ".bss" like `inspect` and the guest's source do.
+        self.kernel_name: str = bpf_map.name
+        self.name: str = _source_name(bpf_map.name)
         self.fd: int = bpf_map.fd
         self.type: int = bpf_map.type
         self.type_name: str = bpf_map.type_name
@@ -39,11 +52,41 @@ class MapView:
     def __repr__(self) -> str:
         return f"<MapView {self.name!r} {self.type_name} key={self.key_size} value={self.value_size}>"
 
-    def lookup(self, key: bytes) -> Optional[bytes]:
-        """The value stored under `key`, or None if there is none."""
+    def lookup(self, key: Any) -> Any:
+        """The value stored under `key`, or None if there is none.
+
+        `key` is either the key's bytes (then the value comes back as bytes)
+        or a Python value of the map's key type from the object's BTF: an int
+        for a `u32 pid` key, a dict for a struct, a str for a char array (then
+        the value comes back decoded the same way, see decoded_items())."""
         self._require_entries()
-        if len(key) != self.key_size:
+        raw_key = isinstance(key, (bytes, bytearray, memoryview))
+        if raw_key and len(key) != self.key_size:
             raise ValueError(f"map {self.name!r}: key must be {self.key_size} bytes, not {len(key)}")
+        types = None
+        if not raw_key:
+            types = self._types(required=not isinstance(key, int))
+            key_type = types.lookup(self.name)[0] if types is not None else None
+            try:
+                key = (types.encode(key_type, key, self.key_size) if types is not None
+                       else encode_untyped(key, self.key_size))
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"map {self.name!r}: key {key!r}: {err}") from None
+        value = self._lookup_bytes(bytes(key))
+        if value is None or types is None:
+            return value
+        return types.decode(types.lookup(self.name)[1], value)
+
+    def _types(self, required: bool):
+        """The object's MapTypes; None (or BpfError if `required`) without BTF."""
+        try:
+            return self._object.map_types
+        except Exception as err:  # noqa: BLE001 - any unreadable BTF
+            if not required:
+                return None
+            raise BpfError(f"map {self.name!r}: no usable BTF in its object: {err}") from None
+
+    def _lookup_bytes(self, key: bytes) -> Optional[bytes]:
         k = ctypes.create_string_buffer(bytes(key), self.key_size or 1)
         v = ctypes.create_string_buffer(self.value_size or 1)
         ret = raw.lookup(self.fd, ctypes.addressof(k), ctypes.addressof(v))
@@ -71,7 +114,7 @@ class MapView:
     def items(self) -> Iterator[Tuple[bytes, bytes]]:
         """(key, value) pairs as bytes; entries deleted meanwhile are skipped."""
         for key in self.keys():
-            value = self.lookup(key)
+            value = self._lookup_bytes(key)
             if value is not None:
                 yield key, value
 
@@ -79,10 +122,7 @@ class MapView:
         """(key, value) decoded with the types the object's BTF gives this map:
         ints, lists for arrays, dicts for structs, str for char arrays. Raises
         BpfError when the object carries no BTF for it."""
-        try:
-            types = self._object.map_types
-        except Exception as err:  # noqa: BLE001 - any unreadable BTF
-            raise BpfError(f"map {self.name!r}: no usable BTF in its object: {err}") from None
+        types = self._types(required=True)
         key_type, value_type = types.lookup(self.name)
         if key_type is None and value_type is None:
             raise BpfError(f"map {self.name!r}: its object's BTF does not describe it")

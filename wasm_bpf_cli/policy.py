@@ -233,6 +233,21 @@ class Policy:
         return bound
 
 
+def as_policy(value, what: str = "RunOptions.policy") -> Optional[Policy]:
+    """A Policy from what a Python caller may hand over: a Policy, a mapping
+    of the file's keys ({"deny": ["xdp"]}), or the path of a TOML file.
+    None stays None; anything else is a UsageError saying what is expected."""
+    if value is None or isinstance(value, Policy):
+        return value
+    if isinstance(value, Mapping):
+        return Policy.from_mapping(value, what)
+    if isinstance(value, (str, os.PathLike)):
+        return Policy.load(os.fspath(value))
+    raise UsageError(f"{what}: expected a Policy, a mapping of policy keys (e.g. "
+                     f"{{'deny': ['xdp']}}) or the path of a TOML policy file, "
+                     f"not {type(value).__name__}")
+
+
 def _best(kinds: FrozenSet[str]) -> str:
     """The name to show for a program: its type (not a keyword or attach type)."""
     if not kinds:
@@ -255,7 +270,7 @@ def _hint(kind: str) -> str:
 def _check_value(source: str, key: str, value):
     where = f"{source}: {key}"
     if key in ("allow", "deny", "allow_attach", "deny_attach"):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise UsageError(f"{where}: expected a list of strings")
         for kind in value:
             if kind not in KNOWN_KINDS:

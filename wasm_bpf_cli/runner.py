@@ -32,6 +32,7 @@ from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, DEFAULT_WRAPPER
 from wasm_bpf_cli.errors import ModuleError, PrivilegeError, UsageError, WasmBpfError
 
 if TYPE_CHECKING:
+    from wasm_bpf_cli.metrics import MetricsConfig
     from wasm_bpf_cli.policy import Policy
 
 log = logging.getLogger("wasm_bpf.runner")
@@ -75,12 +76,17 @@ class RunOptions:
     cache: bool = True  # use the on-disk compiled-module cache (engines/module_cache.py)
     cache_dir: Optional[str] = None  # its directory (default: $WASM_BPF_CACHE_DIR or ~/.cache/wasm-bpf)
     cache_max_size: Optional[int] = None  # bytes it may hold (default: $WASM_BPF_CACHE_MAX_SIZE or 256 MiB)
-    policy: Optional["Policy"] = None  # wasm_bpf_cli.policy.Policy: what the guest may load/attach
+    # what the guest may load/attach: a wasm_bpf_cli.policy.Policy, a mapping of
+    # the policy file's keys, or the path of a TOML policy file
+    policy: Union[None, "Policy", Mapping[str, object], str, os.PathLike] = None
     # "line": the guest's stdout/stderr look like a terminal to it, so its
     # libc writes each line as it is completed; "libc": they look like what
     # they are (a pipe, a file, a callback: fully buffered by the guest's
     # libc, fewer writes for guests that print in bulk).
     output_buffering: str = "line"
+    metrics: Optional[str] = None  # "ADDR:PORT": serve Prometheus metrics while it runs (wasm_bpf_cli.metrics)
+    metrics_config: Union[None, str, os.PathLike, "MetricsConfig"] = None  # default: the module's own
+    bpf_stats: bool = False  # with metrics: per-program run counts (BPF_ENABLE_STATS while running)
 
 
 @dataclass
@@ -109,6 +115,7 @@ class RunResult:
     wall_time: float = 0.0
     cpu_time: float = 0.0
     abandoned: bool = False  # the guest thread could not be stopped (see module doc)
+    denials: List[str] = field(default_factory=list)  # what the policy refused, one line each
 
     @property
     def delivered(self) -> int:
@@ -139,6 +146,8 @@ def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
         except Exception:  # noqa: BLE001 - the guest's write must not fail for our sake
             log.exception("guest output sink failed")
 
+    isatty = getattr(out, "isatty", None)  # a file on a terminal, or the CLI's status-line sink
+    sink.isatty = isatty if callable(isatty) else (lambda: False)
     return sink
 
 
@@ -222,6 +231,10 @@ def check_module(wasm: bytes, options: RunOptions) -> bool:
     try:
         mod = read_wasm(wasm)
     except InspectError as err:
+        if wasm[:4] == b"\x7fELF":  # the usual mix-up: the .bpf.o instead of the .wasm
+            raise ModuleError("this is an ELF file (a BPF object: the kernel half of a guest), not a wasm "
+                              "module: run the wasm user half that embeds it (`wasm-bpf new NAME` writes "
+                              "one; `wasm-bpf gen skeleton` embeds an object)") from None
         raise ModuleError(f"not a valid wasm module: {err}") from None
     problems = verdict(mod, options.wrapper_module_name, options.callback_export_name)
     if problems:
@@ -258,6 +271,7 @@ class Runner:
         self._preparing = True  # no guest code has run yet (see _main)
         self._started_at = 0.0
         self._cpu_at_start = 0.0
+        self.metrics_url: Optional[str] = None  # where RunOptions.metrics serves, once running
 
     # -- running --------------------------------------------------------
     def run(self) -> RunResult:
@@ -307,9 +321,11 @@ class Runner:
         self._timer(self.options.grace_period, self.kill)
 
     def kill(self) -> None:
-        """Stop now: interrupt the guest's wasm code; if the engine cannot, or
-        the guest is stuck in a host call, tear down its BPF objects from this
-        thread and give up on the guest thread (RunResult.abandoned)."""
+        """Stop now: end the guest at its next buffer poll and interrupt its
+        wasm code where the engine can; if neither ends it within the grace
+        period (wasmer, a guest spinning in pure wasm), tear down its BPF
+        objects from this thread and give up on the guest thread
+        (RunResult.abandoned)."""
         if self._done.is_set():
             return
         with self._stop_lock:
@@ -318,7 +334,7 @@ class Runner:
             self._interrupted = True
             preparing = self._preparing
         if self._abi is not None:
-            self._abi.request_stop()
+            self._abi.request_abort()  # a guest looping on polls ends at its next one
         if preparing:
             # The guest has not started and never will (_main sees the stop
             # when preparation ends): wait for that, and give up on the thread
@@ -326,8 +342,11 @@ class Runner:
             if not self._done.wait(self.options.grace_period):
                 self._abandon()
             return
-        if self._engine is not None and self._engine.interrupt():
-            if self._done.wait(self.options.grace_period):
+        if self._engine is not None:
+            # One spinning in wasm ends now where the engine can interrupt it;
+            # elsewhere only a poll can end it, and a polling guest polls often.
+            can_interrupt = self._engine.interrupt()
+            if self._done.wait(self.options.grace_period if can_interrupt else min(self.options.grace_period, 0.5)):
                 return
         self._abandon()
 
@@ -410,6 +429,7 @@ class Runner:
                 return
             if result is not None:
                 result.buffers = self._buffers()
+                result.denials = list(self._abi.denials) if self._abi is not None else []
                 result.wall_time = time.monotonic() - self._started_at
                 result.cpu_time = time.process_time() - self._cpu_at_start
             self.result = result
@@ -449,6 +469,7 @@ class Runner:
                 instance.close()
             for action in cleanup:
                 action()
+            self._flush_line_writers()
         self._finish(result, error)
 
     def _end_preparing(self) -> None:
@@ -460,6 +481,17 @@ class Runner:
                 raise _Cancelled()
             self._phase = "running"
 
+    def _flush_line_writers(self) -> None:
+        """The unterminated last line of a LineWriter, once the guest is gone."""
+        from wasm_bpf_cli.lines import LineWriter
+
+        for out in (self.options.stdout, self.options.stderr):
+            if isinstance(out, LineWriter):
+                try:
+                    out.flush()
+                except Exception:  # noqa: BLE001 - as for any output sink
+                    log.exception("guest output sink failed")
+
     def _prepare(self, cleanup: List[Callable[[], None]]):
         """Read, check and instantiate the module (on the guest's thread: some
         engines bind their objects to the thread that made them)."""
@@ -469,12 +501,13 @@ class Runner:
         from wasm_bpf_cli.engines.base import WasiOptions
         from wasm_bpf_cli.engines.stdio import BUFFERING_MODES
         from wasm_bpf_cli.pipewatch import watch_closed_pipes
+        from wasm_bpf_cli.policy import as_policy
 
         opts = self.options
         if opts.output_buffering not in BUFFERING_MODES:
             raise UsageError(f"output_buffering {opts.output_buffering!r}: expected one of "
                              + ", ".join(BUFFERING_MODES))
-        policy = opts.policy
+        policy = as_policy(opts.policy)
         if policy is not None and opts.dirs and not policy.allow_preopens:
             raise UsageError(f"preopened directories are not allowed by {policy.source} (allow_preopens)")
         caps = [n for n in (opts.max_memory, policy and policy.max_memory) if n is not None]
@@ -496,6 +529,11 @@ class Runner:
                       callback_export=opts.callback_export_name, max_object_size=opts.max_object_size,
                       policy=policy)
         self._abi = abi
+        if opts.metrics is not None or opts.metrics_config is not None or opts.bpf_stats:
+            self._serve_metrics(wasm, abi, cleanup)  # checked and bound before anything is loaded
+        stderr = _sink(opts.stderr)
+        if stderr is not None:  # denials go where the guest's stderr goes, not to the log
+            abi.on_denial = lambda message: stderr(f"wasm-bpf: warning: policy: {message}\n".encode())
         if self._stop_reason is not None:
             abi.request_stop()
         if needs_bpf:  # the kernel loads them while the engine starts
@@ -508,7 +546,7 @@ class Runner:
             env=env,
             preopens=list(opts.dirs),
             stdout=_sink(opts.stdout),
-            stderr=_sink(opts.stderr),
+            stderr=stderr,
             stdin_path=_stdin_path(opts.stdin, cleanup),
             buffering=opts.output_buffering,
             on_closed_output=lambda _fd: self.stop("output_closed"),
@@ -518,6 +556,17 @@ class Runner:
         instance = self._engine.instantiate(module, wasi, abi.host_functions(), max_memory=max_memory)
         abi.bind(instance)
         return instance
+
+    def _serve_metrics(self, wasm: bytes, abi, cleanup: List[Callable[[], None]]) -> None:
+        from wasm_bpf_cli import engines, metrics
+
+        opts = self.options
+        if opts.metrics is None:
+            raise UsageError("metrics_config and bpf_stats need metrics (an ADDR:PORT to serve them at)")
+        served = metrics.serve(opts.metrics, wasm, os.path.basename(self.path), engines.resolve(opts.engine),
+                               self, abi, config=opts.metrics_config, bpf_stats=opts.bpf_stats)
+        self.metrics_url = served.url
+        cleanup.append(served.close)
 
     def _read_module(self) -> bytes:
         try:

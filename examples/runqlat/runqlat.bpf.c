@@ -27,6 +27,15 @@ struct {
 	__type(value, u64);
 } hist SEC(".maps");
 
+/* slot -> count since start, never cleared: what `wasm-bpf run --metrics`
+ * exports as a Prometheus histogram (metrics.toml; counters must not go back) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SLOTS);
+	__type(key, u32);
+	__type(value, u64);
+} hist_total SEC(".maps");
+
 /* Never written: the guest polls it with the interval as timeout, so the
  * wait between two histograms is interruptible (Ctrl-C -> -EINTR). */
 struct {
@@ -99,6 +108,9 @@ int BPF_PROG(handle_sched_switch, bool preempt, struct task_struct *prev,
 	if (slot >= MAX_SLOTS)
 		slot = MAX_SLOTS - 1;
 	count = bpf_map_lookup_elem(&hist, &slot);
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	count = bpf_map_lookup_elem(&hist_total, &slot);
 	if (count)
 		__sync_fetch_and_add(count, 1);
 	return 0;

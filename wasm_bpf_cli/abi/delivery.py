@@ -15,6 +15,7 @@ from wasm_bpf_cli.abi import errno as werr
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.signatures import SAMPLE_CALLBACK
 from wasm_bpf_cli.bpf import BpfError, MapInfo
+from wasm_bpf_cli.engines.base import GuestTrap
 
 if TYPE_CHECKING:
     from wasm_bpf_cli.abi.guest_object import GuestObject
@@ -52,11 +53,22 @@ class BufferDelivery:
         self.buffers: List[BufferStats] = []
         self._staging: Optional[Staging] = None
         self._staging_failed = False  # the guest's memory cannot grow: per-sample delivery
+        self._abort = False  # abort_when_stopped(): a poll ends the guest instead of returning -EINTR
         self._table_plans: Dict[int, BatchPlan] = {}  # table index -> its plan
         self._wrapper_plan = BatchPlan(callback_export, 0)
 
     def _addr(self, ptr: int, size: int) -> Optional[int]:
         return self.instance.memory.host_address(ptr & U32, size)
+
+    def abort_when_stopped(self) -> None:
+        """Once a stop is requested, polls end the guest (HostAbi.request_abort)."""
+        self._abort = True
+
+    def _stopped(self) -> int:
+        """What a poll returns once a stop was requested."""
+        if self._abort:
+            raise GuestTrap("the guest did not stop by itself", interrupted=True)
+        return werr.EINTR
 
     def buffer_opened(self, gobj: "GuestObject", fd: int, info: MapInfo) -> None:
         """The guest asked for buffer map `fd`'s fd, right before its first
@@ -138,7 +150,7 @@ class BufferDelivery:
         if max_size <= 0 or self._addr(data, max_size) is None:
             return werr.EFAULT
         if self._stop.is_set():
-            return werr.EINTR
+            return self._stopped()
         try:
             poller = self._poller(gobj, fd, info)
         except BpfError as err:
@@ -190,7 +202,7 @@ class BufferDelivery:
 
         got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain)
         if got is None:
-            return werr.EINTR
+            return self._stopped()
         if got < 0:
             return guest_stop[-1] if guest_stop else werr.neg(got)  # else libbpf's Linux errno
         return got

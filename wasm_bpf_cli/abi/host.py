@@ -51,6 +51,7 @@ class HostAbi:
         self.policy = policy
         self.gate = PolicyGate(policy, max_object_size)
         self.max_object_size = self.gate.max_object_size
+        self.denials = self.gate.denials  # each distinct denial, in order (RunResult.denials)
         self._preloader: Optional[Preloader] = None
         self.instance: Optional[Instance] = None
         self.objects: Dict[int, GuestObject] = {}
@@ -114,6 +115,24 @@ class HostAbi:
             os.write(self._wake_w, b"x")
         except BlockingIOError:
             pass  # the pipe is already full: a wakeup is pending anyway
+
+    def request_abort(self) -> None:
+        """From any thread, for a guest that did not stop by itself: its poll
+        in progress or next poll ends it (GuestTrap, interrupted) instead of
+        returning -EINTR again. On an engine that cannot interrupt wasm code
+        this still ends a guest that loops on polls ignoring -EINTR (as
+        upstream's opensnoop does); only one spinning in pure wasm cannot."""
+        self.delivery.abort_when_stopped()
+        self.request_stop()
+
+    @property
+    def on_denial(self) -> Optional[Callable[[str], None]]:
+        """Where a denial is reported instead of the log (the Runner's stderr sink), if set."""
+        return self.gate.on_denial
+
+    @on_denial.setter
+    def on_denial(self, report: Optional[Callable[[str], None]]) -> None:
+        self.gate.on_denial = report
 
     @property
     def links_attached(self) -> int:

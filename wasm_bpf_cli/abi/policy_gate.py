@@ -2,7 +2,7 @@
 object may be loaded or a program attached, the object size limit, the poll
 timeout bound, and each denial reported once."""
 import logging
-from typing import TYPE_CHECKING, Callable, Optional, Set
+from typing import TYPE_CHECKING, Callable, List, Optional, Set
 
 from wasm_bpf_cli.bpf import BpfObject
 
@@ -18,12 +18,19 @@ class PolicyGate:
         limits = [n for n in (max_object_size, policy and policy.max_object_size) if n is not None]
         self.max_object_size = min(limits) if limits else None
         self._denials_reported: Set[str] = set()
+        self.denials: List[str] = []  # each distinct denial, in order (RunResult.denials)
+        # Where a denial is reported instead of the log (the Runner's stderr sink), if set.
+        self.on_denial: Optional[Callable[[str], None]] = None
 
     def deny(self, message: str) -> None:
         """Report a denial on stderr, once per distinct message."""
         if message not in self._denials_reported:
             self._denials_reported.add(message)
-            policy_log.warning("policy: %s", message)
+            self.denials.append(message)
+            if self.on_denial is not None:
+                self.on_denial(message)
+            else:
+                policy_log.warning("policy: %s", message)
 
     def load_denial(self, obj: BpfObject, live: int, live_maps: int) -> Optional[str]:
         """Why the opened (not yet loaded) object may not be loaded next to

@@ -766,6 +766,8 @@ RECORDS = {
 }
 
 # ---- functions
+# int bpf_enable_stats(enum bpf_stats_type type)
+bpf_enable_stats = _bind('bpf_enable_stats', ctypes.c_int, [ctypes.c_int])
 # int bpf_link__destroy(struct bpf_link *link)
 bpf_link__destroy = _bind('bpf_link__destroy', ctypes.c_int, [ctypes.POINTER(struct_bpf_link)])
 # int bpf_link__detach(struct bpf_link *link)
@@ -1144,6 +1146,7 @@ ring_buffer__new = _bind('ring_buffer__new', ctypes.POINTER(struct_ring_buffer),
 ring_buffer__poll = _bind('ring_buffer__poll', ctypes.c_int, [ctypes.POINTER(struct_ring_buffer), ctypes.c_int])
 
 FUNCTIONS = (
+    'bpf_enable_stats',
     'bpf_link__destroy',
     'bpf_link__detach',
     'bpf_link__disconnect',

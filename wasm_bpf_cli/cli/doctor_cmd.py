@@ -19,16 +19,20 @@ def doctor(as_json):
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         sys.exit(0 if doc["ok"] else 1)
-    render(checks, doc["ok"])
+    from wasm_bpf_cli.cli.output import closed_stdout_is_quiet
+
+    with closed_stdout_is_quiet():
+        render(checks, doc["ok"])
     sys.exit(0 if doc["ok"] else 1)
 
 
 def render(checks, ok) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from wasm_bpf_cli.cli.output import stdout_console
+
+    console = stdout_console()
     table = Table(show_lines=False)
     table.add_column("check")
     table.add_column("status")

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from wasm_bpf_cli.cli.errors import fail
+from wasm_bpf_cli.cli.errors import fail, write_whole
 from wasm_bpf_cli.errors import WasmBpfError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -14,13 +14,7 @@ def _write(text: str, output: str) -> None:
     if output in (None, "-"):
         click.echo(text, nl=False)
         return
-    tmp = output + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, output)
-    except OSError as exc:
-        raise WasmBpfError(f"{output}: {exc.strerror or exc}") from None
+    write_whole(output, text.encode())
 
 
 def _command_line(*parts: str) -> str:
@@ -37,11 +31,17 @@ def gen():
 @click.option("-o", "--output", metavar="FILE", help="Write the header here (default: stdout).")
 @click.option("--name", metavar="NAME", help="Skeleton name: struct NAME_bpf, NAME_bpf__open(), ... "
               "(default: the file name without .bpf.o).")
-def skeleton(obj, output, name):
+@click.option("--api", type=click.Choice(["native", "libbpf"]), default="native", show_default=True,
+              help="SDK header the skeleton includes when the guest included none before it: "
+                   "wasm_bpf.h (native) or upstream's libbpf-wasm.h (libbpf).")
+def skeleton(obj, output, name, api):
     """Skeleton header for PROG.bpf.o: NAME_bpf__open/load/attach/destroy,
-    skel->progs, skel->maps, and skel->rodata / skel->data that patch the
-    embedded object before load. Include after wasm_bpf.h's directory is
-    on the include path (`wasm-bpf sdk --cflags`)."""
+    skel->progs, skel->maps, and skel->rodata / skel->data / skel->bss (and
+    any .rodata.* / .data.* section) that patch the embedded object before
+    load. With wasm_bpf.h, maps are fds and programs names; with upstream's
+    libbpf-wasm.h (included first, or --api libbpf), they are struct bpf_map
+    and struct bpf_program, as upstream's sources use them. Include with the
+    SDK's directory on the include path (`wasm-bpf sdk --cflags`)."""
     from wasm_bpf_cli.gen.skeleton import default_name, generate_skeleton
     from wasm_bpf_cli.gen.source import load_bpf_object
     from wasm_bpf_cli.gen.wasm32_layout import c_identifier
@@ -50,7 +50,8 @@ def skeleton(obj, output, name):
         name = c_identifier(name) if name else default_name(obj)
         src = load_bpf_object(obj)
         text, warnings = generate_skeleton(
-            src, name, _command_line("skeleton", os.path.basename(obj)))
+            src, name, _command_line("skeleton", os.path.basename(obj),
+                                     "--api libbpf" if api == "libbpf" else ""), api)
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
         _write(text, output)
@@ -59,10 +60,12 @@ def skeleton(obj, output, name):
 
 
 @gen.command(context_settings=CONTEXT, short_help="wasm32 C types laid out as on the BPF side.")
-@click.argument("obj", type=click.Path(dir_okay=False))
-@click.argument("types", nargs=-1, metavar="[TYPE]...")
+@click.argument("args", nargs=-1, metavar="OBJ [TYPE]...")
 @click.option("-o", "--output", metavar="FILE", help="Write the header here (default: stdout).")
-def types(obj, types, output):
+@click.option("--header", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Read the types from this C header (compiled for the BPF target with -g) "
+                   "instead of an object; then every argument is a TYPE.")
+def types(args, output, header):
     """C definitions of PROG.bpf.o's types for wasm32, laid out exactly as on
     the BPF side, with _Static_asserts on every size and offset.
 
@@ -71,14 +74,28 @@ def types(obj, types, output):
     Default: the named structs/unions/enums used as types of global
     variables (.rodata, .data, .bss, ...) or as map keys/values, and what
     they embed by value. A type that cannot be reproduced is reported on
-    stderr; naming it explicitly makes that an error (exit 1)."""
+    stderr; naming it explicitly makes that an error (exit 1).
+
+    \b
+    --header FILE: the types FILE defines (a header shared by both sides,
+    e.g. bootstrap.h), compiled after the vmlinux.h beside it if there is
+    one, else after <linux/types.h> and <stdbool.h>."""
     from wasm_bpf_cli.gen.source import load_bpf_object
     from wasm_bpf_cli.gen.types_header import generate_types
 
+    if not header and not args:
+        raise click.UsageError("missing OBJ (or --header FILE)")
+    obj, types = (header, args) if header else (args[0], args[1:])
     try:
-        src = load_bpf_object(obj)
+        declared = None
+        if header:
+            from wasm_bpf_cli.gen.header_btf import compile_header
+            src, declared = compile_header(header)
+        else:
+            src = load_bpf_object(obj)
         result = generate_types(src, list(types), _command_line(
-            "types", os.path.basename(obj), *[repr(t) if " " in t else t for t in types]))
+            "types", f"--header {os.path.basename(obj)}" if header else os.path.basename(obj),
+            *[repr(t) if " " in t else t for t in types]), declared)
         _write(result.text, output)
     except WasmBpfError as err:
         fail(err)

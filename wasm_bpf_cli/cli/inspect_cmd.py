@@ -5,7 +5,11 @@ Exit status:
   1  the input cannot be read (missing, not wasm/ELF, corrupt); one line on stderr
   2  usage error
   3  the module is readable but this runner cannot run it (see the problems),
-     or --policy FILE would deny it
+     or the policy (--policy FILE, --allow, --deny) would deny it
+  141 stdout was closed before everything was written (`| head -1`): quiet,
+     as SIGPIPE ends a native tool
+Output that is not a terminal is never cut to a width: names stay whole in
+`| grep` and `| cat`.
 """
 from __future__ import annotations  # rich types in annotations stay unimported
 
@@ -30,31 +34,38 @@ EXIT_NOT_RUNNABLE = 3
               help="Export that receives samples in the callback variant.")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also say whether this TOML policy (as for `run --policy`) would allow the module.")
-def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_file):
+@click.option("--allow", multiple=True, metavar="TYPE",
+              help="As for `run`: only programs of this type or group are allowed (repeatable).")
+@click.option("--deny", multiple=True, metavar="TYPE",
+              help="As for `run`: programs of this type or group are denied (repeatable).")
+def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_file, allow, deny):
     """Show what is inside MODULE (a .wasm guest or a .bpf.o object).
 
     Exit status: 0 runnable (or a plain BPF object); 3 the module is readable
-    but this runner cannot run it, or --policy denies it; 1 the input cannot
-    be read; 2 usage error.
+    but this runner cannot run it, or the policy denies it; 1 the input cannot
+    be read; 2 usage error; 141 stdout was closed early (`| head`), quietly.
     """
+    from wasm_bpf_cli.cli.output import closed_stdout_is_quiet
     from wasm_bpf_cli.inspect import inspect_path
 
     try:
         policy = None
-        if policy_file is not None:
+        if policy_file is not None or allow or deny:
             from wasm_bpf_cli.policy import Policy
 
-            policy = Policy.load(policy_file)
+            policy = Policy.load(policy_file) if policy_file is not None else Policy()
+            policy = policy.merged(allow=allow, deny=deny)
         report = inspect_path(module, wrapper_module_name, callback_export_name)
         if policy is not None:
             report["policy"] = policy.check_report(report)
     except WasmBpfError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-    else:
-        render(report)
+    with closed_stdout_is_quiet():
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+        else:
+            render(report)
     if report["verdict"]["runnable"] is False or report.get("policy", {}).get("allowed") is False:
         sys.exit(EXIT_NOT_RUNNABLE)
 
@@ -84,17 +95,17 @@ def _hex(value: Optional[int]) -> str:
 
 def render(report: Dict) -> None:
     """Print the report for people: rich tables and trees on stdout."""
-    from rich.console import Console
+    from wasm_bpf_cli.cli.output import stdout_console
 
-    console = Console(highlight=False)
+    console = stdout_console()
     console.print(f"[bold]{_escape(report['path'])}[/bold]: "
                   f"{'wasm module' if report['kind'] == 'wasm' else 'BPF object'}, "
                   f"{report['size']} bytes")
+    if "policy" in report:  # the answer to the question asked, before the details
+        _policy(console, report["policy"])
     if report["kind"] == "wasm":
         _module(console, report)
         _verdict(console, report["verdict"])
-    if "policy" in report:
-        _policy(console, report["policy"])
     for i, obj in enumerate(report["objects"]):
         _object(console, i, obj)
     if report["kind"] == "wasm" and not report["objects"]:

@@ -8,10 +8,12 @@ import click
 # name -> (module, attribute, one-line help shown by `wasm-bpf --help`)
 COMMANDS = {
     "run": ("wasm_bpf_cli.cli.run_cmd", "run", "Run a wasm-bpf guest module on the real kernel."),
+    "new": ("wasm_bpf_cli.cli.new_cmd", "new", "Write a new guest (kernel and user half, Makefile) from a template."),
     "inspect": ("wasm_bpf_cli.cli.inspect_cmd", "inspect", "Show what is inside a module or BPF object."),
     "sdk": ("wasm_bpf_cli.cli.sdk_cmd", "sdk", "Print compiler flags for building C guests."),
     "gen": ("wasm_bpf_cli.cli.gen_cmd", "gen", "Generate skeleton headers and C types from a BPF object."),
     "doctor": ("wasm_bpf_cli.cli.doctor_cmd", "doctor", "Check what this machine can run."),
+    "metrics": ("wasm_bpf_cli.cli.metrics_cmd", "metrics", "Embed, show or check a module's metrics config."),
     "cache": ("wasm_bpf_cli.cli.cache_cmd", "cache", "Show or clear the compiled-module cache."),
 }
 

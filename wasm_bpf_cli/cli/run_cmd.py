@@ -1,6 +1,7 @@
 """`wasm-bpf run`: argument parsing, signals and the terminal UI around the
 public Runner API."""
 import logging
+import math
 import os
 import signal
 import sys
@@ -53,6 +54,21 @@ def _parse_dirs(values):
             raise UsageError(f"--dir {item!r}: {host!r} is not a directory")
         dirs.append((host, guest))
     return dirs
+
+
+def _seconds(ctx, param, value):
+    """A positive number of seconds (click's FloatRange says 'not a valid float range')."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = None
+    if (seconds is None or not math.isfinite(seconds) or seconds < 0
+            or (seconds == 0 and param.name == "duration")):
+        raise click.BadParameter(f"{value!r} is not a number of seconds "
+                                 f"(e.g. 10 or 0.5{'' if param.name == 'duration' else '; 0 is allowed'})")
+    return seconds
 
 
 def _size(ctx, param, value):
@@ -114,7 +130,7 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.command(context_settings={"allow_interspersed_args": False,
                                  "help_option_names": ["-h", "--help"]},
                epilog=EPILOG)
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--duration", callback=_seconds, metavar="SECONDS",
               help="Stop the guest (as Ctrl-C does) after this many seconds.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
               help="Set a guest environment variable (repeatable). None are inherited.")
@@ -123,7 +139,7 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.option("--engine", type=click.Choice(["auto", "wasmtime", "wasmer"]), default="auto",
               envvar="WASM_BPF_ENGINE", show_default=True,
               help="Wasm engine. auto: wasmer where it imports (CPython <= 3.10), else wasmtime.")
-@click.option("--grace-period", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--grace-period", callback=_seconds, default="2", show_default=True,
               metavar="SECONDS", help="How long a stopped guest may take to return by itself.")
 @click.option("--wrapper-module-name", default="callback-wrapper", show_default=True,
               help="Import module of the Go/TinyGo buffer-poll variant.")
@@ -151,13 +167,22 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.option("--cache-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Directory of the compiled-module cache (default: $WASM_BPF_CACHE_DIR, else "
                    "$XDG_CACHE_HOME/wasm-bpf or ~/.cache/wasm-bpf).")
+@click.option("--metrics", "metrics", metavar="ADDR:PORT",
+              help="Serve Prometheus metrics of the run at http://ADDR:PORT/metrics (:PORT: every "
+                   "interface) while the guest runs.")
+@click.option("--metrics-config", type=click.Path(dir_okay=False), metavar="FILE",
+              help="TOML config turning the guest's maps into metrics (default: the one embedded "
+                   "in the module, if any; see `wasm-bpf metrics`).")
+@click.option("--bpf-stats", is_flag=True,
+              help="With --metrics: each BPF program's run count and run time (holds "
+                   "BPF_ENABLE_STATS while running).")
 @click.option("-v", "--verbose", count=True, help="Show libbpf's log and the host calls.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no status line or summary.")
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
         policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache, cache_dir,
-        verbose, quiet, module, args):
+        metrics, metrics_config, bpf_stats, verbose, quiet, module, args):
     """Run MODULE.wasm; everything after it goes to the guest (which sees
     MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
     from wasm_bpf_cli import engines
@@ -173,7 +198,10 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              policy=_policy(policy_file, allow, deny, dirs),
                              max_memory=max_memory, max_object_size=max_object_size,
                              output_buffering=output_buffering, cache=not no_cache,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, metrics=metrics,
+                             metrics_config=metrics_config, bpf_stats=bpf_stats)
+        if (metrics_config or bpf_stats) and not metrics:
+            raise UsageError("--metrics-config and --bpf-stats need --metrics ADDR:PORT")
     except WasmBpfError as err:
         fail(err)
     if options.engine == "wasmer":
@@ -196,9 +224,7 @@ def _run_guest(module, options, quiet, handler) -> None:
         ui = StatusLine(os.path.basename(module))
         handler.ui = ui
         options.stderr = ui.stderr
-        # A pipe gets the guest's bytes directly; so does a terminal with
-        # libc buffering (the guest then sees the terminal it is).
-        if sys.stdout.isatty() and options.output_buffering == "line":
+        if sys.stdout.isatty():  # a pipe gets the guest's bytes directly
             options.stdout = ui.stdout
 
     runner = Runner(module, options)

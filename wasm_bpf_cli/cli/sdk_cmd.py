@@ -1,11 +1,7 @@
 """`wasm-bpf sdk`: where the C SDK headers are and how to compile a guest."""
-import os
-
 import click
 
-SDK_INCLUDE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sdk", "include")
-GUEST_CFLAGS = ["--target=wasm32-wasi", "--sysroot=/usr", "-O2"]
-GUEST_LDFLAGS = ["-Wl,--allow-undefined,--export-table"]
+from wasm_bpf_cli.sdk import SDK_INCLUDE, guest_cflags
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +17,7 @@ def sdk(what):
     if what == "include":
         click.echo(SDK_INCLUDE)
     elif what == "cflags":
-        click.echo(" ".join(GUEST_CFLAGS + [f"-I{SDK_INCLUDE}"] + GUEST_LDFLAGS))
+        click.echo(" ".join(guest_cflags()))
     else:
         click.echo(f"include: {SDK_INCLUDE}")
-        click.echo(f"cflags:  {' '.join(GUEST_CFLAGS + [f'-I{SDK_INCLUDE}'] + GUEST_LDFLAGS)}")
+        click.echo(f"cflags:  {' '.join(guest_cflags())}")

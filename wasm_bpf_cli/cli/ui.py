@@ -15,6 +15,23 @@ from rich.text import Text
 CLEAR_LINE = "\r\x1b[2K"
 
 
+class _TerminalSink:
+    """Writes guest output to a terminal fd around the status line; says it
+    is a terminal (the guest's libc buffers by that with libc buffering)."""
+
+    def __init__(self, line: "StatusLine", fd: int):
+        self._line = line
+        self._fd = fd
+
+    def __call__(self, data: bytes) -> None:
+        with self._line._lock:
+            self._line._clear()
+            _write_all(self._fd, data)
+
+    def isatty(self) -> bool:
+        return True
+
+
 class StatusLine:
     def __init__(self, module: str):
         self.module = module
@@ -26,18 +43,10 @@ class StatusLine:
         self._width = Console(stderr=True).width
         self._pending_stdout = b""
 
-    # -- guest output ---------------------------------------------------
-    def stdout(self, data: bytes) -> None:
-        """Guest stdout: written to fd 1 byte for byte; whole lines at once so
-        the status line can stay below them."""
-        with self._lock:
-            self._clear()
-            _write_all(1, data)
-
-    def stderr(self, data: bytes) -> None:
-        with self._lock:
-            self._clear()
-            _write_all(2, data)
+        # Guest output sinks: fd 1 and fd 2 byte for byte, the status line
+        # cleared first so that it stays below them.
+        self.stdout = _TerminalSink(self, 1)
+        self.stderr = _TerminalSink(self, 2)
 
     def log(self, text: str) -> None:
         with self._lock:

@@ -66,6 +66,13 @@ class GuestMemory:
     def size(self) -> int:
         raise NotImplementedError
 
+    def size_seen(self) -> Optional[int]:
+        """The size as the guest's thread last saw it (None: not yet), from
+        the `_size` both engines' memories cache. Unlike size(), safe from
+        any thread: wasmer panics when its objects are used from another."""
+        size = getattr(self, "_size", -1)
+        return size if size >= 0 else None
+
     def base_address(self) -> int:
         raise NotImplementedError
 

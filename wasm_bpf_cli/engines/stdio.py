@@ -81,6 +81,14 @@ def _filetype_of(fd: int) -> int:
     return _FILETYPE_UNKNOWN
 
 
+def _says_terminal(sink) -> bool:
+    isatty = getattr(sink, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except Exception:  # noqa: BLE001 - a sink's own isatty must not break the guest
+        return False
+
+
 class GuestStdio:
     """fd_write, fd_read, fd_fdstat_get and proc_exit for one guest.
 
@@ -178,9 +186,10 @@ class GuestStdio:
             filetype, rights = _FILETYPE_CHARACTER_DEVICE, _RIGHT_FD_READ | _RIGHT_POLL_FD_READWRITE
         else:
             rights = _RIGHT_FD_WRITE | _RIGHT_POLL_FD_READWRITE | _RIGHT_FD_FILESTAT_GET
-            if self.line_buffered or self.sinks[fd] is None and os.isatty(fd):
+            sink = self.sinks[fd]
+            if self.line_buffered or (os.isatty(fd) if sink is None else _says_terminal(sink)):
                 filetype = _FILETYPE_CHARACTER_DEVICE  # no seek/tell rights: libc's isatty() is true
-            elif self.sinks[fd] is None:
+            elif sink is None:
                 filetype = _filetype_of(fd)
                 if filetype == _FILETYPE_REGULAR_FILE:
                     rights |= _RIGHT_FD_SEEK | _RIGHT_FD_TELL

@@ -9,7 +9,8 @@ pointers), plus what those embed by value. Kernel types reached only through
 pointers (task_struct, ...) are never emitted. A type used only via
 `bpf_ringbuf_reserve()` is not in BTF as any of those: name it
 (`wasm-bpf gen types prog.bpf.o event`), after making clang keep it in BTF
-(e.g. `struct event _event = {};` or use it as a map value type).
+(e.g. `struct event *unused_event;` or use it as a map value type), or read
+it from the header both sides include (`gen types --header`, header_btf).
 """
 import os
 from typing import List, NamedTuple, Optional, Tuple
@@ -106,17 +107,43 @@ def find_type(btf: Btf, spec: str) -> Tuple[int, Optional[str]]:
                     raise GenError(f"typedef {name} is not a struct, union or enum")
                 return found
             return t.id, None
-    raise GenError(f"no type {spec!r} in the object's BTF")
+    tag = f"{parts[0]} {name}" if len(parts) == 2 else f"struct {name}"
+    raise GenError(f"no type {spec!r} in the object's BTF: clang keeps only the types that "
+                   f"maps, global variables and programs use (one only passed to "
+                   f"bpf_ringbuf_reserve() is not kept); keep it with a global in the BPF "
+                   f"program (`{tag} *unused_{name} __attribute__((unused));`) or read it from "
+                   f"its header: wasm-bpf gen types --header FILE {spec}")
 
 
-def generate_types(src: BpfSource, names: List[str], command: str) -> TypesResult:
+def header_roots(btf: Btf, declared: List[Tuple[str, str]]) -> List[Tuple[int, Optional[str]]]:
+    """The default selection of `gen types --header`: every struct, union and
+    enum the header defines, and anonymous ones its typedefs name."""
+    roots = []
+    for kind, name in declared:
+        try:
+            found = find_type(btf, name if kind == "typedef" else f"{kind} {name}")
+        except GenError:
+            continue  # a typedef of a scalar
+        if found not in roots and (kind != "typedef" or found[1]):
+            roots.append(found)
+    return roots
+
+
+def generate_types(src: BpfSource, names: List[str], command: str,
+                   declared: Optional[List[Tuple[str, str]]] = None) -> TypesResult:
     """The header text and the types that could not be reproduced. With
-    `names`, exactly those types (and their by-value dependencies)."""
+    `names`, exactly those types (and their by-value dependencies); else
+    the types `declared` by a header (--header) or the object's defaults."""
     if src.btf is None:
         raise GenError(f"{os.path.basename(src.path)}: no .BTF section (compile with clang -g)")
     btf = src.btf
     try:
-        roots = [find_type(btf, n) for n in names] if names else _root_types(btf)
+        if names:
+            roots = [find_type(btf, n) for n in names]
+        elif declared is not None:
+            roots = header_roots(btf, declared)
+        else:
+            roots = _root_types(btf)
         emitter = Wasm32Types(btf)
         problems = []
         for type_id, typedef in roots:

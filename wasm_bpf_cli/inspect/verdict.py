@@ -48,10 +48,10 @@ def check_module(mod: WasmModule, wrapper_module: str = abi.DEFAULT_WRAPPER_MODU
             problems.append(f"{where}: signature {_sig(*imp.type)} does not match the expected "
                             f"{_sig(*expected)}")
 
-    def need_export(name: str, kind: str, why: str, signature=None) -> None:
+    def need_export(name: str, kind: str, why: str, signature=None, fix: str = "") -> None:
         exp = mod.export(name)
         if exp is None:
-            problems.append(f"export {name}: missing ({why})")
+            problems.append(f"export {name}: missing ({why}){fix}")
         elif exp.kind != kind:
             problems.append(f"export {name}: is a {exp.kind}, expected a {kind} ({why})")
         elif signature is not None:
@@ -65,7 +65,8 @@ def check_module(mod: WasmModule, wrapper_module: str = abi.DEFAULT_WRAPPER_MODU
     need_export("_start", "func", "the runner starts a WASI command", abi.Signature((), ()))
     if table_poll:
         need_export(abi.TABLE_EXPORT, "table",
-                    "wasm_bpf.wasm_bpf_buffer_poll calls samples back through it")
+                    "wasm_bpf.wasm_bpf_buffer_poll calls samples back through it",
+                    fix=": link the guest with -Wl,--export-table (`wasm-bpf sdk --cflags` includes it)")
     if wrapper_poll:
         need_export(callback_export, "func",
                     f"{wrapper_module}.{abi.WRAPPER_POLL_NAME} delivers samples to it",

@@ -30,9 +30,16 @@
  *   bpf_buffer__free(rb);
  *   wasm_bpf_object_close(obj);
  *
- * Errors: every negative value returned by a host function (and by the
- * helpers below) is a negative errno in the guest's own (WASI) numbering, so
- * compare with the constants from <errno.h>: e.g. -ENOENT, -EFAULT, -EINVAL.
+ * Errors: every negative value returned by the helpers below is a negative
+ * errno in the guest's own (WASI) numbering on every runtime, so compare with
+ * the constants from <errno.h>: e.g. -ENOENT, -EFAULT, -EINVAL. This runner
+ * already returns WASI numbers; the reference runtimes (C++, Rust) return
+ * Linux ones (-2 for ENOENT), which the helpers translate (see
+ * wasm_bpf_portable_err()). The raw imports return the runtime's own numbers.
+ *
+ * upstream's API (libbpf-wasm.h, `bpf_buffer__open(skel->maps.rb, cb, ctx)`)
+ * is offered by libbpf-wasm.h on top of this header; one file uses one of
+ * the two bpf_buffer APIs.
  * A poll that returns -EINTR means "stop requested": the runner got Ctrl-C
  * or SIGTERM; clean up (free buffers, close objects) and return from main.
  * A guest that keeps going is forcibly interrupted after a grace period.
@@ -93,6 +100,60 @@ WASM_BPF_IMPORT("wasm_close_bpf_object")
 int32_t wasm_close_bpf_object(uint64_t obj);
 
 /* ------------------------------------------------------------------------ */
+/* Errno numbering: the same on every runtime                                 */
+/* ------------------------------------------------------------------------ */
+
+/* 1 when the host returns Linux errno values (the C++ and Rust reference
+ * runtimes), 0 for WASI ones (this runner). Probed once: handle 0 is invalid
+ * on every runtime, and its EINVAL is -22 in Linux's numbering, -28 in WASI's. */
+static inline int wasm_bpf_host_errno_is_linux(void)
+{
+	static int linux_numbers = -1;
+
+	if (linux_numbers < 0)
+		linux_numbers = wasm_bpf_map_fd_by_name(0, "") == -22;
+	return linux_numbers;
+}
+
+/* Linux errno -> the guest's <errno.h> (WASI) number; EIO when WASI lacks it. */
+static inline int wasm_bpf__errno_from_linux(int e)
+{
+	switch (e) {
+	case 1: return EPERM;
+	case 2: return ENOENT;
+	case 3: return ESRCH;
+	case 4: return EINTR;
+	case 5: return EIO;
+	case 7: return E2BIG;
+	case 9: return EBADF;
+	case 11: return EAGAIN;
+	case 12: return ENOMEM;
+	case 13: return EACCES;
+	case 14: return EFAULT;
+	case 16: return EBUSY;
+	case 17: return EEXIST;
+	case 19: return ENODEV;
+	case 22: return EINVAL;
+	case 24: return EMFILE;
+	case 28: return ENOSPC;
+	case 34: return ERANGE;
+	case 38: return ENOSYS;
+	case 95: return ENOTSUP;
+	case 110: return ETIMEDOUT;
+	default: return EIO;
+	}
+}
+
+/* A host function's result with a negative errno in the guest's own (WASI)
+ * numbering, whichever runtime returned it: compare with -ENOENT, -EINTR, ... */
+static inline int wasm_bpf_portable_err(int ret)
+{
+	if (ret >= 0 || !wasm_bpf_host_errno_is_linux())
+		return ret;
+	return -wasm_bpf__errno_from_linux(-ret);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Objects and programs                                                       */
 /* ------------------------------------------------------------------------ */
 
@@ -136,7 +197,7 @@ static inline int wasm_bpf_object_close(struct bpf_object *obj)
 		return 0;
 	err = wasm_close_bpf_object(obj->handle);
 	free(obj);
-	return err;
+	return wasm_bpf_portable_err(err);
 }
 
 /* Attach program `prog_name`; `target` is NULL/"" for auto-attach from the
@@ -149,7 +210,8 @@ static inline int wasm_bpf_attach_program(struct bpf_object *obj,
 {
 	if (!obj || !prog_name)
 		return -EINVAL;
-	return wasm_attach_bpf_program(obj->handle, prog_name, target);
+	return wasm_bpf_portable_err(
+		wasm_attach_bpf_program(obj->handle, prog_name, target));
 }
 
 /* Map fd by map name (like bpf_map__fd(bpf_object__find_map_by_name())). */
@@ -157,7 +219,7 @@ static inline int wasm_bpf_map_fd(struct bpf_object *obj, const char *name)
 {
 	if (!obj || !name)
 		return -EINVAL;
-	return wasm_bpf_map_fd_by_name(obj->handle, name);
+	return wasm_bpf_portable_err(wasm_bpf_map_fd_by_name(obj->handle, name));
 }
 #define bpf_object__map_fd wasm_bpf_map_fd
 
@@ -179,28 +241,30 @@ static inline int wasm_bpf_map_fd(struct bpf_object *obj, const char *name)
 
 static inline int bpf_map_lookup_elem(int fd, const void *key, void *value)
 {
-	return wasm_bpf_map_operate(fd, WASM_BPF_MAP_LOOKUP_ELEM, (void *)key,
-				    value, NULL, 0);
+	return wasm_bpf_portable_err(wasm_bpf_map_operate(
+		fd, WASM_BPF_MAP_LOOKUP_ELEM, (void *)key, value, NULL, 0));
 }
 
 static inline int bpf_map_update_elem(int fd, const void *key,
 				      const void *value, uint64_t flags)
 {
-	return wasm_bpf_map_operate(fd, WASM_BPF_MAP_UPDATE_ELEM, (void *)key,
-				    (void *)value, NULL, flags);
+	return wasm_bpf_portable_err(wasm_bpf_map_operate(
+		fd, WASM_BPF_MAP_UPDATE_ELEM, (void *)key, (void *)value, NULL,
+		flags));
 }
 
 static inline int bpf_map_delete_elem(int fd, const void *key)
 {
-	return wasm_bpf_map_operate(fd, WASM_BPF_MAP_DELETE_ELEM, (void *)key,
-				    NULL, NULL, 0);
+	return wasm_bpf_portable_err(wasm_bpf_map_operate(
+		fd, WASM_BPF_MAP_DELETE_ELEM, (void *)key, NULL, NULL, 0));
 }
 
-/* key == NULL gets the first key; -ENOENT after the last one. */
+/* key == NULL gets the first key; -ENOENT after the last one (on every
+ * runtime: the map helpers return WASI errno numbers, see above). */
 static inline int bpf_map_get_next_key(int fd, const void *key, void *next_key)
 {
-	return wasm_bpf_map_operate(fd, WASM_BPF_MAP_GET_NEXT_KEY, (void *)key,
-				    NULL, next_key, 0);
+	return wasm_bpf_portable_err(wasm_bpf_map_operate(
+		fd, WASM_BPF_MAP_GET_NEXT_KEY, (void *)key, NULL, next_key, 0));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -215,6 +279,36 @@ typedef int (*bpf_buffer_sample_fn)(void *ctx, void *data, size_t size);
 #ifndef WASM_BPF_BUFFER_SIZE
 #define WASM_BPF_BUFFER_SIZE (256 * 1024) /* default scratch buffer size */
 #endif
+
+/* Both bpf_buffer APIs: `struct_size` zeroed bytes, and a `data_size`
+ * scratch buffer in *data; NULL (errno ENOMEM) when either fails. */
+static inline void *wasm_bpf__buffer_alloc(size_t struct_size,
+					   size_t data_size, void **data)
+{
+	void *b = calloc(1, struct_size);
+
+	*data = b ? malloc(data_size) : NULL;
+	if (!*data) {
+		free(b);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return b;
+}
+
+/* Poll ring/perf buffer map `fd` of object `handle` into `data` (both
+ * bpf_buffer APIs); the result with a portable errno. */
+static inline int wasm_bpf__poll(uint64_t handle, int fd,
+				 bpf_buffer_sample_fn fn, void *ctx, void *data,
+				 size_t size, int timeout_ms)
+{
+	return wasm_bpf_portable_err(wasm_bpf_buffer_poll(
+		handle, fd, (int32_t)(uintptr_t)fn, ctx, data, (int32_t)size,
+		timeout_ms));
+}
+
+/* libbpf-wasm.h defines upstream's bpf_buffer API (by map) instead. */
+#ifndef WASM_BPF_LIBBPF_API
 
 struct bpf_buffer {
 	struct bpf_object *obj;
@@ -232,6 +326,7 @@ bpf_buffer__open_sized(struct bpf_object *obj, const char *map_name,
 		       bpf_buffer_sample_fn sample_cb, void *ctx, size_t size)
 {
 	struct bpf_buffer *b;
+	void *data;
 	int fd;
 
 	if (!obj || !map_name || !sample_cb || size == 0 || size > INT32_MAX) {
@@ -243,17 +338,10 @@ bpf_buffer__open_sized(struct bpf_object *obj, const char *map_name,
 		errno = -fd;
 		return NULL;
 	}
-	b = (struct bpf_buffer *)calloc(1, sizeof(*b));
-	if (!b) {
-		errno = ENOMEM;
+	b = (struct bpf_buffer *)wasm_bpf__buffer_alloc(sizeof(*b), size, &data);
+	if (!b)
 		return NULL;
-	}
-	b->data = malloc(size);
-	if (!b->data) {
-		free(b);
-		errno = ENOMEM;
-		return NULL;
-	}
+	b->data = data;
 	b->obj = obj;
 	b->fd = fd;
 	b->fn = sample_cb;
@@ -279,9 +367,8 @@ static inline int bpf_buffer__poll(struct bpf_buffer *b, int timeout_ms)
 {
 	if (!b)
 		return -EINVAL;
-	return wasm_bpf_buffer_poll(b->obj->handle, b->fd,
-				    (int32_t)(uintptr_t)b->fn, b->ctx, b->data,
-				    (int32_t)b->size, timeout_ms);
+	return wasm_bpf__poll(b->obj->handle, b->fd, b->fn, b->ctx, b->data,
+			      b->size, timeout_ms);
 }
 
 /* Interruptible sleep: wait timeout_ms on `idle`, a ring/perf buffer that
@@ -305,6 +392,7 @@ static inline void bpf_buffer__free(struct bpf_buffer *b)
 	free(b->data);
 	free(b);
 }
+#endif /* !WASM_BPF_LIBBPF_API */
 
 /* ------------------------------------------------------------------------ */
 /* Patch a global of the embedded ELF before loading                          */
@@ -428,6 +516,98 @@ static inline int wasm_bpf_set_global(void *elf, size_t elf_size,
 		}
 	}
 #undef WASM_BPF__SH
+	return -ENOENT;
+}
+
+/* For generated skeletons: write `size` bytes of a guest-side `.bss` image
+ * to its map (`section`, e.g. ".bss") after load when any byte is set.
+ * 0 or a negative errno. */
+static inline int wasm_bpf__push_bss(struct bpf_object *obj,
+				     const char *section, const void *buf,
+				     size_t size)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	uint32_t key = 0;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < size && !p[i]; i++)
+		;
+	if (i == size)
+		return 0;
+	fd = wasm_bpf_map_fd(obj, section);
+	if (fd < 0)
+		return fd;
+	return bpf_map_update_elem(fd, &key, buf, BPF_ANY);
+}
+
+/*
+ * Whether the program `prog_name` (its C function name) of the ELF image is
+ * loaded, like libbpf's bpf_program__set_autoload(); call before
+ * wasm_bpf_object_load(). A program that is not loaded is not attached
+ * either, so e.g. one of two alternative programs (tp_btf / raw_tp) can be
+ * chosen at run time. How: libbpf only treats sections flagged executable
+ * as programs, so the flag of the program's section is cleared (or set back):
+ * every program of that section goes with it (one per SEC() is the norm).
+ * Returns 0, -EINVAL (not an ELF64 LE object, or a symbol without a valid
+ * section) or -ENOENT (no such function symbol).
+ */
+static inline int wasm_bpf_set_autoload(void *elf, size_t elf_size,
+					const char *prog_name, int autoload)
+{
+	unsigned char *e = (unsigned char *)elf;
+	uint64_t shoff, shnum, shentsize, i, j;
+	size_t name_len;
+
+	if (!e || !prog_name || elf_size < 64 || memcmp(e, "\177ELF", 4) != 0 ||
+	    e[4] != 2 || e[5] != 1)
+		return -EINVAL;
+	shoff = wasm_bpf__rd(e + 0x28, 8);
+	shentsize = wasm_bpf__rd(e + 0x3a, 2);
+	shnum = wasm_bpf__rd(e + 0x3c, 2);
+	if (shentsize < 64 || shnum == 0 ||
+	    !wasm_bpf__in(shoff, shnum * shentsize, elf_size))
+		return -EINVAL;
+	name_len = strlen(prog_name);
+	for (i = 1; i < shnum; i++) {
+		const unsigned char *ssec = e + shoff + i * shentsize;
+		uint64_t s_off, s_size, s_link, s_ent, n_off, n_size;
+		const unsigned char *strsec;
+
+		if (wasm_bpf__rd(ssec + 4, 4) != 2 /* SHT_SYMTAB */)
+			continue;
+		s_off = wasm_bpf__rd(ssec + 0x18, 8);
+		s_size = wasm_bpf__rd(ssec + 0x20, 8);
+		s_link = wasm_bpf__rd(ssec + 0x28, 4);
+		s_ent = wasm_bpf__rd(ssec + 0x38, 8);
+		if (s_ent < 24 || s_link == 0 || s_link >= shnum ||
+		    !wasm_bpf__in(s_off, s_size, elf_size))
+			return -EINVAL;
+		strsec = e + shoff + s_link * shentsize;
+		n_off = wasm_bpf__rd(strsec + 0x18, 8);
+		n_size = wasm_bpf__rd(strsec + 0x20, 8);
+		if (!wasm_bpf__in(n_off, n_size, elf_size))
+			return -EINVAL;
+		for (j = 0; j + s_ent <= s_size; j += s_ent) {
+			const unsigned char *sym = e + s_off + j;
+			uint64_t st_name = wasm_bpf__rd(sym, 4);
+			uint64_t st_shndx = wasm_bpf__rd(sym + 6, 2);
+			unsigned char *flags;
+
+			if ((sym[4] & 0xf) != 2 /* STT_FUNC */ ||
+			    st_name >= n_size || name_len >= n_size - st_name ||
+			    memcmp(e + n_off + st_name, prog_name, name_len + 1))
+				continue;
+			if (st_shndx == 0 || st_shndx >= shnum)
+				return -EINVAL;
+			flags = e + shoff + st_shndx * shentsize + 8;
+			if (autoload)
+				flags[0] |= 0x4; /* SHF_EXECINSTR */
+			else
+				flags[0] &= (unsigned char)~0x4;
+			return 0;
+		}
+	}
 	return -ENOENT;
 }
 
