@@ -171,6 +171,32 @@ class Engine:
         default one, False for none."""
         raise NotImplementedError
 
+    def compile_cached(self, wasm: bytes, cache, deserialize: Callable[[bytes], object],
+                       build: Callable[[bytes], Tuple[object, Callable[[], bytes]]]):
+        """What both adapters' compile() do around the engine: refuse what is
+        not wasm, then the module from the on-disk cache (`deserialize(blob)`:
+        the module, or None when this engine build refuses the entry, which
+        is then overwritten), else `build(wasm)` -> (module, a function giving
+        the bytes to cache), stored under the module's key (module_cache.py)."""
+        from wasm_bpf_cli.engines import module_cache, rewrite
+        from wasm_bpf_cli.errors import ModuleError
+
+        wasm = bytes(wasm)
+        if wasm[:4] != b"\0asm":
+            raise ModuleError("not a wasm module (bad magic number)")
+        disk = module_cache.resolve(cache)
+        name = None
+        if disk is not None:
+            name = module_cache.key(wasm, self.name, self.version(), rewrite.REWRITE_VERSION)
+            blob = disk.load(name)
+            module = deserialize(blob) if blob is not None else None
+            if module is not None:
+                return module
+        module, payload = build(wasm)
+        if name is not None:
+            disk.store(name, payload())
+        return module
+
     def instantiate(self, module, wasi: WasiOptions,
                     host_functions: Sequence[HostFunction],
                     max_memory: Optional[int] = None) -> Instance:

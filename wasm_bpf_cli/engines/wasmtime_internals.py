@@ -1,0 +1,74 @@
+"""Every use of wasmtime-py's private API, in one place.
+
+The wasmtime adapter calls wasm functions and defines host functions through
+wasmtime's raw `*_unchecked` C API (~20x cheaper per crossing than the
+public `Func.__call__`, shared/PERF.md), which wasmtime-py exposes only in
+its private modules and attributes. Nothing else in the package touches
+them: a new wasmtime-py that renames one breaks here, and only here.
+
+Checked against wasmtime-py 45.0.0 and 50.0.1, the ends of the range
+pyproject.toml declares (`make test-deps` runs the engine's tests on both).
+What each name is, in wasmtime-py's sources:
+- `wasmtime._bindings`: ctypes declarations generated from wasmtime's C
+  headers (`_wasmtime_func_call_unchecked`, `_wasmtime_func_new_unchecked`,
+  `wasmtime_func_unchecked_callback_t`);
+- `wasmtime._ffi`: the C types and a few functions (`wasmtime_val_raw_t`,
+  `wasm_trap_t`, `wasmtime_func_t`, `wasmtime_memory_data`,
+  `wasmtime_memory_data_size`);
+- `Store._context()`: the `wasmtime_context_t *` of a store;
+- `Func._func` / `Memory._memory`: the C structs behind a function and a memory;
+- `Func._from_raw`, `WasmtimeError._from_ptr`, `Trap._from_ptr`,
+  `Trap._consume`: wrapping a C handle in its Python class and back.
+"""
+import ctypes
+
+import wasmtime
+from wasmtime import _bindings as _raw
+from wasmtime import _ffi as _c
+
+# wasmtime_func_call_unchecked(context, func, args_and_results, nargs_and_results, trap_ret)
+func_call_unchecked = _raw._wasmtime_func_call_unchecked
+# wasmtime_func_new_unchecked(context, functype, callback, env, finalizer, func_ret)
+func_new_unchecked = _raw._wasmtime_func_new_unchecked
+UncheckedCallback = _raw.wasmtime_func_unchecked_callback_t
+ValRaw = _c.wasmtime_val_raw_t  # 16 bytes: one argument or result of an unchecked call
+Trap = _c.wasm_trap_t
+FuncHandle = _c.wasmtime_func_t
+memory_data = _c.wasmtime_memory_data  # (context, memory) -> uint8_t *
+memory_data_size = _c.wasmtime_memory_data_size  # (context, memory) -> size_t
+
+
+def store_context(store: wasmtime.Store):
+    """The store's wasmtime_context_t pointer, for the raw calls."""
+    return store._context()
+
+
+def func_ref(func: wasmtime.Func):
+    """A pointer to the function's wasmtime_func_t, for func_call_unchecked."""
+    return ctypes.byref(func._func)
+
+
+def memory_ref(memory: wasmtime.Memory):
+    """A pointer to the memory's wasmtime_memory_t, for memory_data(_size)."""
+    return ctypes.byref(memory._memory)
+
+
+def func_from_handle(handle) -> wasmtime.Func:
+    """The Func for a wasmtime_func_t that func_new_unchecked filled in."""
+    return wasmtime.Func._from_raw(handle)
+
+
+def error_from_ptr(error) -> wasmtime.WasmtimeError:
+    """The WasmtimeError (or ExitTrap) for a wasmtime_error_t * a call returned."""
+    return wasmtime.WasmtimeError._from_ptr(error)
+
+
+def trap_from_ptr(trap) -> wasmtime.Trap:
+    """The Trap for a wasm_trap_t * a call returned."""
+    return wasmtime.Trap._from_ptr(trap)
+
+
+def new_trap_address(message: str) -> int:
+    """The address of a new wasm_trap_t, owned by whoever it is returned to
+    (a raw host callback returns it to make the guest trap)."""
+    return ctypes.cast(wasmtime.Trap(message)._consume(), ctypes.c_void_p).value
