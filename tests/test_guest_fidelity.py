@@ -384,3 +384,27 @@ def test_maps_names_a_ring_buffer_instead_of_an_errno(no_bpf_leaks):
         assert str(err.value) == ("map 'rb' is a ring buffer (ringbuf): it streams samples to the guest's "
                                   "callback and has no keys or values to read")
         runner.stop()
+
+
+def test_maps_reads_a_per_cpu_map_as_one_value_per_cpu(no_bpf_leaks):
+    """metricsfill puts percpu[1] = CPU i holds i + 1 (u64). The kernel writes
+    an 8-byte-rounded slot for every possible CPU: the view sizes its buffer
+    for all of them and hands back one value per CPU."""
+    from wasm_bpf_cli import Runner, RunOptions
+    from wasm_bpf_cli.bpf.maps import possible_cpus
+
+    lines = []
+    cpus = possible_cpus()
+    with Runner(guest("metricsfill"), RunOptions(args=["1", "1", str(cpus)], engine=ENGINE, grace_period=0.5,
+                                                 stdout=lines.append)) as runner:
+        runner.start()
+        deadline = time.monotonic() + 30
+        while b"filled" not in b"".join(lines) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b"filled" in b"".join(lines), lines
+        view = next(m for m in runner.maps() if m.name == "percpu")
+        assert view.per_cpu
+        assert view.lookup((1).to_bytes(4, "little")) == [(i + 1).to_bytes(8, "little") for i in range(cpus)]
+        assert view.lookup(1) == list(range(1, cpus + 1))
+        assert dict(view.decoded_items())[1] == list(range(1, cpus + 1))
+        runner.stop()

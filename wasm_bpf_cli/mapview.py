@@ -1,6 +1,6 @@
 """Host-side read access to a running guest's maps (Runner.maps())."""
 import ctypes
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from wasm_bpf_cli.bpf import maps as raw
 from wasm_bpf_cli.bpf.errors import BpfError, describe_errno
@@ -38,6 +38,10 @@ class MapView:
         self.key_size: int = bpf_map.key_size
         self.value_size: int = bpf_map.value_size
         self.max_entries: int = bpf_map.max_entries
+        # A per-CPU map's value is one value per possible CPU: lookups and
+        # items() give a list of them (bytes, or decoded), CPU 0 first.
+        self.per_cpu: bool = self.type in raw.PERCPU_MAP_TYPES
+        self._cpus = raw.possible_cpus() if self.per_cpu else 1
 
     @property
     def is_buffer(self) -> bool:
@@ -75,7 +79,12 @@ class MapView:
         value = self._lookup_bytes(bytes(key))
         if value is None or types is None:
             return value
-        return types.decode(types.lookup(self.name)[1], value)
+        return self._decoded(types, types.lookup(self.name)[1], value)
+
+    def _decoded(self, types, value_type, value):
+        if self.per_cpu:
+            return [types.decode(value_type, v) for v in value]
+        return types.decode(value_type, value)
 
     def _types(self, required: bool):
         """The object's MapTypes; None (or BpfError if `required`) without BTF."""
@@ -86,14 +95,19 @@ class MapView:
                 return None
             raise BpfError(f"map {self.name!r}: no usable BTF in its object: {err}") from None
 
-    def _lookup_bytes(self, key: bytes) -> Optional[bytes]:
+    def _lookup_bytes(self, key: bytes) -> Union[None, bytes, List[bytes]]:
+        """The value's bytes; for a per-CPU map, a list of them, one per CPU
+        (the kernel writes a slot of 8-byte-rounded size for every CPU)."""
         k = ctypes.create_string_buffer(bytes(key), self.key_size or 1)
-        v = ctypes.create_string_buffer(self.value_size or 1)
+        slot = raw.per_cpu_slot(self.value_size) if self.per_cpu else self.value_size
+        v = ctypes.create_string_buffer(max(slot * self._cpus, 1))
         ret = raw.lookup(self.fd, ctypes.addressof(k), ctypes.addressof(v))
         if ret == -2:  # ENOENT
             return None
         if ret < 0:
             raise BpfError(f"look up in map {self.name!r}: {describe_errno(-ret)}", errno=-ret)
+        if self.per_cpu:
+            return [v.raw[i * slot:i * slot + self.value_size] for i in range(self._cpus)]
         return v.raw[: self.value_size]
 
     def keys(self) -> Iterator[bytes]:
@@ -111,8 +125,9 @@ class MapView:
             yield prev
             ctypes.memmove(cur, nxt, self.key_size)
 
-    def items(self) -> Iterator[Tuple[bytes, bytes]]:
-        """(key, value) pairs as bytes; entries deleted meanwhile are skipped."""
+    def items(self) -> Iterator[Tuple[bytes, Union[bytes, List[bytes]]]]:
+        """(key, value) pairs as bytes (a per-CPU map: a list of one value per
+        CPU); entries deleted meanwhile are skipped."""
         for key in self.keys():
             value = self._lookup_bytes(key)
             if value is not None:
@@ -127,4 +142,4 @@ class MapView:
         if key_type is None and value_type is None:
             raise BpfError(f"map {self.name!r}: its object's BTF does not describe it")
         for key, value in self.items():
-            yield types.decode(key_type, key), types.decode(value_type, value)
+            yield types.decode(key_type, key), self._decoded(types, value_type, value)

@@ -16,6 +16,9 @@ key is optional; an absent key allows everything it would restrict.
     max_object_size = "4M"       # bytes of one BPF object the guest loads
     max_poll_timeout_ms = 1000   # a longer (or infinite, -1) poll timeout is cut to this
     allow_preopens = false       # false: `--dir` is refused
+    trusted_keys = ["cosign.pub"]      # images: signatures must verify with one (paths: relative to this file)
+    require_signature = true           # images: an unsigned one is refused
+    allowed_images = ["ghcr.io/org/*"] # images: only these names (shell patterns) or digests ("sha256:...")
 
 A "kind" is any of the names a program goes by, all libbpf's own:
 - its program type (libbpf_bpf_prog_type_str): "tracepoint", "raw_tracepoint",
@@ -132,6 +135,9 @@ class Policy:
     max_object_size: Optional[int] = None
     max_poll_timeout_ms: Optional[int] = None
     allow_preopens: bool = True
+    trusted_keys: Tuple[str, ...] = ()  # PEM public keys image signatures are checked with (oci/trust.py)
+    require_signature: bool = False
+    allowed_images: Tuple[str, ...] = ()
     source: str = field(default="the command line", compare=False)  # named in every denial
 
     # -- building ---------------------------------------------------------
@@ -161,7 +167,11 @@ class Policy:
             raise UsageError(f"policy {path}: cannot read: {err.strerror or err}") from None
         except tomllib.TOMLDecodeError as err:
             raise UsageError(f"{name}: not valid TOML: {err}") from None
-        return cls.from_mapping(data, name)
+        policy = cls.from_mapping(data, name)
+        if policy.trusted_keys:  # relative to the policy file, not to where wasm-bpf runs
+            base = os.path.dirname(os.path.abspath(path))
+            policy = replace(policy, trusted_keys=tuple(os.path.join(base, k) for k in policy.trusted_keys))
+        return policy
 
     def merged(self, allow: Iterable[str] = (), deny: Iterable[str] = (), **limits) -> "Policy":
         """This policy plus command-line options: --allow/--deny are added to
@@ -276,7 +286,11 @@ def _check_value(source: str, key: str, value):
             if kind not in KNOWN_KINDS:
                 raise UsageError(f"{where}: unknown program type {kind!r} ({_hint(kind)})")
         return tuple(value)
-    if key == "allow_preopens":
+    if key in ("trusted_keys", "allowed_images"):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise UsageError(f"{where}: expected a list of non-empty strings")
+        return tuple(value)
+    if key in ("allow_preopens", "require_signature"):
         if not isinstance(value, bool):
             raise UsageError(f"{where}: expected true or false")
         return value

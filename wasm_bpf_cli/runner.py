@@ -79,6 +79,7 @@ class RunOptions:
     # what the guest may load/attach: a wasm_bpf_cli.policy.Policy, a mapping of
     # the policy file's keys, or the path of a TOML policy file
     policy: Union[None, "Policy", Mapping[str, object], str, os.PathLike] = None
+    pull: str = "missing"  # module is an image reference: "always" | "missing" | "never" (see oci/)
     # "line": the guest's stdout/stderr look like a terminal to it, so its
     # libc writes each line as it is completed; "libc": they look like what
     # they are (a pipe, a file, a callback: fully buffered by the guest's
@@ -512,7 +513,7 @@ class Runner:
             raise UsageError(f"preopened directories are not allowed by {policy.source} (allow_preopens)")
         caps = [n for n in (opts.max_memory, policy and policy.max_memory) if n is not None]
         max_memory = min(caps) if caps else None
-        wasm = self._wasm if self._wasm is not None else self._read_module()
+        wasm = self._wasm if self._wasm is not None else self._read_module(policy)
         needs_bpf = check_module(wasm, opts)
         if needs_bpf:
             if not _has_bpf_privilege():
@@ -568,7 +569,13 @@ class Runner:
         self.metrics_url = served.url
         cleanup.append(served.close)
 
-    def _read_module(self) -> bytes:
+    def _read_module(self, policy=None) -> bytes:
+        from wasm_bpf_cli.oci.reference import is_reference
+
+        if is_reference(self.path) and not os.path.exists(self.path):
+            from wasm_bpf_cli.oci import load_module  # pulled, checked, signatures verified
+
+            return load_module(self.path, self.options.pull, policy)[1]
         try:
             with open(self.path, "rb") as f:
                 return f.read()

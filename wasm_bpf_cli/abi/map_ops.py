@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Dict, Optional
 
 from wasm_bpf_cli.abi import errno as werr
 from wasm_bpf_cli.abi.mapwalk import MapWalks
+from wasm_bpf_cli.bpf.maps import per_cpu_slot, possible_cpus
 
 if TYPE_CHECKING:
     from wasm_bpf_cli.abi.guest_object import GuestObject
@@ -14,12 +15,6 @@ if TYPE_CHECKING:
 U32 = 0xFFFFFFFF
 BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 2, 3, 4
 PERCPU_MAP_TYPES = {5, 6, 10, 21}  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
-
-
-def _possible_cpus() -> int:
-    from wasm_bpf_cli.bpf import libbpf
-
-    return max(1, libbpf().libbpf_num_possible_cpus())
 
 
 class MapOperations:
@@ -53,8 +48,8 @@ class MapOperations:
         value_size = info.value_size
         if info.type in PERCPU_MAP_TYPES:
             if self._cpus is None:
-                self._cpus = _possible_cpus()
-            value_size = ((value_size + 7) & ~7) * self._cpus
+                self._cpus = possible_cpus()
+            value_size = per_cpu_slot(value_size) * self._cpus
         entry = self._map_cache[fd] = (gobj, info.key_size, value_size)
         return entry
 

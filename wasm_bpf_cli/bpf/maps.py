@@ -13,6 +13,22 @@ from .errors import BpfError, check_int
 from .lib import libbpf
 
 
+# Per-CPU map types (PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH,
+# PERCPU_CGROUP_STORAGE): a lookup copies one value per possible CPU, each
+# rounded up to 8 bytes, so the value buffer is per_cpu_value_size() bytes.
+PERCPU_MAP_TYPES = frozenset((5, 6, 10, 21))
+
+
+def possible_cpus() -> int:
+    """The number of possible CPUs, as the kernel sizes per-CPU values."""
+    return max(1, libbpf().libbpf_num_possible_cpus())
+
+
+def per_cpu_slot(value_size: int) -> int:
+    """Bytes of one CPU's value in a per-CPU lookup's buffer."""
+    return (value_size + 7) & ~7
+
+
 def _call(name: str, *args) -> int:
     try:
         ret = getattr(libbpf(), name)(*args)

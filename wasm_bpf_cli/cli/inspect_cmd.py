@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 import click
 
 from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, DEFAULT_WRAPPER_MODULE
+from wasm_bpf_cli.cli.oci_options import pull_option
 from wasm_bpf_cli.errors import WasmBpfError
 
 EXIT_NOT_RUNNABLE = 3
@@ -38,15 +39,16 @@ EXIT_NOT_RUNNABLE = 3
               help="As for `run`: only programs of this type or group are allowed (repeatable).")
 @click.option("--deny", multiple=True, metavar="TYPE",
               help="As for `run`: programs of this type or group are denied (repeatable).")
-def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_file, allow, deny):
-    """Show what is inside MODULE (a .wasm guest or a .bpf.o object).
+@pull_option
+def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_file, allow, deny, pull_mode):
+    """Show what is inside MODULE (a .wasm guest or a .bpf.o object), or
+    in the image REF (registry/repo:tag; pulled into the local store).
 
     Exit status: 0 runnable (or a plain BPF object); 3 the module is readable
     but this runner cannot run it, or the policy denies it; 1 the input cannot
     be read; 2 usage error; 141 stdout was closed early (`| head`), quietly.
     """
     from wasm_bpf_cli.cli.output import closed_stdout_is_quiet
-    from wasm_bpf_cli.inspect import inspect_path
 
     try:
         policy = None
@@ -55,7 +57,7 @@ def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_f
 
             policy = Policy.load(policy_file) if policy_file is not None else Policy()
             policy = policy.merged(allow=allow, deny=deny)
-        report = inspect_path(module, wrapper_module_name, callback_export_name)
+        report = _inspect(module, wrapper_module_name, callback_export_name, pull_mode, policy)
         if policy is not None:
             report["policy"] = policy.check_report(report)
     except WasmBpfError as exc:
@@ -68,6 +70,20 @@ def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_f
             render(report)
     if report["verdict"]["runnable"] is False or report.get("policy", {}).get("allowed") is False:
         sys.exit(EXIT_NOT_RUNNABLE)
+
+
+def _inspect(module, wrapper_module_name, callback_export_name, pull_mode, policy) -> Dict:
+    import os
+
+    from wasm_bpf_cli.inspect import inspect_bytes, inspect_path
+    from wasm_bpf_cli.oci.reference import is_reference
+
+    if is_reference(module) and not os.path.exists(module):
+        from wasm_bpf_cli.oci import load_module
+
+        _, wasm = load_module(module, pull_mode, policy)
+        return inspect_bytes(wasm, module, wrapper_module_name, callback_export_name)
+    return inspect_path(module, wrapper_module_name, callback_export_name)
 
 
 # --- human output (rich is imported only when rendering) ---

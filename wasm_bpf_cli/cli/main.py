@@ -15,6 +15,14 @@ COMMANDS = {
     "doctor": ("wasm_bpf_cli.cli.doctor_cmd", "doctor", "Check what this machine can run."),
     "metrics": ("wasm_bpf_cli.cli.metrics_cmd", "metrics", "Embed, show or check a module's metrics config."),
     "cache": ("wasm_bpf_cli.cli.cache_cmd", "cache", "Show or clear the compiled-module cache."),
+    # OCI registries (wasm_bpf_cli/oci)
+    "pull": ("wasm_bpf_cli.cli.pull_cmd", "pull", "Pull an image (a guest) from a registry into the local store."),
+    "push": ("wasm_bpf_cli.cli.push_cmd", "push", "Push a module to a registry as a Wasm OCI artifact."),
+    "images": ("wasm_bpf_cli.cli.images_cmd", "images", "List the images in the local store."),
+    "rmi": ("wasm_bpf_cli.cli.rmi_cmd", "rmi", "Remove images from the local store."),
+    "login": ("wasm_bpf_cli.cli.login_cmd", "login", "Store credentials for a registry."),
+    "logout": ("wasm_bpf_cli.cli.login_cmd", "logout", "Remove the credentials of a registry."),
+    "sign": ("wasm_bpf_cli.cli.sign_cmd", "sign", "Sign an image in its registry (cosign format)."),
 }
 
 

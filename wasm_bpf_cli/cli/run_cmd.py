@@ -10,6 +10,7 @@ import threading
 import click
 
 from wasm_bpf_cli.cli.errors import fail
+from wasm_bpf_cli.cli.oci_options import pull_option, verify_key_option, with_verify_keys
 from wasm_bpf_cli.errors import UsageError, WasmBpfError
 
 EPILOG = """\b
@@ -176,15 +177,18 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.option("--bpf-stats", is_flag=True,
               help="With --metrics: each BPF program's run count and run time (holds "
                    "BPF_ENABLE_STATS while running).")
+@pull_option
+@verify_key_option
 @click.option("-v", "--verbose", count=True, help="Show libbpf's log and the host calls.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no status line or summary.")
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
         policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache, cache_dir,
-        metrics, metrics_config, bpf_stats, verbose, quiet, module, args):
-    """Run MODULE.wasm; everything after it goes to the guest (which sees
-    MODULE.wasm as argv[0]). Guest stdout passes through unchanged."""
+        metrics, metrics_config, bpf_stats, pull_mode, verify_keys, verbose, quiet, module, args):
+    """Run MODULE.wasm, or the image REF (registry/repo:tag, pulled into the
+    local store once); everything after it goes to the guest (which sees
+    MODULE.wasm or REF as argv[0]). Guest stdout passes through unchanged."""
     from wasm_bpf_cli import engines
     from wasm_bpf_cli.runner import RunOptions
 
@@ -195,7 +199,8 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              grace_period=grace_period,
                              wrapper_module_name=wrapper_module_name,
                              callback_export_name=callback_export_name,
-                             policy=_policy(policy_file, allow, deny, dirs),
+                             policy=with_verify_keys(_policy(policy_file, allow, deny, dirs), verify_keys),
+                             pull=pull_mode,
                              max_memory=max_memory, max_object_size=max_object_size,
                              output_buffering=output_buffering, cache=not no_cache,
                              cache_dir=cache_dir, metrics=metrics,

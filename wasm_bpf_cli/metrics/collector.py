@@ -19,9 +19,10 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from wasm_bpf_cli.bpf import BpfError
+from wasm_bpf_cli.bpf.maps import possible_cpus
 from wasm_bpf_cli.metrics.decoders import make_decoder
 from wasm_bpf_cli.metrics.layout import Plan
-from wasm_bpf_cli.metrics.mapread import MapReader, possible_cpus
+from wasm_bpf_cli.metrics.mapread import MapReader
 
 log = logging.getLogger("wasm_bpf.metrics")
 

@@ -11,6 +11,7 @@ import errno
 from typing import List, Optional, Tuple
 
 from wasm_bpf_cli.bpf import BpfError, libbpf
+from wasm_bpf_cli.bpf.maps import per_cpu_slot
 from wasm_bpf_cli.bpf.errors import describe_errno
 from wasm_bpf_cli.metrics.layout import MapShape
 
@@ -20,17 +21,13 @@ BATCH_MAP_TYPES = frozenset((1, 2, 5, 6, 9, 10))
 Entries = List[Tuple[bytes, bytes]]  # (key, value of all CPUs)
 
 
-def possible_cpus() -> int:
-    return max(1, libbpf().libbpf_num_possible_cpus())
-
-
 class MapReader:
     """Buffers for reading one map (by its shape) again and again."""
 
     def __init__(self, shape: MapShape, cpus: int):
         self.shape = shape
         self.cpus = cpus if shape.per_cpu else 1
-        self.slot = (shape.value_size + 7) & ~7 if shape.per_cpu else shape.value_size
+        self.slot = per_cpu_slot(shape.value_size) if shape.per_cpu else shape.value_size
         self.stride = self.slot * self.cpus  # bytes of one entry's value
         self.batch = max(1, min(BATCH, shape.max_entries or BATCH))
         self._keys = ctypes.create_string_buffer(max(1, shape.key_size) * self.batch)
