@@ -142,6 +142,18 @@ def test_the_bound_evicts_the_least_recently_used_entries(tmp_path):
     assert not (tmp_path / "z").exists()
 
 
+def test_a_subdirectory_is_not_an_entry(tmp_path):
+    """The image store lives in oci/ below the cache directory: neither
+    counted, nor evicted, nor cleared."""
+    cache = module_cache.ModuleCache(tmp_path, max_size=1100)
+    (tmp_path / "oci").mkdir()
+    (tmp_path / "oci" / "blob").write_bytes(bytes(5000))
+    cache.store("a", bytes(1000))
+    assert [e.name for e in cache.entries()] == ["a"]
+    assert cache.clear() == (1, 1056)
+    assert (tmp_path / "oci" / "blob").stat().st_size == 5000
+
+
 def test_the_bound_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(module_cache.MAX_SIZE_ENV, raising=False)
     assert module_cache.ModuleCache(tmp_path).max_size == module_cache.DEFAULT_MAX_SIZE == 256 << 20

@@ -17,6 +17,7 @@ bytes (default 256 MiB; `$WASM_BPF_CACHE_MAX_SIZE`, RunOptions.cache_max_size;
 """
 import logging
 import os
+import stat
 import threading
 import time
 from typing import List, NamedTuple, Optional, Tuple, Union
@@ -36,12 +37,17 @@ _TMP_PREFIX = ".tmp-"
 _STALE_TMP_S = 3600.0  # a temp file this old belongs to a writer that died
 
 
-def default_dir() -> str:
-    explicit = os.environ.get(DIR_ENV)
-    if explicit:
-        return explicit
+def cache_dir() -> str:
+    """This user's wasm-bpf cache directory: `$XDG_CACHE_HOME/wasm-bpf` or
+    `~/.cache/wasm-bpf` (the image store, oci/store.py, lives below it)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "wasm-bpf")
+
+
+def default_dir() -> str:
+    """The compiled-module cache's directory when none is given:
+    $WASM_BPF_CACHE_DIR, else cache_dir()."""
+    return os.environ.get(DIR_ENV) or cache_dir()
 
 
 def default_max_size() -> int:
@@ -148,7 +154,8 @@ class ModuleCache:
         self.evict(keep=name)
 
     def entries(self) -> List[Entry]:
-        """The entries, least recently used first."""
+        """The entries (regular files: a subdirectory such as the image
+        store's is not the cache's), least recently used first."""
         out = []
         try:
             names = os.listdir(self.directory)
@@ -161,6 +168,8 @@ class ModuleCache:
                 st = os.stat(path, follow_symlinks=False)
             except OSError:
                 continue  # removed meanwhile by another runner
+            if not stat.S_ISREG(st.st_mode):
+                continue
             if name.startswith(_TMP_PREFIX):
                 if now - st.st_mtime > _STALE_TMP_S:
                     _remove(path)
