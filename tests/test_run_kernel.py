@@ -87,8 +87,12 @@ def getppid_child(count: int = 5):
 
 # -- events -----------------------------------------------------------------
 
-def test_bootstrap_reports_exec_and_exit_of_a_new_process(running, tmp_path, no_bpf_leaks):
-    g = running(example("bootstrap"))
+BOOTSTRAPS = ["bootstrap", "go_bootstrap"]  # the C guest and its Go port: the same output
+
+
+@pytest.mark.parametrize("name", BOOTSTRAPS)
+def test_bootstrap_reports_exec_and_exit_of_a_new_process(name, running, tmp_path, no_bpf_leaks):
+    g = running(example(name))
     g.wait_for(r"^TIME\s+EVENT\s+COMM\s+PID\s+PPID")
     time.sleep(0.3)  # header is printed right after attach; let the poll loop start
     name, path = unique_program(tmp_path)
@@ -105,8 +109,9 @@ def test_bootstrap_reports_exec_and_exit_of_a_new_process(running, tmp_path, no_
     assert code == 0, err  # bootstrap returns by itself on -EINTR
 
 
-def test_bootstrap_min_duration_set_through_rodata(running, tmp_path, no_bpf_leaks):
-    g = running(example("bootstrap"), "-d", "100")
+@pytest.mark.parametrize("name", BOOTSTRAPS)
+def test_bootstrap_min_duration_set_through_rodata(name, running, tmp_path, no_bpf_leaks):
+    g = running(example(name), "-d", "100")
     g.wait_for(r"^TIME")
     time.sleep(0.3)
     quick, quick_path = unique_program(tmp_path, "wbq")

@@ -247,6 +247,6 @@ def test_every_sdk_file_is_packaged():
     text = open(os.path.join(ROOT, "pyproject.toml")).read()
     patterns = re.search(r'^wasm_bpf_cli = \[(.*)\]$', text, re.M).group(1)
     patterns = [p.strip().strip('"') for p in patterns.split(",")]
-    include = os.path.join(ROOT, "wasm_bpf_cli", "sdk", "include")
-    for name in sorted(os.listdir(include)):
-        assert any(fnmatch.fnmatch(f"sdk/include/{name}", p) for p in patterns), name
+    for sub in ("include", "go/wasmbpf"):  # the C SDK and the Go module
+        for name in sorted(os.listdir(os.path.join(ROOT, "wasm_bpf_cli", "sdk", sub))):
+            assert any(fnmatch.fnmatch(f"sdk/{sub}/{name}", p) for p in patterns), name

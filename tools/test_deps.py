@@ -24,12 +24,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RANGED = ("wasmtime", "click", "rich")
 
 # What each dependency carries: wasmtime the engine adapter (its raw calls,
-# traps, serialization, the batch dispatch loops), click and rich the CLI.
+# traps, serialization, the batch dispatch loops) and processor components,
+# click and rich the CLI.
 TESTS = [
     "tests/test_ringbatch.py", "tests/test_module_cache.py", "tests/test_api.py",
     "tests/test_fuzz_abi.py", "tests/test_limits.py", "tests/test_rewrite.py",
     "tests/test_run_cli.py", "tests/test_doctor.py", "tests/test_inspect_cli.py",
-    "tests/test_policy.py", "tests/test_gen_skeleton.py",
+    "tests/test_policy.py", "tests/test_gen_skeleton.py", "tests/test_components.py",
 ]
 
 

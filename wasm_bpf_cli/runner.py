@@ -88,6 +88,12 @@ class RunOptions:
     metrics: Optional[str] = None  # "ADDR:PORT": serve Prometheus metrics while it runs (wasm_bpf_cli.metrics)
     metrics_config: Union[None, str, os.PathLike, "MetricsConfig"] = None  # default: the module's own
     bpf_stats: bool = False  # with metrics: per-program run counts (BPF_ENABLE_STATS while running)
+    # processor components (wasm_bpf_cli.components): name -> component file
+    # (the guest's wasm_bpf_call("name", ...)), name -> its init arguments,
+    # buffer map name -> the processor run on each sample before the callback
+    processors: Mapping[str, Union[str, os.PathLike]] = field(default_factory=dict)
+    processor_args: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    filters: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,6 +102,7 @@ class BufferResult:
     kind: str  # "ringbuf" | "perf"
     delivered: int
     lost: int
+    dropped: int = 0  # samples its --filter processor dropped (never delivered)
 
 
 @dataclass
@@ -126,6 +133,10 @@ class RunResult:
     def lost(self) -> int:
         return sum(b.lost for b in self.buffers)
 
+    @property
+    def dropped(self) -> int:
+        return sum(b.dropped for b in self.buffers)
+
 
 def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
     """Turn a callable or a file into a guest output sink that never raises."""
@@ -150,6 +161,16 @@ def _sink(out: Output) -> Optional[Callable[[bytes], None]]:
     isatty = getattr(out, "isatty", None)  # a file on a terminal, or the CLI's status-line sink
     sink.isatty = isatty if callable(isatty) else (lambda: False)
     return sink
+
+
+def _write_stderr(data: bytes) -> None:
+    """This process's fd 2 (a processor's stderr, when the guest's is fd 2 too)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(2, view):]
+    except OSError:
+        pass  # a closed stderr: as for the guest's own writes
 
 
 def _stdin_path(stdin: Input, cleanup: List[Callable[[], None]]) -> Optional[str]:
@@ -225,6 +246,16 @@ def _module_cache(options: RunOptions):
 def check_module(wasm: bytes, options: RunOptions) -> bool:
     """Raise ModuleError naming every import/export this runner cannot serve.
     True when the guest imports the BPF loader (so it needs privileges)."""
+    return _needs_bpf(_checked_module(wasm, options))
+
+
+def _needs_bpf(mod) -> bool:
+    return any(i.module == "wasm_bpf" and i.name == "wasm_load_bpf_object" for i in mod.imports)
+
+
+def _checked_module(wasm: bytes, options: RunOptions):
+    """The parsed module (inspect.wasm_reader.WasmModule) once check_module's
+    checks pass."""
     from wasm_bpf_cli.inspect.errors import InspectError
     from wasm_bpf_cli.inspect.verdict import check_module as verdict
     from wasm_bpf_cli.inspect.wasm_reader import read_wasm
@@ -240,7 +271,7 @@ def check_module(wasm: bytes, options: RunOptions) -> bool:
     problems = verdict(mod, options.wrapper_module_name, options.callback_export_name)
     if problems:
         raise ModuleError("cannot run this module: " + "; ".join(problems))
-    return any(i.module == "wasm_bpf" and i.name == "wasm_load_bpf_object" for i in mod.imports)
+    return mod
 
 
 class _Cancelled(Exception):
@@ -263,6 +294,7 @@ class Runner:
         self._phase = "starting"
         self._abi = None
         self._engine = None
+        self._processors = None  # components.Processors, when options.processors
         self._thread: Optional[threading.Thread] = None
         self._done = threading.Event()
         self._stop_reason: Optional[str] = None
@@ -336,6 +368,8 @@ class Runner:
             preparing = self._preparing
         if self._abi is not None:
             self._abi.request_abort()  # a guest looping on polls ends at its next one
+        if self._processors is not None:
+            self._processors.interrupt()  # a guest waiting on a looping processor, or its init
         if preparing:
             # The guest has not started and never will (_main sees the stop
             # when preparation ends): wait for that, and give up on the thread
@@ -416,7 +450,7 @@ class Runner:
     def _buffers(self) -> List[BufferResult]:
         if self._abi is None:
             return []
-        return [BufferResult(b.name, b.kind, b.delivered, b.lost) for b in list(self._abi.buffers)]
+        return [BufferResult(b.name, b.kind, b.delivered, b.lost, b.dropped) for b in list(self._abi.buffers)]
 
     def _stopped_result(self, abandoned: bool = False, message: Optional[str] = None) -> RunResult:
         reason = self._stop_reason or "stop"
@@ -455,7 +489,8 @@ class Runner:
                 if self._interrupted or trap.interrupted:
                     result = self._stopped_result()
                 else:
-                    result = RunResult(1, Outcome.TRAPPED, self._stop_reason, f"guest trapped: {trap}")
+                    message = str(trap) if getattr(trap, "processor", None) else f"guest trapped: {trap}"
+                    result = RunResult(1, Outcome.TRAPPED, self._stop_reason, message)
         except _Cancelled:  # stopped while preparing: the guest never started
             result = self._stopped_result()
         except WasmBpfError as err:
@@ -514,7 +549,15 @@ class Runner:
         caps = [n for n in (opts.max_memory, policy and policy.max_memory) if n is not None]
         max_memory = min(caps) if caps else None
         wasm = self._wasm if self._wasm is not None else self._read_module(policy)
-        needs_bpf = check_module(wasm, opts)
+        parsed = _checked_module(wasm, opts)
+        needs_bpf = _needs_bpf(parsed)
+        if opts.processors or opts.filters:  # a processor that does not fit stops the run here
+            from wasm_bpf_cli.components.processors import Processors
+
+            self._processors = Processors(opts.processors, opts.processor_args, opts.filters,
+                                          _module_cache(opts), max_memory, _sink(opts.stderr) or _write_stderr)
+            cleanup.append(self._processors.close)
+            self._processors.load()  # kill() interrupts an init that does not return
         if needs_bpf:
             if not _has_bpf_privilege():
                 raise PrivilegeError("loading BPF programs needs root or CAP_BPF and CAP_PERFMON: "
@@ -532,13 +575,14 @@ class Runner:
         self._abi = abi
         if opts.metrics is not None or opts.metrics_config is not None or opts.bpf_stats:
             self._serve_metrics(wasm, abi, cleanup)  # checked and bound before anything is loaded
+        abi.processors = self._processors
         stderr = _sink(opts.stderr)
         if stderr is not None:  # denials go where the guest's stderr goes, not to the log
             abi.on_denial = lambda message: stderr(f"wasm-bpf: warning: policy: {message}\n".encode())
         if self._stop_reason is not None:
             abi.request_stop()
         if needs_bpf:  # the kernel loads them while the engine starts
-            abi.preload(embedded_images(wasm, abi.max_object_size))
+            abi.preload(embedded_images(wasm, abi.max_object_size, parsed))
         self._engine = engines.create(opts.engine)
         module = self._engine.compile(wasm, cache=_module_cache(opts))
         env = list(opts.env.items()) if isinstance(opts.env, Mapping) else [tuple(kv) for kv in opts.env]

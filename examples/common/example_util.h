@@ -133,6 +133,19 @@ static inline int example_map_fd(struct bpf_object *obj, const char *name)
 	return fd;
 }
 
+/* bpf_buffer__open(), reporting a failure; *err = -errno then. */
+static inline struct bpf_buffer *example_open_buffer(struct bpf_object *obj, const char *map,
+						     bpf_buffer_sample_fn cb, int *err)
+{
+	struct bpf_buffer *b = bpf_buffer__open(obj, map, cb, NULL);
+
+	if (!b) {
+		*err = -errno;
+		fprintf(stderr, "Failed to create the buffer %s: %d\n", map, *err);
+	}
+	return b;
+}
+
 /* Sample callback of a buffer that nothing is submitted to (one only
  * polled as an interruptible sleep, see wasm_bpf_sleep_ms()). */
 static inline int example_no_sample(void *ctx, void *data, size_t size)

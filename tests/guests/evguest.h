@@ -1,5 +1,6 @@
-/* Body of the perf and ringbuf guests (see README.md). Before including,
- * define EV_OBJ (embedded object array), EV_OBJ_LEN and EV_MAP (map name). */
+/* Body of the perf, ringbuf and procfilter guests (see README.md). Before
+ * including, define EV_OBJ (embedded object array), EV_OBJ_LEN and EV_MAP
+ * (map name); EV_SHOW_SEQ prints each sample's seq instead of its pid. */
 #include "guest.h"
 #include "sample.h"
 
@@ -19,7 +20,11 @@ static int on_sample(void *ctx, void *data, size_t size)
 	}
 	memcpy(tag, s->tag, sizeof(s->tag));
 	tag[sizeof(s->tag)] = '\0';
+#ifdef EV_SHOW_SEQ /* procfilter: which samples a filter let through */
+	say("sample seq=%u tag=%s size=%zu", s->seq, tag, size);
+#else
 	say("sample pid=%u tag=%s size=%zu", s->pid, tag, size);
+#endif
 	seen++;
 	return 0;
 }
@@ -38,16 +43,7 @@ int main(int argc, char **argv)
 	if (!buf)
 		fail("buffer_open", -errno);
 	say("attached");
-
-	while (seen < wanted) {
-		err = bpf_buffer__poll(buf, 100);
-		if (err == -EINTR) {
-			say("interrupted");
-			break;
-		}
-		if (err < 0)
-			fail("poll", err);
-	}
+	poll_until(buf, &seen, wanted);
 	if (seen >= wanted)
 		say("got %d", seen);
 	bpf_buffer__free(buf);

@@ -54,4 +54,21 @@ static inline struct bpf_object *load_attach(unsigned char *elf, size_t len)
 	return obj;
 }
 
+/* Poll `buf` 100 ms at a time until *seen reaches `wanted` (seen NULL:
+ * until stopped); -EINTR says "interrupted" and returns, another error
+ * fails with "error poll ERR". */
+static inline void poll_until(struct bpf_buffer *buf, const int *seen, int wanted)
+{
+	while (!seen || *seen < wanted) {
+		int err = bpf_buffer__poll(buf, 100);
+
+		if (err == -EINTR) {
+			say("interrupted");
+			return;
+		}
+		if (err < 0)
+			fail("poll", err);
+	}
+}
+
 #endif

@@ -17,7 +17,6 @@ int main(int argc, char **argv)
 {
 	struct bpf_object *obj;
 	struct bpf_buffer *buf;
-	int err;
 
 	set_target_pid(ringbuf_bpf_obj, ringbuf_bpf_obj_len,
 		       argc > 1 ? argv[1] : NULL);
@@ -27,15 +26,7 @@ int main(int argc, char **argv)
 	if (!buf)
 		fail("buffer_open", -errno);
 	say("attached");
-	for (;;) {
-		err = bpf_buffer__poll(buf, 100);
-		if (err == -EINTR) {
-			say("interrupted");
-			break;
-		}
-		if (err < 0)
-			fail("poll", err);
-	}
+	poll_until(buf, NULL, 0);
 	bpf_buffer__free(buf);
 	wasm_bpf_object_close(obj);
 	return 0;

@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from wasm_bpf_cli.abi import errno as werr
+from wasm_bpf_cli.abi.calls import Filtered
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
 from wasm_bpf_cli.abi.signatures import SAMPLE_CALLBACK
 from wasm_bpf_cli.bpf import BpfError, MapInfo
@@ -28,10 +29,11 @@ U32 = 0xFFFFFFFF
 
 class BatchPlan:
     """Whose callback a poll's batches go to: the guest's table entry
-    `table_index` (wasm_bpf_buffer_poll), or its exported callback
-    `callback_export` (the wrapper variant; table_index 0 then). One per
-    callback, made on its first poll; it keeps the dispatch loops the engine
-    resolved for it."""
+    `table_index` (wasm_bpf_buffer_poll), or an exported callback
+    `callback_export` (table_index 0 then; the engines add loops for it, but
+    wrapper-variant guests are not staged, see _polls_through_wrapper). One
+    per callback, made on its first poll; it keeps the dispatch loops the
+    engine resolved for it."""
 
     __slots__ = ("callback_export", "table_index", "loops")
 
@@ -55,7 +57,8 @@ class BufferDelivery:
         self._staging_failed = False  # the guest's memory cannot grow: per-sample delivery
         self._abort = False  # abort_when_stopped(): a poll ends the guest instead of returning -EINTR
         self._table_plans: Dict[int, BatchPlan] = {}  # table index -> its plan
-        self._wrapper_plan = BatchPlan(callback_export, 0)
+        self._wrapper_guest: Optional[bool] = None  # see _polls_through_wrapper
+        self.processors = None  # wasm_bpf_call's and --filter's (abi/calls.py), set by the runner
 
     def _addr(self, ptr: int, size: int) -> Optional[int]:
         return self.instance.memory.host_address(ptr & U32, size)
@@ -80,8 +83,20 @@ class BufferDelivery:
         except BpfError as err:
             log.warning("%s", err)  # the guest's poll will report it
         else:
-            if poller.can_batch:
+            if poller.can_batch and not self._polls_through_wrapper():
                 self._staging_pages()
+
+    def _polls_through_wrapper(self) -> bool:
+        """Whether the guest exports the callback-wrapper callback, as Go and
+        TinyGo guests do. Their runtimes take the pages memory.grow adds as
+        following their own heap end, so pages the host grew for itself
+        would be handed out again (and the host's records would overwrite
+        the heap): their samples are never staged, only delivered one by
+        one through `data`."""
+        if self._wrapper_guest is None:
+            self._wrapper_guest = self.instance.export_caller(self.callback_export,
+                                                              SAMPLE_CALLBACK) is not None
+        return self._wrapper_guest
 
     def _poller(self, gobj: "GuestObject", fd: int, info: MapInfo) -> BufferPoller:
         """The poller of buffer map `fd`, created on first use (raises BpfError)."""
@@ -110,7 +125,9 @@ class BufferDelivery:
             log.warning("poll: the module exports no function %r of type (i32, i32, i32) -> i32",
                         self.callback_export)
             return werr.EINVAL
-        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms, self._wrapper_plan)
+        # no batch: staging pages would be grown behind the guest's allocator
+        # (see _polls_through_wrapper)
+        return self._poll(handle, fd, caller, ctx, data, max_size, timeout_ms)
 
     def _staging_pages(self) -> Optional[Staging]:
         """The staging pages for batched delivery, grown once; None if the
@@ -179,7 +196,10 @@ class BufferDelivery:
 
         drain = None
         found = None
-        if plan is not None and poller.can_batch:
+        process = self.processors.filter_for(info.name) if self.processors is not None else None
+        if process is not None:  # each sample goes through the filter: no batches
+            dispatch = Filtered.for_buffer(dispatch, process, stats, info.type)
+        elif plan is not None and poller.can_batch:
             if poller.ring is not None:
                 found = self._ring_dispatch("ring", plan)
                 drainer = poller.drain_batches
@@ -201,6 +221,8 @@ class BufferDelivery:
                 return got
 
         got = poller.poll(dispatch, timeout_ms, self._stop.is_set, drain)
+        if process is not None and dispatch.paused and not guest_stop:
+            return dispatch.handled  # the filter's time is up: the rest at the next poll
         if got is None:
             return self._stopped()
         if got < 0:

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from wasm_bpf_cli.abi import errno as werr
+from wasm_bpf_cli.abi.calls import wasm_bpf_call
 from wasm_bpf_cli.abi.delivery import BufferDelivery
 from wasm_bpf_cli.abi.guest_object import GuestObject
 from wasm_bpf_cli.abi.map_ops import MapOperations
@@ -78,6 +79,7 @@ class HostAbi:
             "wasm_bpf_map_fd_by_name": self.map_fd_by_name,
             "wasm_bpf_map_operate": self.map_operate,
             "wasm_close_bpf_object": self.close_bpf_object,
+            "wasm_bpf_call": self.call_processor,
         }
         funcs = [HostFunction(WASM_BPF_MODULE, name, sig, self._guarded(name, impl[name], sig))
                  for name, sig in WASM_BPF_FUNCTIONS.items()]
@@ -124,6 +126,15 @@ class HostAbi:
         upstream's opensnoop does); only one spinning in pure wasm cannot."""
         self.delivery.abort_when_stopped()
         self.request_stop()
+
+    @property
+    def processors(self):
+        """wasm_bpf_call's and --filter's processors (abi/calls.py), set by the runner."""
+        return self.delivery.processors
+
+    @processors.setter
+    def processors(self, processors) -> None:
+        self.delivery.processors = processors
 
     @property
     def on_denial(self) -> Optional[Callable[[str], None]]:
@@ -314,3 +325,6 @@ class HostAbi:
         self.map_ops.forget(gobj)
         gobj.close()
         return 0
+
+    def call_processor(self, name: int, data: int, length: int, out: int, out_len: int) -> int:
+        return wasm_bpf_call(self.processors, self.instance.memory, name, data, length, out, out_len)

@@ -57,6 +57,7 @@ class BufferStats:
         self.kind = kind  # "ringbuf" | "perf"
         self.delivered = 0
         self.lost = 0  # perf buffers only: samples the kernel dropped
+        self.dropped = 0  # samples a --filter processor dropped (abi/calls.py)
 
 
 class Staging:

@@ -22,10 +22,10 @@ from typing import Callable, List, Optional, Tuple
 
 from wasm_bpf_cli.bpf import BpfError, BpfObject
 from wasm_bpf_cli.bpf import log as libbpf_log
-from wasm_bpf_cli.inspect.elf_reader import scan_bpf_objects
+from wasm_bpf_cli.inspect.elf_reader import ELF_MAGIC, scan_bpf_objects
 from wasm_bpf_cli.inspect.embedded import embedded_objects
 from wasm_bpf_cli.inspect.errors import InspectError
-from wasm_bpf_cli.inspect.wasm_reader import read_wasm
+from wasm_bpf_cli.inspect.wasm_reader import WasmModule, read_wasm
 
 log = logging.getLogger("wasm_bpf.preload")
 
@@ -33,16 +33,26 @@ log = logging.getLogger("wasm_bpf.preload")
 Loaded = Tuple[BpfObject, List[Tuple[int, str]]]
 
 
-def embedded_images(wasm: bytes, max_size: Optional[int] = None) -> List[bytes]:
+# A module with more data segments than this (stock Go: ~29,000) takes longer
+# to lay out than the preload of its object saves (measured on go_bootstrap):
+# its guest loads its object itself, as without a preload.
+MAX_SEGMENTS_TO_LAY_OUT = 4096
+
+
+def embedded_images(wasm: bytes, max_size: Optional[int] = None,
+                    module: Optional[WasmModule] = None) -> List[bytes]:
     """The BPF ELF objects a module embeds, at most `max_size` bytes each.
     A C guest's data segments hold them verbatim (a search of the raw bytes
-    finds them); one split across segments is read from the module's initial
-    memory (inspect/embedded.py), which costs parsing the module."""
+    finds them); one split across segments (TinyGo, wasm-opt) is read from
+    the module's initial memory (inspect/embedded.py), from `module` (the
+    parsed `wasm`) when the caller has it."""
     found = scan_bpf_objects(wasm)
     images = [wasm[off:off + n] for off, n, error in found if error is None]
-    if len(images) < len(found):  # perhaps split: read the memory as laid out
+    if wasm.count(ELF_MAGIC) > len(images):  # a header that does not hold together: perhaps split
         try:
-            images = [o.image for o in embedded_objects(read_wasm(wasm)) if o.error is None]
+            module = module or read_wasm(wasm)
+            if len(module.data_segments) <= MAX_SEGMENTS_TO_LAY_OUT:
+                images = [o.image for o in embedded_objects(module) if o.error is None]
         except InspectError:
             pass  # the guest's own loads will say what is wrong
     return [image for image in images if max_size is None or len(image) <= max_size]

@@ -18,13 +18,22 @@ DEFAULT_CALLBACK_EXPORT = "go-callback"
 TABLE_EXPORT = "__indirect_function_table"
 MEMORY_EXPORT = "memory"
 
-WASM_BPF_FUNCTIONS: Dict[str, Signature] = {
+# The ABI of the reference runtimes (ABI.md).
+REFERENCE_FUNCTIONS: Dict[str, Signature] = {
     "wasm_load_bpf_object": Signature(("i32", "i32"), ("i64",)),
     "wasm_attach_bpf_program": Signature(("i64", "i32", "i32"), ("i32",)),
     "wasm_bpf_buffer_poll": Signature(("i64", "i32", "i32", "i32", "i32", "i32", "i32"), ("i32",)),
     "wasm_bpf_map_fd_by_name": Signature(("i64", "i32"), ("i32",)),
     "wasm_bpf_map_operate": Signature(("i32", "i32", "i32", "i32", "i32", "i64"), ("i32",)),
     "wasm_close_bpf_object": Signature(("i64",), ("i32",)),
+}
+
+# What this runner provides: the reference ABI, and this project's own
+# additions (a guest that imports them runs only here).
+WASM_BPF_FUNCTIONS: Dict[str, Signature] = {
+    **REFERENCE_FUNCTIONS,
+    # hand bytes to a processor component (abi/calls.py, wasm_bpf.h's wasm_bpf_call)
+    "wasm_bpf_call": Signature(("i32", "i32", "i32", "i32", "i32"), ("i32",)),
 }
 
 # The Go / TinyGo variant: imported from the wrapper module (name configurable);

@@ -65,7 +65,11 @@ def skeleton(obj, output, name, api):
 @click.option("--header", metavar="FILE", type=click.Path(dir_okay=False),
               help="Read the types from this C header (compiled for the BPF target with -g) "
                    "instead of an object; then every argument is a TYPE.")
-def types(args, output, header):
+@click.option("--lang", type=click.Choice(["c", "go"]), default="c", show_default=True,
+              help="c: a header for wasm32 C guests; go: a Go file for GOOS=wasip1 guests.")
+@click.option("--package", "go_package", default="main", show_default=True, metavar="NAME",
+              help="Go package of the --lang go output.")
+def types(args, output, header, lang, go_package):
     """C definitions of PROG.bpf.o's types for wasm32, laid out exactly as on
     the BPF side, with _Static_asserts on every size and offset.
 
@@ -79,7 +83,11 @@ def types(args, output, header):
     \b
     --header FILE: the types FILE defines (a header shared by both sides,
     e.g. bootstrap.h), compiled after the vmlinux.h beside it if there is
-    one, else after <linux/types.h> and <stdbool.h>."""
+    one, else after <linux/types.h> and <stdbool.h>.
+
+    --lang go writes Go structs instead (GOARCH=wasm), with every size and
+    offset checked at compile time; unions, bitfields and unaligned members
+    become byte arrays of their size."""
     from wasm_bpf_cli.gen.source import load_bpf_object
     from wasm_bpf_cli.gen.types_header import generate_types
 
@@ -93,9 +101,16 @@ def types(args, output, header):
             src, declared = compile_header(header)
         else:
             src = load_bpf_object(obj)
-        result = generate_types(src, list(types), _command_line(
-            "types", f"--header {os.path.basename(obj)}" if header else os.path.basename(obj),
-            *[repr(t) if " " in t else t for t in types]), declared)
+        names = [repr(t) if " " in t else t for t in types]
+        source = f"--header {os.path.basename(obj)}" if header else os.path.basename(obj)
+        if lang == "go":
+            from wasm_bpf_cli.gen.types_go import generate_go_types
+
+            lang_args = "--lang go" + (f" --package {go_package}" if go_package != "main" else "")
+            result = generate_go_types(src, list(types), _command_line(
+                "types", lang_args, source, *names), declared, go_package)
+        else:
+            result = generate_types(src, list(types), _command_line("types", source, *names), declared)
         _write(result.text, output)
     except WasmBpfError as err:
         fail(err)

@@ -5,7 +5,8 @@ Exit status:
   1  the input cannot be read (missing, not wasm/ELF, corrupt); one line on stderr
   2  usage error
   3  the module is readable but this runner cannot run it (see the problems),
-     or the policy (--policy FILE, --allow, --deny) would deny it
+     or the policy (--policy FILE, --allow, --deny) would deny it,
+     or it is a component that does not fit the processor world
   141 stdout was closed before everything was written (`| head -1`): quiet,
      as SIGPIPE ends a native tool
 Output that is not a terminal is never cut to a width: names stay whole in
@@ -41,7 +42,7 @@ EXIT_NOT_RUNNABLE = 3
               help="As for `run`: programs of this type or group are denied (repeatable).")
 @pull_option
 def inspect(module, as_json, wrapper_module_name, callback_export_name, policy_file, allow, deny, pull_mode):
-    """Show what is inside MODULE (a .wasm guest or a .bpf.o object), or
+    """Show what is inside MODULE (a .wasm guest, a processor component or a .bpf.o object), or
     in the image REF (registry/repo:tag; pulled into the local store).
 
     Exit status: 0 runnable (or a plain BPF object); 3 the module is readable
@@ -114,11 +115,12 @@ def render(report: Dict) -> None:
     from wasm_bpf_cli.cli.output import stdout_console
 
     console = stdout_console()
-    console.print(f"[bold]{_escape(report['path'])}[/bold]: "
-                  f"{'wasm module' if report['kind'] == 'wasm' else 'BPF object'}, "
-                  f"{report['size']} bytes")
+    kinds = {"wasm": "wasm module", "bpf": "BPF object", "component": "wasm component"}
+    console.print(f"[bold]{_escape(report['path'])}[/bold]: {kinds[report['kind']]}, {report['size']} bytes")
     if "policy" in report:  # the answer to the question asked, before the details
         _policy(console, report["policy"])
+    if report["kind"] == "component":
+        _component(console, report)
     if report["kind"] == "wasm":
         _module(console, report)
         _verdict(console, report["verdict"])
@@ -159,6 +161,24 @@ def _module(console: Console, report: Dict) -> None:
     _table(console, "Exports", ["name", "kind", "signature"],
            [[e["name"], e["kind"], _sig(e) if e["kind"] == "func" else ""]
             for e in report["exports"]])
+
+
+def _component(console: Console, report: Dict) -> None:
+    """Its world as WIT, and whether `run --with` takes it."""
+    world = report["world"]
+    console.print("world (as the component declares it) {", highlight=False)
+    for name in world["imports"]:
+        console.print(f"  import {_escape(name)};", highlight=False, soft_wrap=True)
+    for name, wit in world["exports"].items():
+        console.print(f"  export {_escape(name)}: {_escape(wit)};", highlight=False, soft_wrap=True)
+    console.print("}", highlight=False)
+    if world["fits"]:
+        console.print(f"[bold green]A processor[/bold green]: fits {world['fits']} "
+                      "(`wasm-bpf run --with NAME=FILE`)")
+    else:
+        console.print("[bold red]Not a processor[/bold red]:")
+        for p in report["verdict"]["problems"]:
+            console.print(f"  - {_escape(p)}", soft_wrap=True)
 
 
 def _verdict(console: Console, verdict: Dict) -> None:

@@ -10,6 +10,7 @@ import threading
 import click
 
 from wasm_bpf_cli.cli.errors import fail
+from wasm_bpf_cli.cli.processor_opts import processor_options, processor_run_options
 from wasm_bpf_cli.cli.oci_options import pull_option, verify_key_option, with_verify_keys
 from wasm_bpf_cli.errors import UsageError, WasmBpfError
 
@@ -179,13 +180,15 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
                    "BPF_ENABLE_STATS while running).")
 @pull_option
 @verify_key_option
+@processor_options
 @click.option("-v", "--verbose", count=True, help="Show libbpf's log and the host calls.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no status line or summary.")
 @click.argument("module", type=click.Path(dir_okay=False), metavar="MODULE.wasm")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
         policy_file, allow, deny, max_memory, max_object_size, output_buffering, no_cache, cache_dir,
-        metrics, metrics_config, bpf_stats, pull_mode, verify_keys, verbose, quiet, module, args):
+        metrics, metrics_config, bpf_stats, pull_mode, verify_keys, with_processors, with_args, filters,
+        verbose, quiet, module, args):
     """Run MODULE.wasm, or the image REF (registry/repo:tag, pulled into the
     local store once); everything after it goes to the guest (which sees
     MODULE.wasm or REF as argv[0]). Guest stdout passes through unchanged."""
@@ -204,7 +207,8 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              max_memory=max_memory, max_object_size=max_object_size,
                              output_buffering=output_buffering, cache=not no_cache,
                              cache_dir=cache_dir, metrics=metrics,
-                             metrics_config=metrics_config, bpf_stats=bpf_stats)
+                             metrics_config=metrics_config, bpf_stats=bpf_stats,
+                             **processor_run_options(with_processors, with_args, filters))
         if (metrics_config or bpf_stats) and not metrics:
             raise UsageError("--metrics-config and --bpf-stats need --metrics ADDR:PORT")
     except WasmBpfError as err:

@@ -58,6 +58,7 @@ class StatusLine:
         now = time.monotonic()
         delivered = sum(b.delivered for b in status.buffers)
         lost = sum(b.lost for b in status.buffers)
+        dropped = sum(getattr(b, "dropped", 0) for b in status.buffers)  # by --filter processors
         span = now - self._last_time
         if span >= 1.0:
             self._rate = (delivered - self._last_delivered) / span
@@ -70,6 +71,7 @@ class StatusLine:
             f"  programs {status.programs_attached}",
             f"  events {delivered} ({self._rate:,.0f}/s)",
             ("  lost ", "red" if lost else ""), (str(lost), "red" if lost else ""),
+            f"  dropped {dropped}" if dropped else "",
             ("  Ctrl-C to stop", "dim"),
         )
         text.truncate(max(10, self._width - 1))
@@ -111,6 +113,7 @@ def print_summary(module: str, result) -> None:
     parts = [f"[bold]{module}[/bold] {how} after {result.wall_time:.1f}s"]
     for b in result.buffers:
         lost = f", [red]{b.lost} lost[/red]" if b.lost else ""
-        parts.append(f"{b.name} ({b.kind}): {b.delivered} events{lost}")
+        dropped = f", {b.dropped} dropped by its filter" if getattr(b, "dropped", 0) else ""
+        parts.append(f"{b.name} ({b.kind}): {b.delivered} events{lost}{dropped}")
     parts.append(f"cpu {result.cpu_time:.2f}s")
     console.print("[dim]wasm-bpf:[/dim] " + " · ".join(parts))

@@ -64,6 +64,7 @@ DELEGATE_WAT = """(module
   (func (export "fd_fdstat_get") (param i32 i32) (result i32)
     (call $s (local.get 0) (local.get 1))))"""
 DELEGATED = (("fd_write", I32x4), ("fd_read", I32x4), ("fd_fdstat_get", I32x2))
+_IOVECS = [struct.Struct(f"<{2 * n}I") for n in range(5)]  # (ptr, len) pairs of 0-4 iovecs
 
 
 def _filetype_of(fd: int) -> int:
@@ -104,6 +105,8 @@ class GuestStdio:
         self.on_closed_output = wasi.on_closed_output
         self.memory: Optional[GuestMemory] = None
         self.delegate = None
+        self._memview: Optional[memoryview] = None
+        self._memview_base = 0
 
     def functions(self) -> List[Tuple[str, str, Signature, Callable[..., Optional[int]]]]:
         """(module, name, signature, function) of every WASI import served here."""
@@ -126,33 +129,57 @@ class GuestStdio:
         ctypes.c_uint32.from_address(addr).value = value
         return True
 
+    def _view(self, end: int) -> Optional[memoryview]:
+        """A byte view of guest memory covering [0, end), or None if the
+        memory is smaller. Made again only when the memory grew past the
+        view or moved (wasmer may move it when it grows)."""
+        base = self.memory.host_address(0, end)
+        if base is None:
+            return None
+        view = self._memview
+        if view is None or base != self._memview_base or end > len(view):
+            size = self.memory.size()
+            view = memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B")
+            self._memview, self._memview_base = view, base
+        return view
+
     # -- the WASI functions -----------------------------------------------
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
+        """One call per line a line-buffered guest prints: the iovecs are read
+        and written straight from a view of guest memory (writev, no copy)."""
         if fd not in self.sinks:
             return self.delegate.fd_write(fd, iovs, count, nwritten)
-        vecs = self._iovecs(iovs, count)
-        if vecs is None:
+        iovs &= 0xFFFFFFFF
+        nwritten &= 0xFFFFFFFF
+        if not 0 <= count <= 1024:
             return _WASI_EFAULT
-        chunks = []
-        for ptr, length in vecs:
-            data = self.memory.read(ptr, length)
-            if data is None:
-                return _WASI_EFAULT
-            chunks.append(data)
-        data = b"".join(chunks)
+        mem = self._view(iovs + 8 * count)
+        if mem is None:
+            return _WASI_EFAULT
+        spans = _IOVECS[count].unpack_from(mem, iovs) if count < len(_IOVECS) else \
+            struct.unpack_from(f"<{2 * count}I", mem, iovs)
+        end = max([nwritten + 4] + [spans[i] + spans[i + 1] for i in range(0, 2 * count, 2)])
+        mem = self._view(end)
+        if mem is None:
+            return _WASI_EFAULT
+        chunks = [mem[spans[i]:spans[i] + spans[i + 1]] for i in range(0, 2 * count, 2)]
+        total = sum(spans[1::2])
         sink = self.sinks[fd]
         try:
             if sink is not None:
-                sink(data)
+                sink(b"".join(chunks))
             else:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                done = os.writev(fd, chunks) if chunks else 0
+                if done < total:  # a short write: the rest in order
+                    rest = memoryview(b"".join(chunks))[done:]
+                    while rest:
+                        rest = rest[os.write(fd, rest):]
         except OSError as err:
             if err.errno == errno.EPIPE and self.on_closed_output is not None:
                 self.on_closed_output(fd)
             return _LINUX_TO_WASI.get(err.errno, _WASI_EIO)
-        return 0 if self._store_u32(nwritten, len(data)) else _WASI_EFAULT
+        struct.pack_into("<I", mem, nwritten, total)
+        return 0
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
         if fd != 0:

@@ -14,9 +14,11 @@ What each name is, in wasmtime-py's sources:
   `wasmtime_func_unchecked_callback_t`);
 - `wasmtime._ffi`: the C types and a few functions (`wasmtime_val_raw_t`,
   `wasm_trap_t`, `wasmtime_func_t`, `wasmtime_memory_data`,
-  `wasmtime_memory_data_size`);
+  `wasmtime_memory_data_size`; for components `wasmtime_component_val_t`,
+  its kinds, `wasmtime_component_func_call` and the value helpers);
 - `Store._context()`: the `wasmtime_context_t *` of a store;
-- `Func._func` / `Memory._memory`: the C structs behind a function and a memory;
+- `Func._func` (also `component.Func._func`) / `Memory._memory`: the C
+  structs behind a function and a memory;
 - `Func._from_raw`, `WasmtimeError._from_ptr`, `Trap._from_ptr`,
   `Trap._consume`: wrapping a C handle in its Python class and back.
 """
@@ -37,14 +39,28 @@ FuncHandle = _c.wasmtime_func_t
 memory_data = _c.wasmtime_memory_data  # (context, memory) -> uint8_t *
 memory_data_size = _c.wasmtime_memory_data_size  # (context, memory) -> size_t
 
+# The component model's C values and call (components/values.py passes bytes
+# to and from a processor component without wasmtime-py's per-element code).
+ComponentVal = _c.wasmtime_component_val_t
+ComponentValList = _c.wasmtime_component_vallist_t
+COMPONENT_U8 = _c.WASMTIME_COMPONENT_U8.value
+COMPONENT_LIST = _c.WASMTIME_COMPONENT_LIST.value
+COMPONENT_OPTION = _c.WASMTIME_COMPONENT_OPTION.value
+COMPONENT_BOOL = _c.WASMTIME_COMPONENT_BOOL.value
+component_val_delete = _c.wasmtime_component_val_delete  # (val *)
+component_vallist_new_uninit = _c.wasmtime_component_vallist_new_uninit  # (list *, n)
+# (func, context, params, nparams, results, nresults) -> wasmtime_error_t *
+component_func_call = _c.wasmtime_component_func_call
+
 
 def store_context(store: wasmtime.Store):
     """The store's wasmtime_context_t pointer, for the raw calls."""
     return store._context()
 
 
-def func_ref(func: wasmtime.Func):
-    """A pointer to the function's wasmtime_func_t, for func_call_unchecked."""
+def func_ref(func):
+    """A pointer to the C struct of a wasmtime.Func (for func_call_unchecked)
+    or of a wasmtime.component.Func (for component_func_call)."""
     return ctypes.byref(func._func)
 
 

@@ -13,7 +13,7 @@ pointers (task_struct, ...) are never emitted. A type used only via
 it from the header both sides include (`gen types --header`, header_btf).
 """
 import os
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 from wasm_bpf_cli.inspect.btf_reader import (ARRAY, CONST, ENUM, ENUM64, PTR, RESTRICT, STRUCT,
                                              TYPE_TAG, TYPEDEF, UNION, VAR, VOLATILE, Btf)
@@ -129,11 +129,12 @@ def header_roots(btf: Btf, declared: List[Tuple[str, str]]) -> List[Tuple[int, O
     return roots
 
 
-def generate_types(src: BpfSource, names: List[str], command: str,
-                   declared: Optional[List[Tuple[str, str]]] = None) -> TypesResult:
-    """The header text and the types that could not be reproduced. With
-    `names`, exactly those types (and their by-value dependencies); else
-    the types `declared` by a header (--header) or the object's defaults."""
+def define_selected(src: BpfSource, names: List[str], declared: Optional[List[Tuple[str, str]]],
+                    define: Callable[[int, Optional[str]], object]) -> List[str]:
+    """Call `define(type id, typedef name)` for each selected type: with
+    `names`, exactly those; else the types `declared` by a header (--header)
+    or the object's defaults. Returns the types that could not be reproduced
+    (shared by the C and the Go output)."""
     if src.btf is None:
         raise GenError(f"{os.path.basename(src.path)}: no .BTF section (compile with clang -g)")
     btf = src.btf
@@ -144,15 +145,24 @@ def generate_types(src: BpfSource, names: List[str], command: str,
             roots = header_roots(btf, declared)
         else:
             roots = _root_types(btf)
-        emitter = Wasm32Types(btf)
         problems = []
         for type_id, typedef in roots:
             try:
-                emitter.define(type_id, typedef)
+                define(type_id, typedef)
             except Unreproducible as exc:
                 problems.append(str(exc))
     except InspectError as exc:
         raise GenError(str(exc)) from None
+    return problems
+
+
+def generate_types(src: BpfSource, names: List[str], command: str,
+                   declared: Optional[List[Tuple[str, str]]] = None) -> TypesResult:
+    """The header text and the types that could not be reproduced. With
+    `names`, exactly those types (and their by-value dependencies); else
+    the types `declared` by a header (--header) or the object's defaults."""
+    emitter = Wasm32Types(src.btf) if src.btf is not None else None
+    problems = define_selected(src, names, declared, lambda t, typedef: emitter.define(t, typedef))
     guard = "WASM_BPF_TYPES_" + "".join(
         c if c.isalnum() else "_" for c in os.path.basename(src.path)).upper()
     out = [header_preamble(f"Types of {os.path.basename(src.path)} laid out for wasm32 "

@@ -4,7 +4,8 @@ Keys (stable; `schema` changes if they ever do):
 
 - `schema`: 1
 - `path`: the name given (file path or the `name` argument)
-- `kind`: "wasm" | "bpf"
+- `kind`: "wasm" | "bpf" | "component" (a processor component: its own
+  keys in wasm_bpf_cli/components/report.py)
 - `size`: bytes in the input
 - `imports`: {module: [{name, kind, params, results}]}, modules in first-seen
   order (`params`/`results`: wasm value types, null for non-functions)
@@ -65,6 +66,10 @@ def inspect_bytes(data: bytes, name: str = "<bytes>",
         return _bpf_report(data, name)
     if data[:4] != MAGIC:
         raise InspectError(f"{name}: not a wasm module or BPF object (bad magic)")
+    if data[4:8] == b"\x0d\x00\x01\x00":  # a component: a processor? (components/report.py)
+        from wasm_bpf_cli.components.report import component_report
+
+        return component_report(data, name, SCHEMA)
     return _wasm_report(data, name, wrapper_module, callback_export)
 
 

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from wasm_bpf_cli.btf_values import U32_KEY, MapTypes
 from wasm_bpf_cli.errors import UsageError
 from wasm_bpf_cli.inspect import btf_reader as B
+from wasm_bpf_cli.inspect.elf_reader import read_elf
 from wasm_bpf_cli.metrics.config import LabelSpec, MetricsConfig, MetricSpec
 
 # Map types whose entries a metric can read, by the kernel's number.
@@ -113,9 +114,13 @@ class _ObjectMaps:
         for d in self.btf.map_definitions():
             self.shapes[d["name"]] = MapShape(d["name"], d["type"] or 0, d["key_size"] or 0,
                                               d["value_size"] or 0, d["max_entries"] or 0)
+        elf_sections = read_elf(elf)
         for sec in self.btf.datasecs():  # global data: an array of one entry keyed by u32 0
             if sec.name.startswith(".") and sec.name != ".maps":  # not "license"
-                self.shapes.setdefault(sec.name, MapShape(sec.name, 2, 4, sec.size_or_type, 1))
+                # clang leaves a DATASEC's size 0 in the object (libbpf sets it
+                # from the ELF section at load): the section's own size.
+                size = sec.size_or_type or getattr(elf_sections.section(sec.name), "size", 0)
+                self.shapes.setdefault(sec.name, MapShape(sec.name, 2, 4, size, 1))
 
     def shape(self, name: str) -> Optional[MapShape]:
         return self.shapes.get(name)

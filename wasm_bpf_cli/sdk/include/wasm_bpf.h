@@ -99,6 +99,17 @@ int32_t wasm_bpf_map_operate(int32_t fd, int32_t cmd, void *key, void *value,
 WASM_BPF_IMPORT("wasm_close_bpf_object")
 int32_t wasm_close_bpf_object(uint64_t obj);
 
+/* This runner only (imported only by a guest that calls it): hand `len`
+ * bytes at `data` to the processor component called `name` (given with
+ * `wasm-bpf run --with NAME=FILE`; the WIT world: `wasm-bpf sdk --wit`).
+ * Returns the length of its answer (min(that, out_len) bytes are copied to
+ * `out`: a longer answer is cut, as snprintf does), -ENOMSG if it answered
+ * `none`, -ENOENT if no processor has that name, -EFAULT for a bad pointer.
+ * A processor that traps ends the run (one line naming it). */
+WASM_BPF_IMPORT("wasm_bpf_call")
+int32_t wasm_bpf_call(const char *name, const void *data, int32_t len,
+		      void *out, int32_t out_len);
+
 /* ------------------------------------------------------------------------ */
 /* Errno numbering: the same on every runtime                                 */
 /* ------------------------------------------------------------------------ */

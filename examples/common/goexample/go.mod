@@ -1,0 +1,3 @@
+module wasm-bpf.dev/goexample
+
+go 1.24

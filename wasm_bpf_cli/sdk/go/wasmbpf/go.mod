@@ -1,0 +1,3 @@
+module wasm-bpf.dev/wasmbpf
+
+go 1.24
