@@ -238,10 +238,11 @@ def test_stop_or_kill_right_after_start_cancels_the_run(no_bpf_leaks):
             time.sleep(0.005)
         assert runner.result is result and runner.wait(0) is result  # one result, unchanged
         assert fdinfo_ids(os.getpid()) == held_before, f"run {i}: BPF fds left open"
-        if result.outcome is Outcome.INTERRUPTED:  # cancelled before the guest started
-            assert (result.exit_code, result.stop_reason, out.all) == (130, "stop", []), (i, result)
-        else:  # started before the stop arrived: it saw -EINTR at its first poll
-            assert (result.outcome, result.exit_code, out.all) == (
-                Outcome.EXITED, 0, ["attached", "stopped"]), (i, result, out.all)
-        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-    assert outcomes.get(Outcome.INTERRUPTED, 0) >= 50, outcomes  # the race this test is about
+        # Cancelled before the guest started (nearly always: preparing takes
+        # far longer than a call); or it had started: kill() ended it at its
+        # first poll, or it saw -EINTR there and returned by itself.
+        seen = (result.outcome, result.exit_code, tuple(out.all))
+        assert seen in {(Outcome.INTERRUPTED, 130, ()), (Outcome.INTERRUPTED, 130, ("attached",)),
+                        (Outcome.EXITED, 0, ("attached", "stopped"))}, (i, result, out.all)
+        outcomes[seen] = outcomes.get(seen, 0) + 1
+    assert outcomes.get((Outcome.INTERRUPTED, 130, ()), 0) >= 50, outcomes  # the race this test is about
