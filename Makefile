@@ -111,7 +111,7 @@ test-wasmer:
 
 # The tests of what wasmtime, click and rich carry, in two throwaway venvs: one
 # with each dependency at its lower bound, one with the newest each range
-# allows (tools/test_deps.py; ~5 minutes, needs PyPI).
+# allows (tools/test_deps.py; ~3-8 minutes, needs PyPI).
 test-deps: deps venv build mounts
 	$(VPY) tools/test_deps.py --python $(PYTHON) -- $(PYTEST_ARGS)
 

@@ -6,7 +6,7 @@ public `Func.__call__`, shared/PERF.md), which wasmtime-py exposes only in
 its private modules and attributes. Nothing else in the package touches
 them: a new wasmtime-py that renames one breaks here, and only here.
 
-Checked against wasmtime-py 45.0.0 and 50.0.1, the ends of the range
+Checked against wasmtime-py 49.0.0 and 50.0.1, the ends of the range
 pyproject.toml declares (`make test-deps` runs the engine's tests on both).
 What each name is, in wasmtime-py's sources:
 - `wasmtime._bindings`: ctypes declarations generated from wasmtime's C
