@@ -22,7 +22,7 @@ IMAGE ?= localhost/wasm-bpf:$(VERSION)
 .PHONY: image-deps image image-test
 
 .PHONY: all deps venv venv310 go build examples guests bindings run test test-wasmtime test-wasmer \
-	bench soak clean mounts
+	test-deps bench soak clean mounts
 
 all: build
 
@@ -103,10 +103,12 @@ run: deps venv examples mounts
 	$(VENV)/bin/wasm-bpf run $(EXAMPLE) $(ARGS)
 
 # The whole suite on wasmtime (default Python), then on wasmer (CPython 3.10),
-# then the container image where podman is installed (.ci/run installs it).
+# then the dependency ranges of pyproject.toml at both ends, then the
+# container image where podman is installed (.ci/run installs it).
 test: deps venv venv310 build mounts
 	$(MAKE) test-wasmtime
 	$(MAKE) test-wasmer
+	$(MAKE) test-deps
 	@if command -v podman >/dev/null; then $(MAKE) image-test; else echo "podman is not installed: image-test not run (make image-deps)"; fi
 
 test-wasmtime:
@@ -115,6 +117,12 @@ test-wasmtime:
 test-wasmer:
 	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q tests/test_engine_wasmer.py tests/test_rewrite.py $(PYTEST_ARGS)
 	WASM_BPF_ENGINE=wasmer $(VENV310)/bin/python -m pytest -q -m engine $(PYTEST_ARGS)
+
+# The tests of what wasmtime, click and rich carry, in two throwaway venvs: one
+# with each dependency at its lower bound, one with the newest each range
+# allows (tools/test_deps.py; ~3-8 minutes, needs PyPI).
+test-deps: deps venv build mounts
+	$(VPY) tools/test_deps.py --python $(PYTHON) -- $(PYTEST_ARGS)
 
 # The container image: Debian 12 root fs (mmdebstrap) + the project; no base
 # image from the internet, no compiler inside (deploy/image/build.sh).

@@ -21,6 +21,22 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
+def pytest_configure(config):
+    """The suite's compiled modules go to a cache of its own, removed at the
+    end, never to the user's (~/.cache/wasm-bpf); CLI subprocesses inherit it."""
+    import tempfile
+
+    config._wasm_bpf_cache = tempfile.mkdtemp(prefix="wasm-bpf-test-cache-")
+    os.environ["WASM_BPF_CACHE_DIR"] = config._wasm_bpf_cache
+    os.environ.pop("WASM_BPF_CACHE_MAX_SIZE", None)
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_wasm_bpf_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     import sys
 
@@ -49,7 +65,12 @@ def _kernel_ready():
     if not shutil.which("bpftool"):
         skip_or_fail("bpftool is not installed")
     if not os.path.ismount("/sys/kernel/tracing"):
-        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=False)
+        # Tracepoint attaches need it (libbpf reads event ids there): a mount
+        # that fails is an error of the test setup, not something to skip.
+        mount = subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"],
+                               capture_output=True, text=True)
+        if mount.returncode != 0 and not os.path.ismount("/sys/kernel/tracing"):
+            pytest.fail(f"cannot mount tracefs on /sys/kernel/tracing: {mount.stderr.strip()}")
 
 
 # The engine guests run on; `make test` runs the `engine`-marked tests once per engine.
@@ -71,6 +92,17 @@ def example(name: str) -> str:
     if not os.path.exists(path):
         skip_or_fail(f"{path} is not built: run `make build`")
     return path
+
+
+def cli_runner():
+    """click's CliRunner with stdout and stderr apart (click < 8.2 mixes them
+    unless told not to; 8.2 removed the option and always keeps them apart)."""
+    from click.testing import CliRunner
+
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
 
 
 def wasm_bpf_cmd(*args: str) -> list:

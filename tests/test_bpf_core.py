@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import skip_or_fail
 from wasm_bpf_cli.bpf import (
     BpfError, BpfObject, PerfBuffer, RingBuffer, delete, lookup, map_info,
     next_key, prog_ids, prog_names, update,
@@ -28,7 +29,7 @@ def bpf_objects(tmp_path_factory):
     """Compile tests/bpf/*.bpf.c once; name -> ELF bytes."""
     clang = shutil.which("clang-14")
     if not clang:
-        pytest.skip("clang-14 is not installed")
+        skip_or_fail("clang-14 is not installed")
     multiarch = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip()
     out_dir = tmp_path_factory.mktemp("bpf")
     objects = {}
@@ -39,13 +40,6 @@ def bpf_objects(tmp_path_factory):
                         f"-I/usr/include/{multiarch}", "-c", src, "-o", str(obj)], check=True)
         objects[name] = obj.read_bytes()
     return objects
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _tracefs():
-    """Tracepoint attach needs tracefs (libbpf reads event ids from it)."""
-    if os.geteuid() == 0 and not os.path.exists("/sys/kernel/tracing/events"):
-        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=False)
 
 
 def open_bytes(data: bytes, name: str = "guest") -> BpfObject:

@@ -3,9 +3,8 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import run_cli
+from conftest import cli_runner, run_cli, skip_or_fail
 from wasm_bpf_cli import doctor
 from wasm_bpf_cli.cli.doctor_cmd import doctor as doctor_cmd
 
@@ -14,7 +13,7 @@ NAMES = ["privilege", "kernel BTF", "bpffs", "tracefs", "BPF LSM", "lockdown", "
 
 
 def _invoke(*args):
-    return CliRunner().invoke(doctor_cmd, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
+    return cli_runner().invoke(doctor_cmd, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
 
 
 def _by_name(doc):
@@ -45,8 +44,9 @@ def test_json_document_shape_and_real_facts():
     assert res.exit_code == (0 if doc["ok"] else 1)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="root facts")
 def test_root_privilege_and_ringbuf_ok():
+    if os.geteuid() != 0:
+        skip_or_fail("root facts")
     checks = _by_name(json.loads(_invoke("--json").stdout))
     assert checks["privilege"]["ok"] is True
     assert checks["privilege"]["detail"].startswith("root")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import _foreign_holders, cli_env, example, finish_process, veth_pair, wasm_bpf_cmd
+from conftest import _foreign_holders, cli_env, example, finish_process, skip_or_fail, veth_pair, wasm_bpf_cmd
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
 
@@ -137,7 +137,7 @@ def cgroup2_root():
             fields = line.split()
             if len(fields) > 2 and fields[2] == "cgroup2":
                 return fields[1]
-    pytest.skip("no cgroup v2 hierarchy mounted")
+    skip_or_fail("no cgroup v2 hierarchy mounted")
 
 
 # --- sockfilter ---------------------------------------------------------------

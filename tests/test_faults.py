@@ -1,4 +1,7 @@
-"""Faults against the real kernel, through `wasm-bpf run` as a subprocess.
+"""Faults against the real kernel, through `wasm-bpf run` as a subprocess:
+a stop at any moment of start-up, SIGKILL, runners side by side. (Traps and
+proc_exit in a callback, a guest that does not close, signals after attach
+and the grace period: test_run_kernel.py.)
 
 After each test nothing of ours is left in the kernel (`no_bpf_leaks`, which
 polls bpftool until a deadline: the kernel frees objects asynchronously).
@@ -21,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import (ENGINE, ROOT, bpf_snapshot, cli_env, descendants, example, fdinfo_ids,
+from conftest import (ROOT, bpf_snapshot, cli_env, descendants, example, fdinfo_ids,
                       guest, wait_no_new_bpf, wasm_bpf_cmd)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.engine]
@@ -72,50 +75,6 @@ class Run:
         return self.proc.returncode, [l for l in self.lines if l is not None], "".join(self._err)
 
 
-def _assert_one_error_line(stderr: str):
-    assert "Traceback" not in stderr, stderr
-    errors = [l for l in stderr.splitlines() if l.startswith("error: ")]
-    assert len(errors) == 1, stderr
-    return errors[0]
-
-
-def test_trap_inside_poll_callback(no_bpf_leaks):
-    run = Run(guest("trapcb"), "0", "trap")
-    assert run.wait_line("attached")
-    rc, out, err = run.finish(pump_getppid=True)
-    assert rc == 1, (out, err)
-    line = _assert_one_error_line(err)
-    assert line.startswith("error: guest trapped"), line
-
-
-def test_trap_message_names_the_cause(no_bpf_leaks):
-    run = Run(guest("trapcb"), "0", "trap")
-    assert run.wait_line("attached")
-    rc, _, err = run.finish(pump_getppid=True)
-    assert rc == 1
-    assert "unreachable" in _assert_one_error_line(err)
-
-
-def test_proc_exit_inside_poll_callback(no_bpf_leaks):
-    run = Run(guest("trapcb"), "0", "exit")
-    assert run.wait_line("attached")
-    rc, out, err = run.finish(pump_getppid=True)
-    assert rc == 7, (out, err)
-    assert out == ["attached"]
-    assert "Traceback" not in err and "error" not in err, err
-
-
-def test_exit_without_closing_objects(no_bpf_leaks):
-    before = bpf_snapshot()
-    run = Run(guest("noclose"))
-    assert run.wait_line("attached")
-    rc, out, err = run.finish()
-    assert rc == 3, (out, err)
-    assert out == ["attached"]
-    assert "Traceback" not in err
-    assert not wait_no_new_bpf(before), "the runner left the guest's objects in the kernel"
-
-
 @pytest.mark.parametrize("delay", [0.0, 0.03, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3, 0.8])
 def test_sigterm_during_load(no_bpf_leaks, delay):
     """SIGTERM as early as possible, then at later moments of startup/load:
@@ -128,15 +87,6 @@ def test_sigterm_during_load(no_bpf_leaks, delay):
     # 143: the guest had to be interrupted; 0: bootstrap saw -EINTR and exited by itself
     assert rc in (0, 143, -signal.SIGTERM), (rc, out, err)
     assert "Traceback" not in err, err
-
-
-def test_sigterm_after_attach_guest_exits_cleanly(no_bpf_leaks):
-    run = Run(guest("ringbuf"), "1", "3")  # pid 1 never calls getppid here: the buffer stays empty
-    assert run.wait_line("attached")
-    run.proc.send_signal(signal.SIGTERM)
-    rc, out, err = run.finish(timeout=10)
-    assert rc == 0 and out[-1] == "interrupted", (rc, out, err)
-    assert "Traceback" not in err
 
 
 def test_sigkill_kernel_cleans_up(no_bpf_leaks):
@@ -218,25 +168,3 @@ def test_two_runners_different_engines_or_buffers(no_bpf_leaks):
     for tag, (rc, out, err) in results.items():
         assert rc == 0, (tag, out, err)
         assert [l for l in out if l.startswith("sample ")] == [f"sample pid={pid} tag={tag} size=20"] * 3
-
-
-def test_ignoreint_interrupted_after_grace_period(no_bpf_leaks):
-    """A guest that ignores -EINTR is interrupted after the grace period (143)."""
-    run = Run("--grace-period", "0.5", guest("ignoreint"))
-    assert run.wait_line("attached")
-    started = time.monotonic()
-    run.proc.send_signal(signal.SIGTERM)
-    rc, out, err = run.finish(timeout=10)
-    assert rc == 143, (rc, out, err)
-    assert out == ["attached", "ignored -27"]
-    assert time.monotonic() - started < 5
-    assert "Traceback" not in err
-
-
-def test_spinning_guest_stopped_by_duration(no_bpf_leaks):
-    """Pure-wasm infinite loop after attach: --duration must still end the run."""
-    run = Run("--duration", "1", "--grace-period", "0.5", guest("spin"))
-    assert run.wait_line("attached")
-    rc, out, err = run.finish(timeout=10)
-    assert rc == 124, (rc, out, err)
-    assert "Traceback" not in err

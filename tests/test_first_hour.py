@@ -398,7 +398,7 @@ def test_readme_usage_commands_run_as_written(tmp_path, no_bpf_leaks):
     """Each command with the README's placeholder files made real (a built
     example); the two `run` lines get a --duration so that they end."""
     commands = usage_commands()
-    assert len(commands) == 11 and commands[0] == "wasm-bpf run bootstrap.wasm -d 100"
+    assert len(commands) == 12 and commands[0] == "wasm-bpf run bootstrap.wasm -d 100"
     bootstrap = example("bootstrap")
     (tmp_path / "bootstrap.wasm").symlink_to(bootstrap)
     (tmp_path / "guest.wasm").symlink_to(bootstrap)

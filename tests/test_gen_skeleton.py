@@ -7,9 +7,8 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import ROOT, cli_env, finish_process
+from conftest import ROOT, cli_env, cli_runner, finish_process
 from wasm_bpf_cli.cli.gen_cmd import gen
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "gen")
@@ -21,7 +20,7 @@ WASM_CC = ["clang-14", "--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wall",
 
 
 def run_gen(*args):
-    result = CliRunner().invoke(gen, list(args), env={"NO_COLOR": "1"})
+    result = cli_runner().invoke(gen, list(args), env={"NO_COLOR": "1"})
     return result.exit_code, result.stdout, result.stderr
 
 

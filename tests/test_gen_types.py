@@ -7,8 +7,8 @@ import struct
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 
+from conftest import cli_runner
 from wasm_bpf_cli.cli.gen_cmd import gen
 from wasm_bpf_cli.inspect.elf_reader import read_elf
 
@@ -48,7 +48,7 @@ def bad_ld_obj(layouts_obj):
 
 
 def run_gen(*args):
-    result = CliRunner().invoke(gen, list(args), env={"NO_COLOR": "1"})
+    result = cli_runner().invoke(gen, list(args), env={"NO_COLOR": "1"})
     return result.exit_code, result.stdout, result.stderr
 
 

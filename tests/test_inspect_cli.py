@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
+from conftest import cli_runner
 from test_inspect_helpers import WASI_IMPORTS, bpf_object, make_wasm
 from wasm_bpf_cli.cli.main import cli
 
@@ -12,7 +12,7 @@ ENV = {"NO_COLOR": "1", "COLUMNS": "100", "TERM": "dumb"}
 
 
 def run(*args):
-    return CliRunner().invoke(cli, ["inspect", *args], env=ENV)
+    return cli_runner().invoke(cli, ["inspect", *args], env=ENV)
 
 
 @pytest.fixture

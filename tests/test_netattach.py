@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import veth_pair
+from conftest import skip_or_fail, veth_pair
 from wasm_bpf_cli.bpf import BpfError, BpfObject, lookup
 from wasm_bpf_cli.bpf.attach import attach_program
 from wasm_bpf_cli.bpf.netattach import SocketAttachment, TcAttachment, parse_tc_target
@@ -66,7 +66,7 @@ int count_cls(struct __sk_buff *skb)
 def net_obj_bytes(tmp_path_factory):
     clang = shutil.which("clang-14")
     if not clang:
-        pytest.skip("clang-14 is not installed")
+        skip_or_fail("clang-14 is not installed")
     multiarch = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip()
     d = tmp_path_factory.mktemp("netattach")
     (d / "net.bpf.c").write_text(SOURCE)
@@ -246,7 +246,7 @@ def test_tc_errors(obj):
 
 def test_tc_on_loopback(obj):
     if has_clsact("lo"):
-        pytest.skip("lo already has a clsact qdisc (someone else's)")
+        skip_or_fail("lo already has a clsact qdisc (someone else's)")
     attach_program(obj.find_program("count_tc"), "lo")
     udp_to_loopback()
     assert wait_for(lambda: count(obj, 1) >= 10)

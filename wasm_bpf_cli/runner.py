@@ -14,7 +14,10 @@ next `wasm_bpf_buffer_poll` return -EINTR; a guest that does not return by
 itself within `grace_period` is interrupted by the engine, and one the engine
 cannot interrupt is abandoned after all its BPF objects were destroyed.
 Whatever happens, every link, poller and object the guest opened is destroyed
-before the result is reported.
+before the result is reported. A stop or kill that comes while the module is
+still being prepared (read, compiled, instantiated) cancels the run: the
+guest is never started, and the result (interrupted) comes once preparation
+has ended and its BPF objects are closed.
 """
 import enum
 import logging
@@ -71,6 +74,8 @@ class RunOptions:
     max_object_size: Optional[int] = None  # bytes of one BPF object the guest loads
     argv0: Optional[str] = None  # default: the module path
     cache: bool = True  # use the on-disk compiled-module cache (engines/module_cache.py)
+    cache_dir: Optional[str] = None  # its directory (default: $WASM_BPF_CACHE_DIR or ~/.cache/wasm-bpf)
+    cache_max_size: Optional[int] = None  # bytes it may hold (default: $WASM_BPF_CACHE_MAX_SIZE or 256 MiB)
     # what the guest may load/attach: a wasm_bpf_cli.policy.Policy, a mapping of
     # the policy file's keys, or the path of a TOML policy file
     policy: Union[None, "Policy", Mapping[str, object], str, os.PathLike] = None
@@ -234,6 +239,18 @@ def _start_without_signals(thread: threading.Thread) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def _module_cache(options: RunOptions):
+    """The compiled-module cache the options ask for, or None."""
+    if not options.cache:
+        return None
+    from wasm_bpf_cli.engines.module_cache import ModuleCache
+
+    try:
+        return ModuleCache(options.cache_dir, options.cache_max_size)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def check_module(wasm: bytes, options: RunOptions) -> bool:
     """Raise ModuleError naming every import/export this runner cannot serve.
     True when the guest imports the BPF loader (so it needs privileges)."""
@@ -265,6 +282,10 @@ def _checked_module(wasm: bytes, options: RunOptions):
     return mod
 
 
+class _Cancelled(Exception):
+    """A stop or kill came before the guest started (Runner._end_preparing)."""
+
+
 class Runner:
     """Runs one guest once. Not reusable: make a new Runner per run."""
 
@@ -288,7 +309,9 @@ class Runner:
         self._stop_lock = threading.Lock()
         self._timers: List[threading.Timer] = []
         self._interrupted = False
+        self._preparing = True  # no guest code has run yet (see _main)
         self._started_at = 0.0
+        self._cpu_at_start = 0.0
         self.metrics_url: Optional[str] = None  # where RunOptions.metrics serves, once running
 
     # -- running --------------------------------------------------------
@@ -308,6 +331,7 @@ class Runner:
         if self._thread is not None:
             raise WasmBpfError("this Runner was already started; make a new one")
         self._started_at = time.monotonic()
+        self._cpu_at_start = time.process_time()
         self._thread = threading.Thread(target=self._main, name="wasm-bpf-guest", daemon=True)
         _start_without_signals(self._thread)  # and the threads it starts (engine, preload)
         if self.options.duration is not None:
@@ -348,13 +372,19 @@ class Runner:
         with self._stop_lock:
             if self._stop_reason is None:
                 self._stop_reason = "stop"
-        self._interrupted = True
+            self._interrupted = True
+            preparing = self._preparing
         if self._abi is not None:
             self._abi.request_abort()  # a guest looping on polls ends at its next one
         if self._processors is not None:
-            self._processors.interrupt()  # a guest waiting on a looping processor
-            if self._engine is None and self._done.wait(self.options.grace_period):
-                return  # still starting: the interrupted init ended the run
+            self._processors.interrupt()  # a guest waiting on a looping processor, or its init
+        if preparing:
+            # The guest has not started and never will (_main sees the stop
+            # when preparation ends): wait for that, and give up on the thread
+            # only if preparation itself hangs.
+            if not self._done.wait(self.options.grace_period):
+                self._abandon()
+            return
         if self._engine is not None:
             # One spinning in wasm ends now where the engine can interrupt it;
             # elsewhere only a poll can end it, and a polling guest polls often.
@@ -385,8 +415,7 @@ class Runner:
         abi = self._abi
         if abi is None:
             return []
-        with abi._lock:
-            return [MapView(m, gobj) for gobj in abi.objects.values() for m in gobj.obj.maps]
+        return [MapView(m, gobj) for gobj in abi.loaded_objects() for m in gobj.obj.maps]
 
     async def run_async(self) -> RunResult:
         """Run without blocking the event loop; cancelling stops the guest."""
@@ -454,14 +483,13 @@ class Runner:
     def _main(self) -> None:
         from wasm_bpf_cli.engines.base import GuestTrap
 
-        self._cpu_at_start = time.process_time()
         cleanup: List[Callable[[], None]] = []
         instance = None
         result: Optional[RunResult] = None
         error: Optional[BaseException] = None
         try:
             instance = self._prepare(cleanup)
-            self._phase = "running" if self._stop_reason is None else "stopping"
+            self._end_preparing()
             try:
                 code = instance.run_main()
                 result = RunResult(code, Outcome.EXITED, self._stop_reason, None)
@@ -471,6 +499,8 @@ class Runner:
                 else:
                     message = str(trap) if getattr(trap, "processor", None) else f"guest trapped: {trap}"
                     result = RunResult(1, Outcome.TRAPPED, self._stop_reason, message)
+        except _Cancelled:  # stopped while preparing: the guest never started
+            result = self._stopped_result()
         except WasmBpfError as err:
             error = err
         except BaseException as err:  # noqa: BLE001 - reported, not lost on this thread
@@ -485,6 +515,15 @@ class Runner:
                 action()
             self._flush_line_writers()
         self._finish(result, error)
+
+    def _end_preparing(self) -> None:
+        """From here on, kill() interrupts the guest; raises _Cancelled if a
+        stop came while preparing (the guest must not start then)."""
+        with self._stop_lock:
+            self._preparing = False
+            if self._stop_reason is not None:
+                raise _Cancelled()
+            self._phase = "running"
 
     def _flush_line_writers(self) -> None:
         """The unterminated last line of a LineWriter, once the guest is gone."""
@@ -526,8 +565,8 @@ class Runner:
         if opts.processors or opts.filters:  # a processor that does not fit stops the run here
             from wasm_bpf_cli.components.processors import Processors
 
-            self._processors = Processors(opts.processors, opts.processor_args, opts.filters, opts.cache,
-                                          max_memory, _sink(opts.stderr) or _write_stderr)
+            self._processors = Processors(opts.processors, opts.processor_args, opts.filters,
+                                          _module_cache(opts), max_memory, _sink(opts.stderr) or _write_stderr)
             cleanup.append(self._processors.close)
             self._processors.load()  # kill() interrupts an init that does not return
         if needs_bpf:
@@ -556,7 +595,7 @@ class Runner:
         if needs_bpf:  # the kernel loads them while the engine starts
             abi.preload(embedded_images(wasm, abi.max_object_size, parsed))
         self._engine = engines.create(opts.engine)
-        module = self._engine.compile(wasm, cache=opts.cache)
+        module = self._engine.compile(wasm, cache=_module_cache(opts))
         env = list(opts.env.items()) if isinstance(opts.env, Mapping) else [tuple(kv) for kv in opts.env]
         wasi = WasiOptions(
             argv=[opts.argv0 or self.path] + list(opts.args),

@@ -58,3 +58,12 @@ ENOMEM = -WASI["NOMEM"]
 EPERM = -WASI["PERM"]
 E2BIG = -WASI["2BIG"]
 EIO_NEG = -EIO
+
+
+def reported(err, log) -> int:
+    """Log a failed BPF operation (a bpf.BpfError: its message as a warning,
+    libbpf's details as info) and return the negative WASI errno for it."""
+    log.warning("%s", err)
+    if getattr(err, "details", ""):
+        log.info("%s", err.details)
+    return neg(err.errno) if err.errno else EIO_NEG

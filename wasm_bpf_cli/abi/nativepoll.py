@@ -115,10 +115,12 @@ class NativePolls:
         """Polls go to the Python path, which ends the guest (HostAbi.request_abort)."""
         self.state.stop = 2
 
-    def offer(self, instance, staging, handle: int, fd: int, poller, dispatch_name: str) -> bool:
+    def offer(self, instance, staging, handle: int, fd: int, poller) -> bool:
         """A ring buffer with its poller and staging pages ready: let the C
-        loop serve its polls if the engine wired the poll import to it."""
+        loop serve its polls (of the guest's table callbacks) if the engine
+        wired the poll import to it."""
         if not self.enabled:
+            dispatch_name = instance.dispatch_export("ring", None)
             entry = instance.native_poll_entry(dispatch_name)
             st = self.state
             if entry is not None:

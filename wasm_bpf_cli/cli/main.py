@@ -14,6 +14,7 @@ COMMANDS = {
     "gen": ("wasm_bpf_cli.cli.gen_cmd", "gen", "Generate skeleton headers and C types from a BPF object."),
     "doctor": ("wasm_bpf_cli.cli.doctor_cmd", "doctor", "Check what this machine can run."),
     "metrics": ("wasm_bpf_cli.cli.metrics_cmd", "metrics", "Embed, show or check a module's metrics config."),
+    "cache": ("wasm_bpf_cli.cli.cache_cmd", "cache", "Show or clear the compiled-module cache."),
     # OCI registries (wasm_bpf_cli/oci)
     "pull": ("wasm_bpf_cli.cli.pull_cmd", "pull", "Pull an image (a guest) from a registry into the local store."),
     "push": ("wasm_bpf_cli.cli.push_cmd", "push", "Push a module to a registry as a Wasm OCI artifact."),

@@ -187,7 +187,10 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
                    "are, so a guest printing in bulk to a pipe or file keeps its libc's 4 KiB buffer.")
 @click.option("--no-cache", is_flag=True,
               help="Compile the module afresh: neither read nor write the compiled-module cache "
-                   "($XDG_CACHE_HOME/wasm-bpf).")
+                   "(see `wasm-bpf cache`).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Directory of the compiled-module cache (default: $WASM_BPF_CACHE_DIR, else "
+                   "$XDG_CACHE_HOME/wasm-bpf or ~/.cache/wasm-bpf).")
 @click.option("--metrics", "metrics", metavar="ADDR:PORT",
               help="Serve Prometheus metrics of the run at http://ADDR:PORT/metrics (:PORT: every "
                    "interface) while the guest runs.")
@@ -206,6 +209,7 @@ def _setup_logging(verbose: int, quiet: bool) -> _UiLogHandler:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback_export_name,
         policy_file, allow, deny, max_memory, max_object_size, max_delivery_delay, output_buffering, no_cache,
+        cache_dir,
         metrics, metrics_config, bpf_stats, pull_mode, verify_keys, with_processors, with_args, filters,
         verbose, quiet, module, args):
     """Run MODULE.wasm, or the image REF (registry/repo:tag, pulled into the
@@ -224,7 +228,8 @@ def run(duration, env, dirs, engine, grace_period, wrapper_module_name, callback
                              policy=with_verify_keys(_policy(policy_file, allow, deny, dirs), verify_keys),
                              pull=pull_mode,
                              max_memory=max_memory, max_object_size=max_object_size,
-                             output_buffering=output_buffering, cache=not no_cache, metrics=metrics,
+                             output_buffering=output_buffering, cache=not no_cache,
+                             cache_dir=cache_dir, metrics=metrics,
                              metrics_config=metrics_config, bpf_stats=bpf_stats,
                              max_delivery_delay=max_delivery_delay,
                              **processor_run_options(with_processors, with_args, filters))

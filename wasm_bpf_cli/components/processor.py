@@ -91,15 +91,17 @@ def new_engine() -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
-def compile_component(engine: wasmtime.Engine, data: bytes, cache: bool = True) -> wc.Component:
-    """The component compiled (or loaded from the cache); wasmtime's error
-    as ProcessorError."""
+def compile_component(engine: wasmtime.Engine, data: bytes, cache=True) -> wc.Component:
+    """The component compiled (or loaded from the cache: a
+    module_cache.ModuleCache, True for the default one, False/None for
+    none); wasmtime's error as ProcessorError."""
     from wasm_bpf_cli.engines import module_cache
     from wasm_bpf_cli.engines.wasmtime_engine import WasmtimeEngine
 
     name = module_cache.key(data, "wasmtime-component", WasmtimeEngine.version(), 0) + "-" + CACHE_TAG
-    if cache:
-        cached = module_cache.load(name)
+    disk = module_cache.resolve(cache)
+    if disk is not None:
+        cached = disk.load(name)
         if cached is not None:
             try:
                 return wc.Component.deserialize(engine, cached)
@@ -109,8 +111,8 @@ def compile_component(engine: wasmtime.Engine, data: bytes, cache: bool = True) 
         component = wc.Component(engine, data)
     except wasmtime.WasmtimeError as err:
         raise ProcessorError(f"not a valid component: {_one_line(err)}") from None
-    if cache:
-        module_cache.store(name, bytes(component.serialize()))
+    if disk is not None:
+        disk.store(name, bytes(component.serialize()))
     return component
 
 

@@ -11,29 +11,28 @@ called directly.
 import ctypes
 from typing import Optional
 
-from wasmtime import WasmtimeError
-from wasmtime import _ffi as ffi
+from wasm_bpf_cli.engines import wasmtime_internals as internals
 
-_VAL = ffi.wasmtime_component_val_t
+_VAL = internals.ComponentVal
 _STRIDE = ctypes.sizeof(_VAL)
 _OF = _VAL.of.offset  # where a u8 value sits inside one element
-_KIND_U8 = ffi.WASMTIME_COMPONENT_U8.value
-_KIND_LIST = ffi.WASMTIME_COMPONENT_LIST.value
-_KIND_OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
-_KIND_BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
+_KIND_U8 = internals.COMPONENT_U8
+_KIND_LIST = internals.COMPONENT_LIST
+_KIND_OPTION = internals.COMPONENT_OPTION
+_KIND_BOOL = internals.COMPONENT_BOOL
 
 
 def _delete(val) -> None:
     """Free what `val` owns and leave it a plain bool: the C API drops the old
     contents of a value it writes to (Rust assignment), so a value reused for
     the next call must not point at freed memory."""
-    ffi.wasmtime_component_val_delete(ctypes.byref(val))
+    internals.component_val_delete(ctypes.byref(val))
     val.kind = _KIND_BOOL
     val.of.boolean = False
 
 
-_LIST_DATA = _OF + ffi.wasmtime_component_vallist_t.data.offset  # the element array's address
-_LIST_SIZE = _OF + ffi.wasmtime_component_vallist_t.size.offset
+_LIST_DATA = _OF + internals.ComponentValList.data.offset  # the element array's address
+_LIST_SIZE = _OF + internals.ComponentValList.size.offset
 
 
 class _Staging:
@@ -63,7 +62,7 @@ def _lower_bytes(data: bytes, val, staging: _Staging) -> None:
     """Make `val` a list<u8> holding `data` (freed by wasmtime_component_val_delete)."""
     n = len(data)
     val.kind = _KIND_LIST
-    ffi.wasmtime_component_vallist_new_uninit(ctypes.byref(val.of.list), n)
+    internals.component_vallist_new_uninit(ctypes.byref(val.of.list), n)
     if n:
         dst = ctypes.c_void_p.from_address(ctypes.addressof(val) + _LIST_DATA).value
         ctypes.memmove(dst, staging.fill(data), n * _STRIDE)
@@ -88,7 +87,7 @@ class BytesCall:
     by world.py before) of one instance. Raises WasmtimeError on a trap."""
 
     def __init__(self, func, store):
-        self._func = ctypes.byref(func._func)
+        self._func = internals.func_ref(func)
         self._post = func.post_return
         self._store = store
         self._params = (_VAL * 1)()
@@ -100,12 +99,12 @@ class BytesCall:
         result = self._result
         _lower_bytes(data, param, self._staging)
         try:
-            err = ffi.wasmtime_component_func_call(self._func, self._store._context(), self._params, 1,
-                                                   ctypes.byref(result), 1)
+            err = internals.component_func_call(self._func, internals.store_context(self._store),
+                                                self._params, 1, ctypes.byref(result), 1)
         finally:
             _delete(param)
         if err:
-            raise WasmtimeError._from_ptr(err)
+            raise internals.error_from_ptr(err)
         try:
             if result.kind != _KIND_OPTION:
                 raise TypeError("the processor returned something other than an option")

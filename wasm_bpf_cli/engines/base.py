@@ -154,6 +154,23 @@ class Instance:
         mem_b) for the dispatch export `name`; None otherwise."""
         return None
 
+    @staticmethod
+    def dispatch_export(buffer_kind: str, callback_export: Optional[str]) -> str:
+        """The export name of the loop the engine added over a `buffer_kind`
+        ("ring" | "perf") buffer's records that calls the guest's table entry
+        (callback_export None) or its exported callback `callback_export`."""
+        from wasm_bpf_cli.engines import rewrite
+
+        if buffer_kind == "ring":
+            table, prefix = rewrite.RING_DISPATCH_TABLE, rewrite.RING_DISPATCH_EXPORT_PREFIX
+        else:
+            table, prefix = rewrite.PERF_DISPATCH_TABLE, rewrite.PERF_DISPATCH_EXPORT_PREFIX
+        return table if callback_export is None else prefix + callback_export
+
+    def batch_dispatcher(self, buffer_kind: str, callback_export: Optional[str]) -> Optional[Callable[..., int]]:
+        """ring_dispatcher for the loop dispatch_export() names."""
+        return self.ring_dispatcher(self.dispatch_export(buffer_kind, callback_export))
+
     def close(self) -> None:
         """Release the engine's store and WASI state (on the guest's thread,
         before interpreter shutdown). Idempotent."""
@@ -166,9 +183,37 @@ class Engine:
     def version(cls) -> str:
         raise NotImplementedError
 
-    def compile(self, wasm: bytes, cache: bool = True):
-        """Compile a module; raises ModuleError with a one-line reason."""
+    def compile(self, wasm: bytes, cache=True):
+        """Compile a module; raises ModuleError with a one-line reason.
+        `cache`: a module_cache.ModuleCache to read and fill, True for the
+        default one, False for none."""
         raise NotImplementedError
+
+    def compile_cached(self, wasm: bytes, cache, deserialize: Callable[[bytes], object],
+                       build: Callable[[bytes], Tuple[object, Callable[[], bytes]]]):
+        """What both adapters' compile() do around the engine: refuse what is
+        not wasm, then the module from the on-disk cache (`deserialize(blob)`:
+        the module, or None when this engine build refuses the entry, which
+        is then overwritten), else `build(wasm)` -> (module, a function giving
+        the bytes to cache), stored under the module's key (module_cache.py)."""
+        from wasm_bpf_cli.engines import module_cache, rewrite
+        from wasm_bpf_cli.errors import ModuleError
+
+        wasm = bytes(wasm)
+        if wasm[:4] != b"\0asm":
+            raise ModuleError("not a wasm module (bad magic number)")
+        disk = module_cache.resolve(cache)
+        name = None
+        if disk is not None:
+            name = module_cache.key(wasm, self.name, self.version(), rewrite.REWRITE_VERSION)
+            blob = disk.load(name)
+            module = deserialize(blob) if blob is not None else None
+            if module is not None:
+                return module
+        module, payload = build(wasm)
+        if name is not None:
+            disk.store(name, payload())
+        return module
 
     def instantiate(self, module, wasi: WasiOptions,
                     host_functions: Sequence[HostFunction],

@@ -295,33 +295,34 @@ class WasmerEngine(Engine):
             self._local.cache = {}
         return store
 
-    def compile(self, wasm: bytes, cache: bool = True) -> _Compiled:
+    def compile(self, wasm: bytes, cache=True) -> _Compiled:
+        """Compile (with the trampoline and the dispatch loops added, see
+        prepare); with `cache`, once per thread and through the on-disk
+        module cache (Engine.compile_cached), whose entry is a byte saying
+        whether the module has the trampoline, then wasmer's serialization."""
         wasmer, _ = _wasmer()
         wasm = bytes(wasm)
-        if wasm[:4] != b"\0asm":
-            raise ModuleError("not a wasm module (bad magic number)")
         store = self._store()
         key = module_cache.sha256(wasm).digest()
         if cache and key in self._local.cache:
             return self._local.cache[key]
-        name = None
-        compiled = None
-        if cache:
-            name = module_cache.key(wasm, self.name, self.version(), rewrite.REWRITE_VERSION)
-            blob = module_cache.load(name)
-            if blob is not None and len(blob) > 1:
-                try:
-                    module = wasmer.Module.deserialize(store, blob[1:])
-                    compiled = _Compiled(module, None, threading.get_ident(), blob[0] == 1, source=wasm)
-                except (RuntimeError, ValueError, TypeError):
-                    compiled = None  # another engine build: recompile, overwrite
-        if compiled is None:
-            source = wasm
-            wasm, has_table = prepare(wasm)
-            compiled = _Compiled(self._module(store, wasm), wasm, threading.get_ident(), has_table,
+
+        def deserialize(blob: bytes) -> Optional[_Compiled]:
+            if len(blob) <= 1:
+                return None
+            try:
+                module = wasmer.Module.deserialize(store, blob[1:])
+            except (RuntimeError, ValueError, TypeError):
+                return None  # another engine build: recompile, overwrite
+            return _Compiled(module, None, threading.get_ident(), blob[0] == 1, source=wasm)
+
+        def build(source: bytes):
+            prepared, has_table = prepare(source)
+            compiled = _Compiled(self._module(store, prepared), prepared, threading.get_ident(), has_table,
                                  source=source)
-            if name is not None:
-                module_cache.store(name, bytes([int(has_table)]) + compiled.module.serialize())
+            return compiled, lambda: bytes([int(has_table)]) + compiled.module.serialize()
+
+        compiled = self.compile_cached(wasm, cache, deserialize, build)
         if cache:
             self._local.cache[key] = compiled
         return compiled

@@ -4,7 +4,8 @@ The hot crossings (host functions, guest callbacks) use wasmtime's raw
 `*_unchecked` C API with preallocated argument arrays: ~20x cheaper per call
 than wasmtime-py's `Func.__call__` (see shared/PERF.md). Everything else uses
 the public Python API. Interruption uses epochs: the store's deadline is one
-tick away and only `interrupt()` ever advances the epoch.
+tick away and only `interrupt()` ever advances the epoch. What this needs of
+wasmtime-py's private API goes through wasmtime_internals.py.
 """
 import ctypes
 import re
@@ -12,18 +13,17 @@ import struct
 from typing import Callable, Dict, List, Optional, Sequence
 
 import wasmtime
-from wasmtime import _bindings as raw
-from wasmtime import _ffi as ffi
 
 from wasm_bpf_cli.abi.signatures import DEFAULT_CALLBACK_EXPORT, Signature
 from wasm_bpf_cli.engines.base import (Engine, GuestExit, GuestMemory, GuestTrap, HostFunction,
                                        Instance, WasiOptions)
-from wasm_bpf_cli.engines import module_cache, rewrite, stdio
+from wasm_bpf_cli.engines import rewrite, stdio
+from wasm_bpf_cli.engines import wasmtime_internals as internals
 from wasm_bpf_cli.errors import EngineError, ModuleError
 
 _VERSION: Optional[str] = None
-_RAW_CALL = raw._wasmtime_func_call_unchecked
-_RAW_NEW = raw._wasmtime_func_new_unchecked
+_RAW_CALL = internals.func_call_unchecked
+_RAW_NEW = internals.func_new_unchecked
 # wasmtime_func_unchecked_callback_t, with the args array as a plain address
 _ADDR_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                   ctypes.c_size_t)
@@ -76,12 +76,12 @@ class WasmtimeMemory(GuestMemory):
         self._ctx = context
         self._memory = memory
         self._store = store
-        self._mem = ctypes.byref(memory._memory)
-        self._base = ctypes.cast(ffi.wasmtime_memory_data(self._ctx, self._mem), ctypes.c_void_p).value or 0
-        self._size = ffi.wasmtime_memory_data_size(self._ctx, self._mem)
+        self._mem = internals.memory_ref(memory)
+        self._base = ctypes.cast(internals.memory_data(self._ctx, self._mem), ctypes.c_void_p).value or 0
+        self._size = internals.memory_data_size(self._ctx, self._mem)
 
     def size(self) -> int:
-        self._size = ffi.wasmtime_memory_data_size(self._ctx, self._mem)
+        self._size = internals.memory_data_size(self._ctx, self._mem)
         return self._size
 
     def base_address(self) -> int:
@@ -91,7 +91,7 @@ class WasmtimeMemory(GuestMemory):
         if ptr < 0 or size < 0:
             return None
         if ptr + size > self._size:
-            self._size = ffi.wasmtime_memory_data_size(self._ctx, self._mem)
+            self._size = internals.memory_data_size(self._ctx, self._mem)
             if ptr + size > self._size:
                 return None
         return self._base + ptr
@@ -110,12 +110,12 @@ class _RawCaller:
 
     def __init__(self, instance: "WasmtimeInstance", func: wasmtime.Func, sig: Signature):
         self._instance = instance
-        self._func = ctypes.byref(func._func)
+        self._func = internals.func_ref(func)
         self._ctx = instance.context
         self._kinds = [t == "i64" for t in sig.params]
         self._result64 = bool(sig.results) and sig.results[0] == "i64"
         self._has_result = bool(sig.results)
-        self._buf = (ffi.wasmtime_val_raw_t * max(1, len(sig.params), len(sig.results)))()
+        self._buf = (internals.ValRaw * max(1, len(sig.params), len(sig.results)))()
         self._nbuf = len(self._buf)
 
     def __call__(self, *args: int) -> int:
@@ -125,7 +125,7 @@ class _RawCaller:
                 buf[i].i64 = value
             else:
                 buf[i].i32 = value
-        trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        trap = ctypes.POINTER(internals.Trap)()
         error = _RAW_CALL(self._ctx, self._func, buf, self._nbuf, ctypes.byref(trap))
         if error or trap:
             self._instance.raise_failure(error, trap)
@@ -148,7 +148,7 @@ class WasmtimeInstance(Instance):
         self._engine = engine
         self.streams = streams
         self.store = store
-        self.context = store._context()
+        self.context = internals.store_context(store)
         self.pending: Optional[BaseException] = None  # raised by a host function
         self._keep: List[object] = []  # raw callbacks must outlive the store
         self._exports = None
@@ -161,13 +161,13 @@ class WasmtimeInstance(Instance):
         exception from a nested host function wins: it is why wasm trapped."""
         pending, self.pending = self.pending, None
         if error:
-            err = wasmtime.WasmtimeError._from_ptr(error)
+            err = internals.error_from_ptr(error)
             if pending is not None:
                 raise pending
             if isinstance(err, wasmtime.ExitTrap):
                 raise GuestExit(err.code)
             raise GuestTrap(_one_line(err), interrupted=self._engine.interrupted)
-        t = wasmtime.Trap._from_ptr(trap)
+        t = internals.trap_from_ptr(trap)
         if pending is not None:
             raise pending
         interrupted = t.trap_code == wasmtime.TrapCode.INTERRUPT
@@ -195,7 +195,7 @@ class WasmtimeInstance(Instance):
                 return None
             except BaseException as exc:  # noqa: B902 - must not unwind through wasm
                 instance.pending = exc
-                return ctypes.cast(wasmtime.Trap("host function raised")._consume(), ctypes.c_void_p).value
+                return internals.new_trap_address("host function raised")
 
         cb = _ADDR_CALLBACK(callback)
         self._keep.append(cb)
@@ -206,10 +206,10 @@ class WasmtimeInstance(Instance):
 
             self._native_glue = NativePollGlue(self, native)
             return self._native_glue.define(cb, functype)
-        handle = ffi.wasmtime_func_t()
-        _RAW_NEW(self.context, functype.ptr(), ctypes.cast(cb, raw.wasmtime_func_unchecked_callback_t),
+        handle = internals.FuncHandle()
+        _RAW_NEW(self.context, functype.ptr(), ctypes.cast(cb, internals.UncheckedCallback),
                  None, _NO_FINALIZER, ctypes.byref(handle))
-        return wasmtime.Func._from_raw(handle)
+        return internals.func_from_handle(handle)
 
     # -- the contract ---------------------------------------------------
     def bind(self, instance: wasmtime.Instance) -> None:
@@ -300,28 +300,23 @@ class WasmtimeEngine(Engine):
                 _VERSION = version("wasmtime")
         return _VERSION
 
-    def compile(self, wasm: bytes, cache: bool = True) -> wasmtime.Module:
+    def compile(self, wasm: bytes, cache=True) -> wasmtime.Module:
         """Compile (with the ring dispatch loops added, rewrite.py); with
-        `cache`, through the on-disk module cache (module_cache.py)."""
-        wasm = bytes(wasm)
-        if wasm[:4] != b"\0asm":
-            raise ModuleError("not a wasm module (bad magic number)")
-        name = None
-        if cache:
-            name = module_cache.key(wasm, self.name, self.version(), rewrite.REWRITE_VERSION)
-            blob = module_cache.load(name)
-            if blob is not None:
-                try:
-                    return wasmtime.Module.deserialize(self._engine, blob)
-                except wasmtime.WasmtimeError:
-                    pass  # another engine build or config: recompile, overwrite
-        try:
-            module = wasmtime.Module(self._engine, prepare(wasm))
-        except wasmtime.WasmtimeError as err:
-            raise ModuleError(f"invalid wasm module: {_one_line(err)}") from None
-        if name is not None:
-            module_cache.store(name, module.serialize())
-        return module
+        `cache`, through the on-disk module cache (Engine.compile_cached)."""
+        def deserialize(blob: bytes) -> Optional[wasmtime.Module]:
+            try:
+                return wasmtime.Module.deserialize(self._engine, blob)
+            except wasmtime.WasmtimeError:
+                return None  # another engine build or config: recompile, overwrite
+
+        def build(wasm: bytes):
+            try:
+                module = wasmtime.Module(self._engine, prepare(wasm))
+            except wasmtime.WasmtimeError as err:
+                raise ModuleError(f"invalid wasm module: {_one_line(err)}") from None
+            return module, module.serialize
+
+        return self.compile_cached(wasm, cache, deserialize, build)
 
     def instantiate(self, module: wasmtime.Module, wasi: WasiOptions,
                     host_functions: Sequence[HostFunction], max_memory: Optional[int] = None) -> WasmtimeInstance:

@@ -11,8 +11,8 @@ import ctypes
 from typing import Optional
 
 import wasmtime
-from wasmtime import _bindings as raw
-from wasmtime import _ffi as ffi
+
+from wasm_bpf_cli.engines import wasmtime_internals as internals
 
 _FAILURE = ctypes.CFUNCTYPE(ctypes.c_void_p)
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
@@ -46,12 +46,12 @@ class NativePollGlue:
         state = self.native.state
         state.fallback = _address(python_callback)
         state.failure = _address(self._failure)
-        handle = ffi.wasmtime_func_t()
-        raw._wasmtime_func_new_unchecked(
+        handle = internals.FuncHandle()
+        internals.func_new_unchecked(
             self.instance.context, functype.ptr(),
-            ctypes.cast(_address(lib.wb_wasmtime_poll), raw.wasmtime_func_unchecked_callback_t),
+            ctypes.cast(_address(lib.wb_wasmtime_poll), internals.UncheckedCallback),
             self.native.address, _NO_FINALIZER, ctypes.byref(handle))
-        return wasmtime.Func._from_raw(handle)
+        return internals.func_from_handle(handle)
 
     def entry(self, name: str):
         """(call, call_env, mem_base, mem_size, mem_a, mem_b) for the dispatch
@@ -61,14 +61,14 @@ class NativePollGlue:
         if not isinstance(func, wasmtime.Func):
             return None
         call = _Call()
-        call.call_unchecked = _address(ffi.dll.wasmtime_func_call_unchecked)
+        call.call_unchecked = _address(internals.c_func_call_unchecked)
         call.ctx = _address(inst.context)
-        call.func = ctypes.addressof(func._func)
+        call.func = internals.func_address(func)
         self._calls.append((call, func))
         memory = inst.memory
         return (_address(self.native.lib.wb_wasmtime_call), ctypes.addressof(call), memory.base_address(),
-                _address(ffi.dll.wasmtime_memory_data_size), _address(inst.context),
-                ctypes.addressof(memory._memory._memory))
+                _address(internals.c_memory_data_size), _address(inst.context),
+                internals.memory_address(memory._memory))
 
     def _on_failure(self) -> int:
         """The dispatch loop trapped or the guest exited inside it: the same
@@ -81,9 +81,9 @@ class NativePollGlue:
                 break
         inst = self.instance
         try:
-            inst.raise_failure(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)) if error else None,
-                               ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)) if trap else None)
+            inst.raise_failure(ctypes.cast(error, internals.ErrorPtr) if error else None,
+                               ctypes.cast(trap, internals.TrapPtr) if trap else None)
             raise RuntimeError("native poll: a failed call without an error")
         except BaseException as exc:  # noqa: B902 - must not unwind through wasm
             inst.pending = exc
-            return _address(wasmtime.Trap("host function raised")._consume())
+            return internals.new_trap_address("host function raised")
