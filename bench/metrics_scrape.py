@@ -22,34 +22,18 @@ import sys
 import time
 import urllib.request
 
+from proctree import tree_cpu
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RUNQLAT = os.path.join(ROOT, "examples", "runqlat")
 CONFIG = os.path.join(RUNQLAT, "metrics.toml")
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _tree_cpu(root: int) -> float:
-    """user + system seconds of `root` and its descendants (wasmer: the CLI forks)."""
-    parents, times = {}, {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(pid)] = int(fields[1])
-        times[int(pid)] = (int(fields[11]) + int(fields[12])) / TICKS
-    tree = [root]
-    for pid in tree:
-        tree.extend(child for child, ppid in parents.items() if ppid == pid)
-    return sum(times.get(pid, 0.0) for pid in tree)
 
 
 def _scrape(url: str) -> bytes:
@@ -92,13 +76,13 @@ def measure(python: str, engine: str, seconds: float = 10.0, rate: int = 100, wa
                 raise RuntimeError(f"runqlat with --metrics did not come up: {proc.stderr.read().decode()}")
             time.sleep(0.1)
         time.sleep(1.0)  # start-up settles
-        cpu0 = _tree_cpu(proc.pid)
+        cpu0 = tree_cpu(proc.pid)
         time.sleep(seconds)
-        idle = _tree_cpu(proc.pid) - cpu0
+        idle = tree_cpu(proc.pid) - cpu0
         walls, size = [], 0
         headers = {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"} if prometheus_headers else None
         scrape = _KeptAlive(port, headers) if keep_alive else _scrape
-        cpu0 = _tree_cpu(proc.pid)
+        cpu0 = tree_cpu(proc.pid)
         t0 = time.monotonic()
         for i in range(int(seconds * rate)):
             delay = t0 + i / rate - time.monotonic()
@@ -108,7 +92,7 @@ def measure(python: str, engine: str, seconds: float = 10.0, rate: int = 100, wa
             size = len(scrape(url))
             walls.append(time.perf_counter() - s)
         elapsed = time.monotonic() - t0
-        scraped = _tree_cpu(proc.pid) - cpu0
+        scraped = tree_cpu(proc.pid) - cpu0
     finally:
         proc.send_signal(signal.SIGINT)
         try:

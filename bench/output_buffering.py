@@ -27,41 +27,16 @@ import sys
 import threading
 import time
 
+from proctree import tree, tree_cpu
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GUEST = os.path.join(ROOT, "tests", "guests", "build", "plainprint.wasm")
 LOADGEN = os.path.join(HERE, "build", "loadgen")
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _tree(root: int) -> list:
-    parents = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    tree = [root]
-    for pid in tree:
-        tree.extend(child for child, ppid in parents.items() if ppid == pid)
-    return tree
-
-
-def _cpu_seconds(root: int) -> float:
-    total = 0
-    for pid in _tree(root):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / TICKS
 
 
 def _holds_bpf_link(root: int) -> bool:
-    for pid in _tree(root):
+    for pid in tree(root):
         try:
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:bpf_link":
@@ -95,7 +70,7 @@ def one_run(python: str, engine: str, mode: str, rate: int, seconds: float) -> d
             raise SystemExit(f"{engine}/{mode}: the guest never attached")
         time.sleep(0.05)
     time.sleep(0.2)
-    cpu0 = _cpu_seconds(runner.pid)
+    cpu0 = tree_cpu(runner.pid)
     gen.stdin.write("g")
     gen.stdin.flush()
     produced = json.loads(gen.stdout.readline())["calls"]
@@ -108,7 +83,7 @@ def one_run(python: str, engine: str, mode: str, rate: int, seconds: float) -> d
         time.sleep(0.1)
         if lines[0] != seen:
             seen, quiet_since = lines[0], time.monotonic()
-    cpu = _cpu_seconds(runner.pid) - cpu0
+    cpu = tree_cpu(runner.pid) - cpu0
     runner.send_signal(signal.SIGINT)
     runner.wait(30)
     reader.join(10)
