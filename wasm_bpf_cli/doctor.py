@@ -8,8 +8,10 @@ others explain what some guests will miss (e.g. BPF LSM for lsm programs).
 import ctypes
 import errno
 import os
-from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional
+
+from wasm_bpf_cli.doctor_check import Check
+from wasm_bpf_cli.doctor_toolchain import GUEST_BUILD_CHECKS  # what building a guest needs
 
 STATUS = "/proc/self/status"
 BTF = "/sys/kernel/btf/vmlinux"
@@ -19,20 +21,6 @@ LSM = "/sys/kernel/security/lsm"
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 BPF_MAP_TYPE_RINGBUF = 27
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""  # empty when ok
-    required: bool = True  # False: only some guests need it
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        del d["required"]
-        return d
 
 
 def effective_caps(path: Optional[str] = None) -> int:
@@ -187,9 +175,6 @@ def check_lockdown(path: Optional[str] = None) -> Check:
                  "refused with EPERM even to root", "boot without lockdown (lockdown=none, or Secure "
                  "Boot off) to run lsm/ and fentry/ programs", required=False)
 
-
-# What building a guest needs: its own module, which imports Check from here.
-from wasm_bpf_cli.doctor_toolchain import GUEST_BUILD_CHECKS  # noqa: E402
 
 CHECKS: List[Callable[[], Check]] = [check_privilege, check_btf, check_bpffs, check_tracefs, check_bpf_lsm,
                                      check_lockdown, check_ringbuf, check_libbpf, check_engines,

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from typing import List, Optional
 
-from wasm_bpf_cli.doctor import Check
+from wasm_bpf_cli.doctor_check import Check
 
 CLANGS = ("clang-14", "clang")
 APT_HINT = "apt-get install clang-14 lld-14 llvm-14 wasi-libc libclang-rt-14-dev-wasm32 libbpf-dev bpftool"

@@ -13,7 +13,8 @@ pull/push through the `oras` client, cosign-format signatures.
 runner.py). Modules: reference (names), store (the local store), client
 (one registry, via oras), artifact (the documents pushed and accepted),
 cosign (signatures), trust (allowed_images and signature rules), fetch
-(pull), publish (push, sign), credentials (docker config.json), errors.
+(pull), publish (push, sign), credentials (docker config.json; login and
+logout, which check them with a client first, are in client), errors.
 """
 from .errors import (ImageNotAllowed, IntegrityError, InvalidReference, NotInStore, RegistryError,
                      SignatureError)
@@ -34,5 +35,5 @@ def __getattr__(name):  # lazy: the runner imports this package for is_reference
     if name in ("push", "sign"):
         return getattr(importlib.import_module(".publish", __name__), name)
     if name in ("login", "logout"):
-        return getattr(importlib.import_module(".credentials", __name__), name)
+        return getattr(importlib.import_module(".client", __name__), name)
     raise AttributeError(name)

@@ -18,8 +18,9 @@ import logging
 import os
 from typing import Optional, Tuple
 
-from .errors import RegistryError
+from . import credentials
 from . import mediatypes as mt
+from .errors import RegistryError
 
 log = logging.getLogger("wasm_bpf.oci")
 logging.getLogger("oras").addHandler(logging.NullHandler())  # its warnings are ours to report
@@ -107,8 +108,6 @@ def _oras_classes():
 class RegistryClient:
     def __init__(self, registry: str, user: Optional[str] = None, password: Optional[str] = None):
         from http.cookiejar import DefaultCookiePolicy
-
-        from . import credentials
 
         self.registry = registry
         Session, Auth, Oras = _oras_classes()
@@ -268,3 +267,16 @@ def _error_text(response) -> str:
         return "; ".join(str(e.get("message", "")) for e in errors if isinstance(e, dict))[:200]
     except (ValueError, AttributeError):
         return (response.reason or "")[:200]
+
+
+def login(registry: str, user: str, password: str) -> str:
+    """Check the credentials against the registry, then store them; the
+    config file's path. Nothing is written if the registry refuses them."""
+    host = credentials.registry_host(registry)
+    RegistryClient(host, user, password).ping()
+    return credentials.store(host, user, password)
+
+
+def logout(registry: str) -> bool:
+    """Forget the registry's credentials; False if there were none."""
+    return credentials.remove(credentials.registry_host(registry))

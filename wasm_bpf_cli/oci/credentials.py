@@ -93,18 +93,3 @@ def registry_host(text: str) -> str:
     if not _DOMAIN.match(host):
         raise UsageError(f"{text!r} is not a registry host[:port]")
     return host
-
-
-def login(registry: str, user: str, password: str) -> str:
-    """Check the credentials against the registry, then store them; the
-    config file's path. Nothing is written if the registry refuses them."""
-    from .client import RegistryClient
-
-    host = registry_host(registry)
-    RegistryClient(host, user, password).ping()
-    return store(host, user, password)
-
-
-def logout(registry: str) -> bool:
-    """Forget the registry's credentials; False if there were none."""
-    return remove(registry_host(registry))
