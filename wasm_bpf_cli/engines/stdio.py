@@ -116,19 +116,6 @@ class GuestStdio:
                 (WASI_MODULE, "proc_exit", PROC_EXIT, proc_exit)]
 
     # -- helpers ----------------------------------------------------------
-    def _iovecs(self, iovs: int, count: int):
-        raw = self.memory.read(iovs, 8 * count) if 0 <= count <= 1024 else None
-        if raw is None:
-            return None
-        return [struct.unpack_from("<II", raw, 8 * i) for i in range(count)]
-
-    def _store_u32(self, ptr: int, value: int) -> bool:
-        addr = self.memory.host_address(ptr, 4)
-        if addr is None:
-            return False
-        ctypes.c_uint32.from_address(addr).value = value
-        return True
-
     def _view(self, end: int) -> Optional[memoryview]:
         """A byte view of guest memory covering [0, end), or None if the
         memory is smaller. Made again only when the memory grew past the
@@ -143,27 +130,35 @@ class GuestStdio:
             self._memview, self._memview_base = view, base
         return view
 
+    def _iovec_views(self, iovs: int, count: int, result: int):
+        """(memory view, [view of each iovec's bytes]) for a WASI iovec array,
+        every range and the u32 result slot checked against memory; None if
+        one falls outside it (-> EFAULT)."""
+        iovs &= 0xFFFFFFFF
+        if not 0 <= count <= 1024:
+            return None
+        mem = self._view(iovs + 8 * count)
+        if mem is None:
+            return None
+        spans = _IOVECS[count].unpack_from(mem, iovs) if count < len(_IOVECS) else \
+            struct.unpack_from(f"<{2 * count}I", mem, iovs)
+        end = max([(result & 0xFFFFFFFF) + 4] + [spans[i] + spans[i + 1] for i in range(0, 2 * count, 2)])
+        mem = self._view(end)
+        if mem is None:
+            return None
+        return mem, [mem[spans[i]:spans[i] + spans[i + 1]] for i in range(0, 2 * count, 2)]
+
     # -- the WASI functions -----------------------------------------------
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
         """One call per line a line-buffered guest prints: the iovecs are read
         and written straight from a view of guest memory (writev, no copy)."""
         if fd not in self.sinks:
             return self.delegate.fd_write(fd, iovs, count, nwritten)
-        iovs &= 0xFFFFFFFF
-        nwritten &= 0xFFFFFFFF
-        if not 0 <= count <= 1024:
+        found = self._iovec_views(iovs, count, nwritten)
+        if found is None:
             return _WASI_EFAULT
-        mem = self._view(iovs + 8 * count)
-        if mem is None:
-            return _WASI_EFAULT
-        spans = _IOVECS[count].unpack_from(mem, iovs) if count < len(_IOVECS) else \
-            struct.unpack_from(f"<{2 * count}I", mem, iovs)
-        end = max([nwritten + 4] + [spans[i] + spans[i + 1] for i in range(0, 2 * count, 2)])
-        mem = self._view(end)
-        if mem is None:
-            return _WASI_EFAULT
-        chunks = [mem[spans[i]:spans[i] + spans[i + 1]] for i in range(0, 2 * count, 2)]
-        total = sum(spans[1::2])
+        mem, chunks = found
+        total = sum(len(c) for c in chunks)
         sink = self.sinks[fd]
         try:
             if sink is not None:
@@ -178,30 +173,29 @@ class GuestStdio:
             if err.errno == errno.EPIPE and self.on_closed_output is not None:
                 self.on_closed_output(fd)
             return _LINUX_TO_WASI.get(err.errno, _WASI_EIO)
-        struct.pack_into("<I", mem, nwritten, total)
+        struct.pack_into("<I", mem, nwritten & 0xFFFFFFFF, total)
         return 0
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
         if fd != 0:
             return self.delegate.fd_read(fd, iovs, count, nread)
-        vecs = self._iovecs(iovs, count)
-        if vecs is None:
+        found = self._iovec_views(iovs, count, nread)
+        if found is None:
             return _WASI_EFAULT
+        mem, buffers = found
         total = 0
-        for ptr, length in vecs:
-            if self.memory.host_address(ptr, length) is None:
-                return _WASI_EFAULT
-            if self.stdin is None or length == 0:
+        for buf in buffers:
+            if self.stdin is None or not len(buf):
                 continue
             try:
-                data = self.stdin.read(length)
+                got = self.stdin.readinto(buf) or 0
             except OSError as err:
                 return _LINUX_TO_WASI.get(err.errno, _WASI_EIO)
-            ctypes.memmove(self.memory.host_address(ptr, len(data)), data, len(data))
-            total += len(data)
-            if len(data) < length:
+            total += got
+            if got < len(buf):
                 break
-        return 0 if self._store_u32(nread, total) else _WASI_EFAULT
+        struct.pack_into("<I", mem, nread & 0xFFFFFFFF, total)
+        return 0
 
     def fd_fdstat_get(self, fd: int, buf: int) -> int:
         if fd not in (0, 1, 2):
