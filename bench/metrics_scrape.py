@@ -41,9 +41,11 @@ def _scrape(url: str) -> bytes:
         return resp.read()
 
 
-# What Prometheus (2.5x, 3.x) asks for: OpenMetrics first, then the text format
-PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;"
-                     "version=0.0.1;q=0.4,text/plain;version=1.0.0;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1")
+# What Prometheus 3.x asks for (UTF-8 names allowed, its default): OpenMetrics
+# first, then the text format; and gzip
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+                     "application/openmetrics-text;version=0.0.1;q=0.4,"
+                     "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1")
 
 
 class _KeptAlive:

@@ -3,7 +3,8 @@
 
 For each bound, a throwaway venv gets the runtime dependencies at that bound
 and the suite's tests that exercise them run against it:
-  lower  every `>=X` pinned to exactly X (wasmtime, click, rich)
+  lower  every `>=X` pinned to exactly X (wasmtime, click, rich,
+         prometheus-client, httptools)
   upper  the ranges as declared: pip picks the newest version each allows
 wasmer is pinned to one version (the [wasmer] extra); `make test-wasmer`
 runs the whole engine suite on it already.
@@ -21,16 +22,17 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RANGED = ("wasmtime", "click", "rich")
+RANGED = ("wasmtime", "click", "rich", "prometheus-client", "httptools")
 
 # What each dependency carries: wasmtime the engine adapter (its raw calls,
 # traps, serialization, the batch dispatch loops) and processor components,
-# click and rich the CLI.
+# click and rich the CLI, prometheus-client and httptools `run --metrics`.
 TESTS = [
     "tests/test_ringbatch.py", "tests/test_module_cache.py", "tests/test_api.py",
     "tests/test_fuzz_abi.py", "tests/test_limits.py", "tests/test_rewrite.py",
     "tests/test_run_cli.py", "tests/test_doctor.py", "tests/test_inspect_cli.py",
     "tests/test_policy.py", "tests/test_gen_skeleton.py", "tests/test_components.py",
+    "tests/test_metrics_server.py", "tests/test_metrics.py",
 ]
 
 
@@ -71,7 +73,7 @@ def run(bound, pins, test_reqs, python, pytest_args):
                        check=True)
         listed = subprocess.run([vpy, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
                                 capture_output=True, text=True, check=True).stdout.split()
-        used = [p for p in listed if p.split("==")[0].lower() in RANGED]
+        used = [p for p in listed if p.split("==")[0].lower().replace("_", "-") in RANGED]
         print(f"[test-deps] {bound}: {' '.join(used)}", flush=True)
         env = dict(os.environ, PYTHONPATH=ROOT, WASM_BPF_ENGINE="wasmtime",
                    WASM_BPF_FUZZ_CALLS=os.environ.get("WASM_BPF_FUZZ_CALLS", "20000"))

@@ -13,8 +13,7 @@ import time
 from collections import defaultdict
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
-                                    InfoMetricFamily, Metric)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
@@ -58,6 +57,14 @@ class _MapMetric:
             self.label_names.append("cpu")
         self._labels: Dict[bytes, Tuple[str, ...]] = {}
         self._bounds: Dict[int, str] = {}
+        self._bound_labels: Dict[int, Dict[str, str]] = {}  # of a histogram without labels
+
+    def bound_labels(self, index: int) -> Dict[str, str]:
+        """{"le": bound(index)}, the same dict every scrape (samples only read it)."""
+        got = self._bound_labels.get(index)
+        if got is None:
+            got = self._bound_labels[index] = {"le": self.bound(index)}
+        return got
 
     def bound(self, index: int) -> str:
         """The `le` of bucket `index`: its upper bound in the metric's unit."""
@@ -107,6 +114,10 @@ class GuestCollector:
         self.scrape_errors: Dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()  # one scrape at a time: readers share buffers
         self._views: Tuple = (None, [])  # (objects, [(metric, its MapViews)]) as of the last scrape
+        # constant for the run: made once, the same object every scrape (nothing changes it)
+        self._last: Dict[str, Metric] = {}  # the always-there families of the last scrape
+        self._info = _family("wasm_bpf_guest", "The guest module this runner runs", "info",
+                             [Sample("wasm_bpf_guest_info", dict(probe.info), 1.0, None, None)])
 
     def describe(self) -> List[Metric]:
         return []  # registering must not scrape (the guest may not run yet)
@@ -122,11 +133,11 @@ class GuestCollector:
                 family = self._map_metric(metric, views)
                 if family is not None:
                     out.append(family)
-        errors = CounterMetricFamily("wasm_bpf_metrics_scrape_errors",
-                                     "Map reads that failed during a scrape, by map", labels=["map"])
-        for map_name in sorted({m.spec.map for m in self.metrics} | set(self.scrape_errors)):
-            errors.add_metric([map_name], self.scrape_errors.get(map_name, 0))
-        out.append(errors)
+        out.append(self._family("wasm_bpf_metrics_scrape_errors", "Map reads that failed during a scrape, by map",
+                           "counter", [Sample("wasm_bpf_metrics_scrape_errors_total", {"map": map_name},
+                                              self.scrape_errors.get(map_name, 0), None, None)
+                                       for map_name in sorted({m.spec.map for m in self.metrics}
+                                                              | set(self.scrape_errors))]))
         return out
 
     def _metric_views(self):
@@ -142,39 +153,49 @@ class GuestCollector:
     def _runner_metrics(self) -> List[Metric]:
         probe = self.probe
         status = probe.status()
-        info = InfoMetricFamily("wasm_bpf_guest", "The guest module this runner runs")
-        info.add_metric([], probe.info)
-        delivered = CounterMetricFamily("wasm_bpf_buffer_delivered_samples",
-                                        "Samples delivered to the guest's callback, per buffer",
-                                        labels=["buffer", "kind"])
-        lost = CounterMetricFamily("wasm_bpf_buffer_lost_samples",
-                                   "Samples the kernel dropped before the guest read them, per buffer",
-                                   labels=["buffer", "kind"])
-        totals: Dict[Tuple[str, str], List[int]] = defaultdict(lambda: [0, 0])
+        totals: Dict[Tuple[str, str], List[int]] = {}
         for b in status.buffers:
-            totals[(b.name, b.kind)][0] += b.delivered
-            totals[(b.name, b.kind)][1] += b.lost
-        for labels, (d, n) in sorted(totals.items()):
-            delivered.add_metric(list(labels), d)
-            lost.add_metric(list(labels), n)
+            counts = totals.setdefault((b.name, b.kind), [0, 0])
+            counts[0] += b.delivered
+            counts[1] += b.lost
+        delivered, lost = [], []
+        for (name, kind), (d, n) in sorted(totals.items()):
+            labels = {"buffer": name, "kind": kind}
+            delivered.append(Sample("wasm_bpf_buffer_delivered_samples_total", labels, d, None, None))
+            lost.append(Sample("wasm_bpf_buffer_lost_samples_total", labels, n, None, None))
         out: List[Metric] = [
-            info, delivered, lost,
-            GaugeMetricFamily("wasm_bpf_objects_loaded", "BPF objects the guest has loaded",
-                              value=status.objects),
-            GaugeMetricFamily("wasm_bpf_programs_attached", "BPF programs the guest has attached",
-                              value=status.programs_attached),
-            GaugeMetricFamily("wasm_bpf_run_seconds", "Seconds since the runner started",
-                              value=time.monotonic() - probe.started_at),
-            CounterMetricFamily("wasm_bpf_cpu_seconds", "CPU time of the runner's process",
-                                value=time.process_time()),
+            self._info,
+            self._family("wasm_bpf_buffer_delivered_samples", "Samples delivered to the guest's callback, per buffer",
+                    "counter", delivered),
+            self._family("wasm_bpf_buffer_lost_samples",
+                    "Samples the kernel dropped before the guest read them, per buffer", "counter", lost),
+            self._one("wasm_bpf_objects_loaded", "BPF objects the guest has loaded", "gauge", status.objects),
+            self._one("wasm_bpf_programs_attached", "BPF programs the guest has attached", "gauge",
+                 status.programs_attached),
+            self._one("wasm_bpf_run_seconds", "Seconds since the runner started", "gauge",
+                 time.monotonic() - probe.started_at),
+            self._one("wasm_bpf_cpu_seconds", "CPU time of the runner's process", "counter", time.process_time()),
         ]
         memory = probe.memory_bytes()
         if memory is not None:
-            out.append(GaugeMetricFamily("wasm_bpf_guest_memory_bytes", "The guest's linear memory",
-                                         value=memory))
+            out.append(self._one("wasm_bpf_guest_memory_bytes", "The guest's linear memory", "gauge", memory))
         if self.bpf_stats:
             out.extend(self._program_stats())
         return out
+
+    def _family(self, name: str, documentation: str, typ: str, samples: List[Sample]) -> Metric:
+        """The family of the last scrape if its samples are the same (the same
+        object: encoding.py then keeps its text too), else a new one."""
+        last = self._last.get(name)
+        if last is not None and last.samples == samples:
+            return last
+        family = self._last[name] = _family(name, documentation, typ, samples)
+        return family
+
+    def _one(self, name: str, documentation: str, typ: str, value: float) -> Metric:
+        """A family of one sample without labels (a counter's sample is NAME_total)."""
+        return self._family(name, documentation, typ,
+                            [Sample(name + "_total" if typ == "counter" else name, _NO_LABELS, value, None, None)])
 
     def _program_stats(self) -> List[Metric]:
         from wasm_bpf_cli.metrics.bpfstats import program_stats
@@ -198,7 +219,7 @@ class GuestCollector:
 
     # -- from the config ----------------------------------------------------
     def _map_metric(self, metric: _MapMetric, views) -> Optional[Metric]:
-        entries = []
+        raws = []
         shape = metric.plan.shape
         for view in views:
             if view.key_size != shape.key_size or view.value_size != shape.value_size:
@@ -206,14 +227,14 @@ class GuestCollector:
                                     f"key/value, the module's BTF said {shape.key_size}/{shape.value_size}")
                 return None
             try:
-                entries.extend(metric.reader.read(view.fd))
+                raws.append(metric.reader.read_raw(view.fd))
             except BpfError as err:
                 self._error(metric, str(err))
                 return None
         try:
             if metric.spec.kind == "histogram":
-                return self._histogram(metric, entries)
-            return self._scalar(metric, entries)
+                return self._histogram(metric, raws)
+            return self._scalar(metric, _entries(metric, raws))
         except Exception as err:  # noqa: BLE001 - one bad metric must not fail the scrape
             self._error(metric, f"decode: {type(err).__name__}: {err}")
             return None
@@ -241,18 +262,28 @@ class GuestCollector:
                 family.add_metric(list(labels), total * spec.multiplier)
         return family
 
-    def _histogram(self, metric: _MapMetric, entries) -> Metric:
+    def _histogram(self, metric: _MapMetric, raws) -> Metric:
         spec, plan = metric.spec, metric.plan
+        family = HistogramMetricFamily(spec.name, spec.help, labels=metric.label_names)
+        bucket_name, count_name = spec.name + "_bucket", spec.name + "_count"
+        if not plan.labels and plan.bucket is not None and plan.value.kind == "int" and metric.reader.cpus == 1:
+            # the common shape (runqlat's): an array of slot -> count, read as two columns
+            slots: Dict[int, int] = defaultdict(int)
+            key_size, stride = plan.shape.key_size, metric.reader.stride
+            for _n, keys, values in raws:
+                for index, count in zip(plan.bucket.column(keys, key_size), plan.value.column(values, stride)):
+                    slots[index] += count
+            samples = family.samples
+            total = 0
+            for index in sorted(slots):
+                total += slots[index]
+                samples.append(Sample(bucket_name, metric.bound_labels(index), total, None, None))
+            samples.append(Sample(bucket_name, _INF, total, None, None))
+            samples.append(Sample(count_name, _NO_LABELS, total, None, None))
+            return family
         counts: Dict[Tuple[str, ...], Dict[int, int]] = defaultdict(lambda: defaultdict(int))
         by_cpu = spec.per_cpu == "cpu"
-        if not plan.labels and plan.bucket is not None and plan.value.kind == "int" and metric.reader.cpus == 1:
-            # the common shape (runqlat's): an array of slot -> count
-            slots = counts[()]
-            bucket, number = plan.bucket.number, plan.value.number
-            for key, value in entries:
-                slots[bucket(key)] += number(value)
-            entries = ()
-        for key, value in entries:
+        for key, value in _entries(metric, raws):
             labels = metric.labels(key)
             numbers = metric.values(value)
             groups = [(labels + (str(cpu),), [n]) for cpu, n in enumerate(numbers)] if by_cpu \
@@ -265,8 +296,6 @@ class GuestCollector:
                             slots[i] += c
                 else:
                     slots[plan.bucket.number(key)] += sum(per_cpu)
-        family = HistogramMetricFamily(spec.name, spec.help, labels=metric.label_names)
-        bucket_name, count_name = spec.name + "_bucket", spec.name + "_count"
         names = metric.label_names
         for labels, slots in sorted(counts.items()):
             total = 0
@@ -280,3 +309,20 @@ class GuestCollector:
         return family
 
 
+_INF = {"le": "+Inf"}
+_NO_LABELS: Dict[str, str] = {}
+
+
+def _entries(metric: _MapMetric, raws) -> List[Tuple[bytes, bytes]]:
+    """(key, value) of every entry the raw reads hold."""
+    ks, stride = metric.plan.shape.key_size, metric.reader.stride
+    return [(keys[i * ks:(i + 1) * ks], values[i * stride:(i + 1) * stride])
+            for n, keys, values in raws for i in range(n)]
+
+
+def _family(name: str, documentation: str, typ: str, samples: List[Sample]) -> Metric:
+    """A metric family with its samples, made directly (the *MetricFamily
+    helpers check their arguments again for every sample of every scrape)."""
+    family = Metric(name, documentation, typ)
+    family.samples = samples
+    return family

@@ -18,7 +18,7 @@ from wasm_bpf_cli.metrics.layout import MapShape
 BATCH = 1024
 BATCH_MAP_TYPES = frozenset((1, 2, 5, 6, 9, 10))
 
-Entries = List[Tuple[bytes, bytes]]  # (key, value of all CPUs)
+Raw = Tuple[int, bytes, bytes]  # (entries, keys end to end, values end to end)
 
 
 class MapReader:
@@ -39,49 +39,54 @@ class MapReader:
     def per_cpu_values(self, value: bytes) -> List[bytes]:
         return [value[i * self.slot:i * self.slot + self.shape.value_size] for i in range(self.cpus)]
 
-    def read(self, fd: int) -> Entries:
-        """(key, value) of every entry; raises BpfError when the map cannot be read."""
+    def read_raw(self, fd: int) -> Raw:
+        """(entries, their keys end to end, their values end to end: `stride`
+        bytes each); raises BpfError when the map cannot be read."""
         if self._batches:
-            entries = self._read_batches(fd)
-            if entries is not None:
-                return entries
+            raw = self._read_batches(fd)
+            if raw is not None:
+                return raw
             self._batches = False
         return self._read_walk(fd)
 
-    def _read_batches(self, fd: int) -> Optional[Entries]:
+    def _read_batches(self, fd: int) -> Optional[Raw]:
         lib = libbpf()
         ks, stride = self.shape.key_size, self.stride
-        entries: Entries = []
+        count = ctypes.c_uint()
+        n, keys, values = 0, [], []
         token_in = None
         while True:
-            count = ctypes.c_uint(self.batch)
+            count.value = self.batch
             ret = lib.bpf_map_lookup_batch(fd, token_in, self._token, self._keys, self._values,
                                            ctypes.byref(count), None)
             if ret < 0 and -ret not in (errno.ENOENT,):
-                if -ret in (errno.EINVAL, errno.ENOTSUP, 524, errno.ENOSPC) and not entries:
+                if -ret in (errno.EINVAL, errno.ENOTSUP, 524, errno.ENOSPC) and not n:
                     return None  # 524: ENOTSUPP, the kernel's own; ENOSPC: a bucket too large
                 raise BpfError(f"read map {self.shape.name!r}: {describe_errno(-ret)}", errno=-ret)
-            n = count.value
-            keys = ctypes.string_at(self._keys, n * ks)
-            values = ctypes.string_at(self._values, n * stride)
-            entries.extend((keys[i * ks:(i + 1) * ks], values[i * stride:(i + 1) * stride]) for i in range(n))
-            if ret < 0 or n == 0:  # ENOENT: that was the last batch
-                return entries
+            got = count.value
+            if got:
+                n += got
+                keys.append(ctypes.string_at(self._keys, got * ks))
+                values.append(ctypes.string_at(self._values, got * stride))
+            if ret < 0 or got == 0:  # ENOENT: that was the last batch
+                if len(keys) == 1:
+                    return n, keys[0], values[0]
+                return n, b"".join(keys), b"".join(values)
             ctypes.memmove(self._token_in, self._token, len(self._token))
             token_in = self._token_in
 
-    def _read_walk(self, fd: int) -> Entries:
+    def _read_walk(self, fd: int) -> Raw:
         lib = libbpf()
         ks = self.shape.key_size
         cur = ctypes.create_string_buffer(max(1, ks))
         nxt = ctypes.create_string_buffer(max(1, ks))
         value = ctypes.create_string_buffer(max(1, self.stride))
-        entries: Entries = []
+        keys, values = [], []
         first = True
         while True:
             ret = lib.bpf_map_get_next_key(fd, None if first else cur, nxt)
             if ret == -errno.ENOENT:
-                return entries
+                return len(keys), b"".join(keys), b"".join(values)
             if ret < 0:
                 raise BpfError(f"read map {self.shape.name!r}: {describe_errno(-ret)}", errno=-ret)
             first = False
@@ -91,4 +96,5 @@ class MapReader:
                 continue  # deleted meanwhile
             if ret < 0:
                 raise BpfError(f"read map {self.shape.name!r}: {describe_errno(-ret)}", errno=-ret)
-            entries.append((cur.raw[:ks], value.raw[:self.stride]))
+            keys.append(cur.raw[:ks])
+            values.append(value.raw[:self.stride])
