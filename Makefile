@@ -45,9 +45,10 @@ image-deps:
 # every start ~10 ms of imports (pathlib, importlib.util).
 EDITABLE = --config-settings editable_mode=compat
 
-# setup.py builds the C poll loop (wasm_bpf_cli/abi/_nativepoll.c) into the
+# setup.py builds the C poll loop (wasm_bpf_cli/abi/_nativepoll.c) and the C
+# fd_write for stdout/stderr (_nativestdio.c) into the
 # package when a compiler is there; without one the runner uses its Python path.
-NATIVE_SRC := setup.py wasm_bpf_cli/abi/_nativepoll.c
+NATIVE_SRC := setup.py wasm_bpf_cli/abi/_nativepoll.c wasm_bpf_cli/abi/_nativestdio.c wasm_bpf_cli/abi/_guestmem.h
 
 # Stamp files, not the venvs' python: that is a symlink to an interpreter
 # other venvs share, so its time says nothing about this venv.

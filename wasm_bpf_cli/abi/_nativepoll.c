@@ -29,6 +29,8 @@
 #include <sys/epoll.h>
 #include <time.h>
 
+#include "_guestmem.h"
+
 #define WB_WASI_EINTR 27
 #define WB_MAX_RINGS 16
 #define WB_FALLBACK 1
@@ -49,7 +51,6 @@ struct wb_ring {
 
 /* dispatch loop call: args = cb, ctx, data, max_size, hdrs, payload, n, res */
 typedef int32_t (*wb_call_fn)(void *env, const uint32_t args[8], int32_t *failed);
-typedef size_t (*wb_size_fn)(void *a, void *b);
 typedef void *(*wb_host_fn)(void *env, void *caller, void *args, size_t nargs);
 typedef void *(*wb_failure_fn)(void);
 typedef void (*wb_refresh_fn)(void);
@@ -61,9 +62,8 @@ struct wb_host {
 	int32_t stop_epfd;         /* epoll set of the wake pipe alone (the coalescing wait) */
 	int64_t max_delay_ns;      /* max_delivery_delay; 0: deliver at once */
 	uint8_t *mem_base;         /* guest memory base (the engine never moves it) */
-	wb_size_fn mem_size;       /* current memory size in bytes: mem_size(mem_a, mem_b), */
-	void *mem_a, *mem_b;
-	uint64_t mem_limit;        /* or, if mem_size is NULL, this (kept by the caller) */
+	struct wb_guest_memory mem; /* its current size: mem.size(mem.a, mem.b), */
+	uint64_t mem_limit;        /* or, if mem.size is NULL, this (kept by the caller) */
 	uint32_t hdrs, payload, res, window; /* staging pages, guest offsets; window 0: none */
 	wb_call_fn call;           /* the table dispatch loop */
 	void *call_env;
@@ -242,7 +242,7 @@ int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *fai
 	}
 	if (h->busy || r->cb != cb || max_size <= 0 ||
 	    (uint64_t)data + (uint64_t)max_size >
-		    (h->mem_size ? h->mem_size(h->mem_a, h->mem_b) : h->mem_limit))
+		    (h->mem.size ? h->mem.size(h->mem.a, h->mem.b) : h->mem_limit))
 		return WB_FALLBACK;
 	if (h->stop)
 		return stopped(h, result);

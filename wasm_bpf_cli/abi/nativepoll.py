@@ -36,14 +36,25 @@ class _Ring(ctypes.Structure):
     ]
 
 
+class GuestMemoryRef(ctypes.Structure):
+    """struct wb_guest_memory of _guestmem.h: how the C helpers read the guest
+    memory's base and size from the engine at the moment they need them
+    (data(a, b), size(a, b)); data NULL: not known."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("size", ctypes.c_void_p),
+                ("a", ctypes.c_void_p), ("b", ctypes.c_void_p)]
+
+    def set(self, data: int, size: int, a: int, b: int) -> None:
+        self.data, self.size, self.a, self.b = data, size, a, b
+
+
 class HostState(ctypes.Structure):
     """struct wb_host of _nativepoll.c (same order, same types)."""
 
     _fields_ = [
         ("stop", ctypes.c_int32), ("busy", ctypes.c_int32), ("max_timeout_ms", ctypes.c_int32),
         ("stop_epfd", ctypes.c_int32), ("max_delay_ns", ctypes.c_int64),
-        ("mem_base", ctypes.c_void_p), ("mem_size", ctypes.c_void_p),
-        ("mem_a", ctypes.c_void_p), ("mem_b", ctypes.c_void_p), ("mem_limit", ctypes.c_uint64),
+        ("mem_base", ctypes.c_void_p), ("mem", GuestMemoryRef), ("mem_limit", ctypes.c_uint64),
         ("hdrs", ctypes.c_uint32), ("payload", ctypes.c_uint32), ("res", ctypes.c_uint32),
         ("window", ctypes.c_uint32),
         ("call", ctypes.c_void_p), ("call_env", ctypes.c_void_p),
@@ -124,7 +135,8 @@ class NativePolls:
             entry = instance.native_poll_entry(dispatch_name)
             st = self.state
             if entry is not None:
-                st.call, st.call_env, st.mem_base, st.mem_size, st.mem_a, st.mem_b = entry
+                st.call, st.call_env, st.mem_base, memory = entry
+                st.mem.set(*memory)
             else:
                 dispatch = instance.ring_dispatcher(dispatch_name)
                 if dispatch is None:
@@ -157,7 +169,7 @@ class NativePolls:
         self._refresh = _REFRESH(refresh)
         st.call = ctypes.cast(self._call, ctypes.c_void_p).value
         st.refresh = ctypes.cast(self._refresh, ctypes.c_void_p).value
-        st.mem_size = None
+        st.mem.size = None  # mem_limit, set before each poll
         self._wb_poll = self.lib.wb_poll
         self._wb_poll.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
         self._wb_poll.restype = ctypes.c_int

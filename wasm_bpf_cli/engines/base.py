@@ -150,8 +150,9 @@ class Instance:
 
     def native_poll_entry(self, name: str):
         """For the C poll loop (abi/nativepoll.py), where this engine defined
-        the poll import in C: (call, call_env, mem_base, mem_size, mem_a,
-        mem_b) for the dispatch export `name`; None otherwise."""
+        the poll import in C: (call, call_env, mem_base, (data, size, a, b)
+        of the guest memory, nativepoll.GuestMemoryRef) for the dispatch
+        export `name`; None otherwise."""
         return None
 
     @staticmethod

@@ -17,6 +17,14 @@ Why not the engines' own WASI for these:
 Every other fd (files, preopened directories) goes to the engine's own WASI
 through a tiny delegate instance that shares the guest's memory (the engines
 find the memory a WASI function works on through the calling instance).
+
+On wasmtime, with the native helper built, `fd_write` on fds 1 and 2 that go
+to the host's own fds is served in C without entering Python
+(abi/_nativestdio.c, engines/wasmtime_nativestdio.py; one Python host call
+per printed line was most of a line's cost). `GuestStdio.fd_write` is the
+reference it follows, and serves everything else: other fds, streams that go
+to a Python callable (the API's callbacks), wasmer (whose host functions are
+Python callables), no helper, WASM_BPF_NATIVE_STDIO=0.
 """
 import ctypes
 import errno
@@ -151,7 +159,10 @@ class GuestStdio:
     # -- the WASI functions -----------------------------------------------
     def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
         """One call per line a line-buffered guest prints: the iovecs are read
-        and written straight from a view of guest memory (writev, no copy)."""
+        and written straight from a view of guest memory (writev, no copy).
+        wb_wasmtime_fd_write (abi/_nativestdio.c) does the same in C for fds
+        1 and 2 without a sink: a change here must be made there too (the
+        tests in test_stdio_writes.py run both)."""
         if fd not in self.sinks:
             return self.delegate.fd_write(fd, iovs, count, nwritten)
         found = self._iovec_views(iovs, count, nwritten)

@@ -10,7 +10,10 @@ What wasmer-python cannot do, and how this adapter copes:
 - No custom stdout/stderr/stdin in its WASI state builder: the guest's
   standard streams and proc_exit are served from Python (`stdio.py`, as on
   every engine); other fds go to wasmer's own WASI through the delegate
-  instance stdio.py describes.
+  instance stdio.py describes. wasmer-python's host functions can only be
+  Python callables, so a guest's stdout/stderr writes always cross into
+  Python here (on wasmtime, fd_write to the host's own fds runs in C,
+  wasmtime_nativestdio.py).
 - Every wasmer object (store, module, instance) is bound to the thread that
   created it (pyo3 `unsendable`; another thread gets a PanicException): the
   store is per thread, and compile, instantiate and run must happen on one.

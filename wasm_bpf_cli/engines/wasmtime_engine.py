@@ -154,6 +154,7 @@ class WasmtimeInstance(Instance):
         self._exports = None
         self._table_callers: Dict[int, Optional[Callable[..., int]]] = {}
         self._native_glue = None  # wasmtime_nativepoll.NativePollGlue, if the poll runs in C
+        self.stdio_glue = None  # wasmtime_nativestdio.NativeStdioGlue, if fd_write runs in C
 
     # -- failures -------------------------------------------------------
     def raise_failure(self, error, trap) -> None:
@@ -173,13 +174,17 @@ class WasmtimeInstance(Instance):
         interrupted = t.trap_code == wasmtime.TrapCode.INTERRUPT
         raise GuestTrap(_one_line(t), interrupted=interrupted)
 
-    def host_trampoline(self, func: Callable[..., int], sig: Signature):
+    def host_trampoline(self, func: Callable[..., int], sig: Signature, glue=None):
         """A raw host callback: reads args, calls `func`, writes its result.
         Any exception is stashed and the guest traps; the call that entered
         wasm re-raises it (see raise_failure). The args arrive as the address
         of the wasmtime_val_raw_t array (16 bytes per value): one precompiled
         unpack reads them all, through a byte array at that address (a third
-        of the cost of ctypes.string_at, a libffi call)."""
+        of the cost of ctypes.string_at, a libffi call).
+
+        `glue` (or, for a poll with `native_poll`, a NativePollGlue) defines
+        the import as a C function that calls this callback for what it does
+        not serve itself."""
         nargs = len(sig.params)
         unpack_from = struct.Struct("<" + "".join("q8x" if t == "i64" else "i12x" for t in sig.params)).unpack_from
         args_at = (ctypes.c_char * (16 * nargs)).from_address
@@ -201,11 +206,12 @@ class WasmtimeInstance(Instance):
         self._keep.append(cb)
         functype = _functype(sig)  # must outlive the call below
         native = getattr(func, "native_poll", None)  # abi/nativepoll.py: this poll may run in C
-        if native is not None and native.lib is not None:
+        if glue is None and native is not None and native.lib is not None:
             from wasm_bpf_cli.engines.wasmtime_nativepoll import NativePollGlue
 
-            self._native_glue = NativePollGlue(self, native)
-            return self._native_glue.define(cb, functype)
+            glue = self._native_glue = NativePollGlue(self, native)
+        if glue is not None:
+            return glue.define(cb, functype)
         handle = internals.FuncHandle()
         _RAW_NEW(self.context, functype.ptr(), ctypes.cast(cb, internals.UncheckedCallback),
                  None, _NO_FINALIZER, ctypes.byref(handle))
@@ -234,6 +240,8 @@ class WasmtimeInstance(Instance):
         # this thread, not during interpreter shutdown.
         self.streams.close()
         self.streams.delegate = None
+        if self.stdio_glue is not None:
+            self.stdio_glue.unbind()  # the store goes: C must not read its memory (its count stays)
         self._exports = None
         self._table_callers.clear()
         self.memory = None
@@ -269,6 +277,17 @@ class WasmtimeInstance(Instance):
                 caller = _RawCaller(self, func, signature)
         self._table_callers[index] = caller
         return caller
+
+
+def _native_stdio(inst: WasmtimeInstance, streams: stdio.GuestStdio):
+    """fd_write in C (wasmtime_nativestdio.py) where the helper is built and
+    fd 1 or 2 goes to the host's own fd; None: GuestStdio.fd_write alone."""
+    if all(streams.sinks[fd] is not None for fd in (1, 2)):
+        return None
+    from wasm_bpf_cli.engines import wasmtime_nativestdio
+
+    lib = wasmtime_nativestdio.library()
+    return None if lib is None else wasmtime_nativestdio.NativeStdioGlue(inst, streams, lib)
 
 
 class WasmtimeEngine(Engine):
@@ -330,8 +349,10 @@ class WasmtimeEngine(Engine):
         linker = wasmtime.Linker(self._engine)
         linker.define_wasi()
         linker.allow_shadowing = True  # the standard streams and proc_exit are stdio.py's
+        inst.stdio_glue = _native_stdio(inst, streams)
         for module_name, name, signature, func in streams.functions():
-            linker.define(store, module_name, name, inst.host_trampoline(func, signature))
+            glue = inst.stdio_glue if name == "fd_write" else None
+            linker.define(store, module_name, name, inst.host_trampoline(func, signature, glue))
         for hf in host_functions:
             linker.define(store, hf.module, hf.name, inst.host_trampoline(hf.func, hf.signature))
         try:
@@ -345,6 +366,8 @@ class WasmtimeEngine(Engine):
             raise ModuleError(f"cannot instantiate module: {_one_line(err)}") from None
         inst.bind(instance)
         streams.memory = inst.memory
+        if inst.stdio_glue is not None:
+            inst.stdio_glue.bind()
         streams.delegate = self._delegate(store, inst, instance)
         return inst
 

@@ -21,8 +21,9 @@ What each name is, in wasmtime-py's sources:
   structs behind a function and a memory;
 - `Func._from_raw`, `WasmtimeError._from_ptr`, `Trap._from_ptr`,
   `Trap._consume`: wrapping a C handle in its Python class and back;
-- `_ffi.dll`: the loaded wasmtime library (the C poll loop calls
-  `wasmtime_func_call_unchecked` and `wasmtime_memory_data_size` itself).
+- `_ffi.dll`: the loaded wasmtime library (the C poll loop and the C
+  fd_write call `wasmtime_func_call_unchecked`, `wasmtime_memory_data` and
+  `wasmtime_memory_data_size` themselves).
 """
 import ctypes
 
@@ -86,12 +87,14 @@ def trap_from_ptr(trap) -> wasmtime.Trap:
     return wasmtime.Trap._from_ptr(trap)
 
 
-# For C code that calls wasmtime itself (abi/_nativepoll.c through
-# engines/wasmtime_nativepoll.py): the library's own entry points, and the
+# For C code that calls wasmtime itself (abi/_nativepoll.c and
+# abi/_nativestdio.c through engines/wasmtime_nativepoll.py and
+# engines/wasmtime_nativestdio.py): the library's own entry points, and the
 # addresses of the C structs behind a function and a memory.
 ErrorPtr = ctypes.POINTER(_c.wasmtime_error_t)
 TrapPtr = ctypes.POINTER(_c.wasm_trap_t)
 c_func_call_unchecked = _c.dll.wasmtime_func_call_unchecked
+c_memory_data = _c.dll.wasmtime_memory_data
 c_memory_data_size = _c.dll.wasmtime_memory_data_size
 
 

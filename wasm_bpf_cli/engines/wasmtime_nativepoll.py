@@ -29,6 +29,15 @@ def _address(obj) -> int:
     return ctypes.cast(obj, ctypes.c_void_p).value or 0
 
 
+def guest_memory(instance):
+    """(data, size, a, b) of struct wb_guest_memory (abi/_guestmem.h) for a
+    bound instance's memory: wasmtime's own memory_data and memory_data_size,
+    the store's context and the memory's C struct. The C helpers read the
+    base and size through them on every call."""
+    return (_address(internals.c_memory_data), _address(internals.c_memory_data_size),
+            _address(instance.context), internals.memory_address(instance.memory._memory))
+
+
 class NativePollGlue:
     """Per instance: the poll import in C and the calls into dispatch loops."""
 
@@ -54,8 +63,8 @@ class NativePollGlue:
         return internals.func_from_handle(handle)
 
     def entry(self, name: str):
-        """(call, call_env, mem_base, mem_size, mem_a, mem_b) for the dispatch
-        export `name`, or None if the module has none."""
+        """(call, call_env, mem_base, guest_memory) for the dispatch export
+        `name`, or None if the module has none."""
         inst = self.instance
         func = inst._exports.get(name) if inst._exports is not None else None
         if not isinstance(func, wasmtime.Func):
@@ -65,10 +74,8 @@ class NativePollGlue:
         call.ctx = _address(inst.context)
         call.func = internals.func_address(func)
         self._calls.append((call, func))
-        memory = inst.memory
-        return (_address(self.native.lib.wb_wasmtime_call), ctypes.addressof(call), memory.base_address(),
-                _address(internals.c_memory_data_size), _address(inst.context),
-                internals.memory_address(memory._memory))
+        return (_address(self.native.lib.wb_wasmtime_call), ctypes.addressof(call), inst.memory.base_address(),
+                guest_memory(inst))
 
     def _on_failure(self) -> int:
         """The dispatch loop trapped or the guest exited inside it: the same
