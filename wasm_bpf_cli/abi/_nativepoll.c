@@ -49,6 +49,20 @@ struct wb_ring {
 	uint64_t polls;              /* polls served here */
 };
 
+/* A poll served by wb_stage: the guest's own wasm (rewrite.serve_poll_in_wasm)
+ * runs the dispatch loop between two calls. */
+struct wb_staged {
+	int32_t ring;     /* index in rings of the poll in progress; -1: none */
+	int32_t total;    /* records this poll delivered so far */
+	int32_t phase;    /* 0: before the wait, 1: after it */
+	uint32_t n;       /* bytes staged */
+	uint32_t gen;     /* h->gen when staged */
+	int32_t pad;
+	uint64_t cons, avail, budget;
+	int64_t deadline; /* ns; -1: none */
+	uint64_t batches; /* batches staged for the guest's loop (a test sees the path taken) */
+};
+
 /* dispatch loop call: args = cb, ctx, data, max_size, hdrs, payload, n, res */
 typedef int32_t (*wb_call_fn)(void *env, const uint32_t args[8], int32_t *failed);
 typedef void *(*wb_host_fn)(void *env, void *caller, void *args, size_t nargs);
@@ -73,6 +87,7 @@ struct wb_host {
 	int32_t nrings;
 	uint32_t gen;              /* bumped when rings are dropped (a callback may close its object) */
 	struct wb_ring rings[WB_MAX_RINGS];
+	struct wb_staged stg;      /* the poll whose batch the guest dispatches itself (wb_stage) */
 };
 
 static int64_t now_ns(void)
@@ -88,6 +103,84 @@ static uint64_t pending(const struct wb_ring *r)
 	return __atomic_load_n(r->prod, __ATOMIC_ACQUIRE) - *r->cons;
 }
 
+/* Copy the ring's next batch into the staging pages twice (headers are read
+ * from the first copy, payloads from the second): the bytes staged, 0 if
+ * nothing is committed (or the positions are corrupt). */
+static uint32_t stage_batch(struct wb_host *h, struct wb_ring *r, uint64_t *cons_out, uint64_t *avail_out)
+{
+	uint64_t cons = *r->cons;
+	uint64_t avail = __atomic_load_n(r->prod, __ATOMIC_ACQUIRE) - cons;
+	uint64_t off, first;
+	uint32_t n;
+
+	if (avail == 0 || avail > r->mask + 1)
+		return 0;
+	n = avail < h->window ? (uint32_t)avail : h->window;
+	off = cons & r->mask;
+	first = r->mask + 1 - off;
+	if (first >= n) {
+		memcpy(h->mem_base + h->hdrs, r->data + off, n);    /* headers are read from this copy, */
+		memcpy(h->mem_base + h->payload, r->data + off, n); /* payloads from this later one */
+	} else { /* across the end of the data area (mapped once) */
+		memcpy(h->mem_base + h->hdrs, r->data + off, first);
+		memcpy(h->mem_base + h->hdrs + first, r->data, n - first);
+		memcpy(h->mem_base + h->payload, r->data + off, first);
+		memcpy(h->mem_base + h->payload + first, r->data, n - first);
+	}
+	*cons_out = cons;
+	*avail_out = avail;
+	return n;
+}
+
+enum { WB_MORE, WB_DONE, WB_LARGE };
+
+/* After the dispatch loop returned `ret` for the n bytes staged at `cons`
+ * (of `avail` committed): advance the consumer position past what it
+ * consumed and count what it delivered. WB_MORE: stage the next batch;
+ * WB_DONE: *result is the poll's answer; WB_LARGE: a record larger than the
+ * window (libbpf's per-sample path in Python delivers it). */
+static int commit_batch(struct wb_host *h, struct wb_ring *r, uint64_t cons, uint32_t n, uint64_t avail,
+			int32_t ret, uint32_t gen, int32_t *total, uint64_t *budget, int32_t *result)
+{
+	uint32_t consumed, count;
+
+	h->busy = 0;
+	if (h->gen != gen) { /* the callback closed an object: this ring may be unmapped */
+		if (ret < 0) {
+			*result = ret;
+			return WB_DONE;
+		}
+		if (h->refresh)
+			h->refresh();
+		memcpy(&count, h->mem_base + h->res + 4, 4);
+		*result = *total + (int32_t)count;
+		return WB_DONE;
+	}
+	r->in_batch = 0;
+	memcpy(&consumed, h->mem_base + h->res, 4);
+	memcpy(&count, h->mem_base + h->res + 4, 4);
+	consumed &= ~7u;
+	if (consumed > n) /* the guest scribbled over the result slot */
+		consumed = 0;
+	if (consumed)
+		__atomic_store_n(r->cons, cons + consumed, __ATOMIC_RELEASE);
+	*total += (int32_t)count;
+	r->delivered += count;
+	*result = *total;
+	if (ret < 0) {
+		*result = ret;
+		return WB_DONE;
+	}
+	if (consumed == 0)
+		return n < avail ? WB_LARGE : WB_DONE; /* else BUSY at the head */
+	if (consumed < n && n == avail)
+		return WB_DONE; /* BUSY */
+	if (*budget <= consumed)
+		return WB_DONE; /* about one ring's worth: let the guest have control */
+	*budget -= consumed;
+	return WB_MORE;
+}
+
 /* Records delivered (>= 0), the callback's negative return, or WB_FALLBACK
  * with *fallback set (a record larger than the window: libbpf's per-sample
  * path in Python delivers it). *failed: the call into wasm failed (trap, exit). */
@@ -95,32 +188,20 @@ static int32_t drain(struct wb_host *h, struct wb_ring *r, const uint32_t fixed[
 		     int32_t *failed, int32_t *fallback)
 {
 	uint64_t budget = r->mask + 1;
-	int32_t total = 0;
+	int32_t total = 0, result;
 	int again = 0;
 
 	for (;;) {
-		uint64_t cons = *r->cons;
-		uint64_t avail = __atomic_load_n(r->prod, __ATOMIC_ACQUIRE) - cons;
-		uint32_t n, consumed, count, args[8], gen;
-		uint64_t off, first;
+		uint32_t n, args[8], gen;
+		uint64_t cons, avail;
 		int32_t ret;
+		int k;
 
-		if (avail == 0 || avail > r->mask + 1)
-			return total;
 		if (again++ && h->refresh) /* the last callback may have grown (moved) the memory */
 			h->refresh();
-		n = avail < h->window ? (uint32_t)avail : h->window;
-		off = cons & r->mask;
-		first = r->mask + 1 - off;
-		if (first >= n) {
-			memcpy(h->mem_base + h->hdrs, r->data + off, n);    /* headers are read from this copy, */
-			memcpy(h->mem_base + h->payload, r->data + off, n); /* payloads from this later one */
-		} else { /* across the end of the data area (mapped once) */
-			memcpy(h->mem_base + h->hdrs, r->data + off, first);
-			memcpy(h->mem_base + h->hdrs + first, r->data, n - first);
-			memcpy(h->mem_base + h->payload, r->data + off, first);
-			memcpy(h->mem_base + h->payload + first, r->data, n - first);
-		}
+		n = stage_batch(h, r, &cons, &avail);
+		if (n == 0)
+			return total;
 		memcpy(args, fixed, sizeof(uint32_t) * 4);
 		args[4] = h->hdrs;
 		args[5] = h->payload;
@@ -129,41 +210,17 @@ static int32_t drain(struct wb_host *h, struct wb_ring *r, const uint32_t fixed[
 		h->busy = r->in_batch = 1;
 		gen = h->gen;
 		ret = h->call(h->call_env, args, failed);
-		h->busy = 0;
-		if (*failed)
+		if (*failed) {
+			h->busy = 0;
 			return -1;
-		if (h->gen != gen) { /* the callback closed an object: this ring may be unmapped */
-			if (ret < 0)
-				return ret;
-			if (h->refresh)
-				h->refresh();
-			memcpy(&count, h->mem_base + h->res + 4, 4);
-			return total + (int32_t)count;
 		}
-		r->in_batch = 0;
-		memcpy(&consumed, h->mem_base + h->res, 4);
-		memcpy(&count, h->mem_base + h->res + 4, 4);
-		consumed &= ~7u;
-		if (consumed > n) /* the guest scribbled over the result slot */
-			consumed = 0;
-		if (consumed)
-			__atomic_store_n(r->cons, cons + consumed, __ATOMIC_RELEASE);
-		total += (int32_t)count;
-		r->delivered += count;
-		if (ret < 0)
-			return ret;
-		if (consumed == 0) {
-			if (n < avail) {
-				*fallback = 1;
-				return total;
-			}
-			return total; /* BUSY at the head */
+		k = commit_batch(h, r, cons, n, avail, ret, gen, &total, &budget, &result);
+		if (k == WB_DONE)
+			return result;
+		if (k == WB_LARGE) {
+			*fallback = 1;
+			return total;
 		}
-		if (consumed < n && n == avail)
-			return total; /* BUSY */
-		if (budget <= consumed)
-			return total; /* about one ring's worth: let the guest have control */
-		budget -= consumed;
 	}
 }
 
@@ -277,6 +334,149 @@ int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *fai
 		return WB_FALLBACK;
 	*result = got;
 	return 0;
+}
+
+/* ---- the dispatch loop in the guest's own wasm ------------------------
+ *
+ * The guest's calls of its poll import go to a function the rewriter added
+ * (rewrite.serve_poll_in_wasm), which calls the import under its new name
+ * (STAGE_IMPORT; here, through the host function) until the answer is not
+ * WB_STAGED_RESULT with the slot's state word STAGED: then it runs the table
+ * dispatch loop over the staged batch, leaves the loop's return at
+ * slot+SLOT_RET, sets the state word to COMMIT and calls again. One poll is
+ * thus: stage (waits, copies), dispatch in wasm, commit (+ stage the next
+ * batch, or answer). No call into wasm from the host. Same rules as wb_poll. */
+#define WB_STAGED_RESULT (-0x7FFFFFA9) /* rewrite.STAGED */
+#define WB_SLOT_STATE 12
+#define WB_SLOT_HDRS 16
+#define WB_SLOT_PAYLOAD 20
+#define WB_SLOT_LEN 24
+#define WB_SLOT_RET 28
+#define WB_STATE_STAGED 1
+#define WB_STATE_COMMIT 2
+
+static void slot_put(struct wb_host *h, uint32_t at, uint32_t value)
+{
+	memcpy(h->mem_base + h->res + at, &value, 4);
+}
+
+static int staged_answer(struct wb_host *h, struct wb_ring *r, int32_t *result);
+
+/* Stage the next batch of the poll in progress; or, with nothing to stage, its answer. */
+static int stage_next(struct wb_host *h, struct wb_ring *r, int32_t *result)
+{
+	struct wb_staged *s = &h->stg;
+	uint32_t n = stage_batch(h, r, &s->cons, &s->avail);
+
+	if (n == 0)
+		return staged_answer(h, r, result);
+	s->n = n;
+	s->gen = h->gen;
+	s->batches++;
+	slot_put(h, WB_SLOT_HDRS, h->hdrs);
+	slot_put(h, WB_SLOT_PAYLOAD, h->payload);
+	slot_put(h, WB_SLOT_LEN, n);
+	slot_put(h, WB_SLOT_STATE, WB_STATE_STAGED);
+	h->busy = r->in_batch = 1;
+	*result = WB_STAGED_RESULT;
+	return 0;
+}
+
+/* Nothing (more) to stage: before the wait with nothing delivered, wait
+ * (wb_poll's second half); else answer what was delivered. */
+static int staged_answer(struct wb_host *h, struct wb_ring *r, int32_t *result)
+{
+	struct wb_staged *s = &h->stg;
+
+	if (s->phase == 0 && s->total == 0) {
+		s->phase = 1;
+		wait_until(r->epfd, s->deadline);
+		if (!h->stop && pending(r))
+			coalesce(h, r, s->deadline);
+		if (h->stop) {
+			s->ring = -1;
+			return stopped(h, result);
+		}
+		return stage_next(h, r, result);
+	}
+	s->ring = -1;
+	*result = s->total;
+	return 0;
+}
+
+/* The commit call of the poll in progress. */
+static int staged_commit(struct wb_host *h, int32_t *result)
+{
+	struct wb_staged *s = &h->stg;
+	struct wb_ring *r = &h->rings[s->ring]; /* valid unless gen moved: commit_batch checks first */
+	int32_t ret;
+	int k;
+
+	slot_put(h, WB_SLOT_STATE, 0);
+	memcpy(&ret, h->mem_base + h->res + WB_SLOT_RET, 4);
+	k = commit_batch(h, r, s->cons, s->n, s->avail, ret, s->gen, &s->total, &s->budget, result);
+	if (k == WB_LARGE) {
+		s->ring = -1;
+		return WB_FALLBACK;
+	}
+	if (k == WB_DONE) {
+		if (*result < 0 || h->gen != s->gen) {
+			s->ring = -1;
+			return 0;
+		}
+		return staged_answer(h, r, result);
+	}
+	return stage_next(h, r, result);
+}
+
+/* A call of the stage import: 0 with *result set (WB_STAGED_RESULT: a batch
+ * is staged), or WB_FALLBACK (the Python path serves the poll). */
+int wb_stage(struct wb_host *h, const int32_t a[7], int32_t *result)
+{
+	int32_t handle = a[0], fd = a[1], cb = a[2], max_size = a[5], timeout = a[6];
+	uint32_t data = (uint32_t)a[4], state;
+	struct wb_staged *s = &h->stg;
+	struct wb_ring *r = NULL;
+	int i;
+
+	if (s->ring >= 0 && h->window) {
+		memcpy(&state, h->mem_base + h->res + WB_SLOT_STATE, 4);
+		if (state == WB_STATE_COMMIT)
+			return staged_commit(h, result);
+	}
+	for (i = 0; i < h->nrings; i++) {
+		if (h->rings[i].handle == handle && h->rings[i].fd == fd) {
+			r = &h->rings[i];
+			break;
+		}
+	}
+	if (!r || h->window == 0)
+		return WB_FALLBACK;
+	if (r->in_batch) { /* a callback polls the buffer whose batch it is part of */
+		*result = 0;
+		return 0;
+	}
+	if (h->busy || s->ring >= 0 || r->cb != cb || max_size <= 0 ||
+	    (uint64_t)data + (uint64_t)max_size >
+		    (h->mem.size ? h->mem.size(h->mem.a, h->mem.b) : h->mem_limit))
+		return WB_FALLBACK;
+	if (h->stop)
+		return stopped(h, result);
+	if (h->max_timeout_ms >= 0 && (timeout < 0 || timeout > h->max_timeout_ms))
+		timeout = h->max_timeout_ms;
+	r->polls++;
+	s->ring = (int32_t)i;
+	s->total = s->phase = 0;
+	s->budget = r->mask + 1;
+	s->deadline = timeout >= 0 ? now_ns() + (int64_t)timeout * 1000000 : -1;
+	if (pending(r)) {
+		coalesce(h, r, s->deadline);
+		if (h->stop) {
+			s->ring = -1;
+			return stopped(h, result);
+		}
+	}
+	return stage_next(h, r, result);
 }
 
 /* ---- wasmtime glue --------------------------------------------------- */

@@ -120,6 +120,25 @@ class BufferDelivery:
             got = native.poll(handle, fd, sample_func & U32, ctx, data, max_size, timeout_ms)
             if got is not None:
                 return got
+        return self._table_poll(handle, fd, sample_func, ctx, data, max_size, timeout_ms)
+
+    def buffer_stage(self, handle: int, fd: int, sample_func: int, ctx: int, data: int,
+                     max_size: int, timeout_ms: int) -> int:
+        """The poll import under its new name, where the engine made the
+        guest run the dispatch loop itself (rewrite.serve_poll_in_wasm): the
+        C loop stages batches (rewrite.STAGED) and commits them; whatever it
+        does not serve, the Python path serves as a whole poll."""
+        native = self._native
+        if native is not None and native.staged:
+            got = native.stage(handle, fd, sample_func & U32, ctx, data, max_size, timeout_ms)
+            if got is not None:
+                return got
+        return self._table_poll(handle, fd, sample_func, ctx, data, max_size, timeout_ms)
+
+    def _table_poll(self, handle: int, fd: int, sample_func: int, ctx: int, data: int,
+                    max_size: int, timeout_ms: int) -> int:
+        """A table-variant poll on the Python path."""
+        native = self._native
         caller = self.instance.table_caller(sample_func & U32, SAMPLE_CALLBACK)
         if caller is None:
             log.warning("poll: table entry %d is not a (i32, i32, i32) -> i32 function", sample_func & U32)

@@ -36,6 +36,17 @@ class _Ring(ctypes.Structure):
     ]
 
 
+class _Staged(ctypes.Structure):
+    """struct wb_staged of _nativepoll.c: the poll wb_stage serves."""
+
+    _fields_ = [
+        ("ring", ctypes.c_int32), ("total", ctypes.c_int32), ("phase", ctypes.c_int32),
+        ("n", ctypes.c_uint32), ("gen", ctypes.c_uint32), ("pad", ctypes.c_int32),
+        ("cons", ctypes.c_uint64), ("avail", ctypes.c_uint64), ("budget", ctypes.c_uint64),
+        ("deadline", ctypes.c_int64), ("batches", ctypes.c_uint64),
+    ]
+
+
 class GuestMemoryRef(ctypes.Structure):
     """struct wb_guest_memory of _guestmem.h: how the C helpers read the guest
     memory's base and size from the engine at the moment they need them
@@ -60,7 +71,7 @@ class HostState(ctypes.Structure):
         ("call", ctypes.c_void_p), ("call_env", ctypes.c_void_p),
         ("fallback", ctypes.c_void_p), ("failure", ctypes.c_void_p), ("refresh", ctypes.c_void_p),
         ("nrings", ctypes.c_int32), ("gen", ctypes.c_uint32),
-        ("rings", _Ring * MAX_RINGS),
+        ("rings", _Ring * MAX_RINGS), ("stg", _Staged),
     ]
 
 
@@ -107,6 +118,8 @@ class NativePolls:
         self._pollers = []  # the poller of each entry of state.rings
         self.enabled = False  # the dispatch loop and staging pages are wired
         self.driven = False  # polls enter through `poll` (no C entry in the engine)
+        self.staged = False  # polls enter through `stage`: the guest runs the dispatch loop itself
+        self.state.stg.ring = -1
         self._memory = None
         self._pending: Optional[BaseException] = None
         self._call = None
@@ -137,6 +150,8 @@ class NativePolls:
             if entry is not None:
                 st.call, st.call_env, st.mem_base, memory = entry
                 st.mem.set(*memory)
+            elif instance.serve_poll_in_wasm(staging.res):
+                self._stage(instance.memory)
             else:
                 dispatch = instance.ring_dispatcher(dispatch_name)
                 if dispatch is None:
@@ -176,6 +191,38 @@ class NativePolls:
         self._poll_refs = (ctypes.addressof(st), ctypes.addressof(self._args),
                            ctypes.addressof(self._result), ctypes.addressof(self._failed))
         self.driven = True
+
+    def _stage(self, memory) -> None:
+        """The guest's poll calls reach `stage` (rewrite.serve_poll_in_wasm):
+        the guest runs the dispatch loop itself between a stage and a commit
+        call, so the host never calls into wasm. The memory's base and size
+        are set before each call (a callback may have grown it)."""
+        st = self.state
+        self._memory = memory
+        st.mem.size = None  # mem_limit, set before each call
+        self._wb_stage = self.lib.wb_stage
+        self._wb_stage.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+        self._wb_stage.restype = ctypes.c_int
+        self._stage_refs = (ctypes.addressof(st), ctypes.addressof(self._args),
+                            ctypes.addressof(self._result))
+        self.staged = True
+
+    def stage(self, handle: int, fd: int, cb: int, ctx: int, data: int, max_size: int,
+              timeout_ms: int) -> Optional[int]:
+        """A call of the stage import: its answer (rewrite.STAGED: a batch
+        waits in the staging pages for the guest's loop), or None if the
+        Python path must serve the poll."""
+        st = self.state
+        st.mem_base, st.mem_limit = self._memory.base_and_size()
+        self._args[:] = (handle, fd, cb, ctx, data, max_size, timeout_ms)
+        if self._wb_stage(*self._stage_refs) == FALLBACK:
+            return None
+        return self._result.value
+
+    @property
+    def staged_batches(self) -> int:
+        """Batches staged for a dispatch loop the guest ran itself (stage)."""
+        return self.state.stg.batches
 
     def poll(self, handle: int, fd: int, cb: int, ctx: int, data: int, max_size: int,
              timeout_ms: int) -> Optional[int]:

@@ -41,3 +41,8 @@ WASM_BPF_FUNCTIONS: Dict[str, Signature] = {
 WRAPPER_POLL_NAME = "wasm_bpf_buffer_poll"
 WRAPPER_POLL = Signature(("i64", "i32", "i32", "i32", "i32", "i32"), ("i32",))
 SAMPLE_CALLBACK = Signature(("i32", "i32", "i32"), ("i32",))
+
+# The table-variant poll import renamed by an engine that makes the guest run
+# the dispatch loop of its polls itself (engines/rewrite.serve_poll_in_wasm);
+# same signature. Not part of the ABI: no guest imports it by this name.
+STAGE_POLL_NAME = "wasm_bpf_buffer_poll_stage"

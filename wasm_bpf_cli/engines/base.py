@@ -155,6 +155,13 @@ class Instance:
         export `name`; None otherwise."""
         return None
 
+    def serve_poll_in_wasm(self, slot: int) -> bool:
+        """Whether the guest's poll calls go to the loop the engine added in
+        wasm (rewrite.serve_poll_in_wasm: they reach the host as calls of
+        rewrite.STAGE_IMPORT, abi/nativepoll.py `stage`); if so, the loop
+        is told that its staging result slot is at guest address `slot`."""
+        return False
+
     @staticmethod
     def dispatch_export(buffer_kind: str, callback_export: Optional[str]) -> str:
         """The export name of the loop the engine added over a `buffer_kind`
@@ -206,7 +213,7 @@ class Engine:
         disk = module_cache.resolve(cache)
         name = None
         if disk is not None:
-            name = module_cache.key(wasm, self.name, self.version(), rewrite.REWRITE_VERSION)
+            name = module_cache.key(wasm, self.name, self.version(), rewrite.cache_version())
             blob = disk.load(name)
             module = deserialize(blob) if blob is not None else None
             if module is not None:

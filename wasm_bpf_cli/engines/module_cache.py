@@ -64,7 +64,7 @@ def default_max_size() -> int:
         raise ValueError(f"{MAX_SIZE_ENV}: {err}") from None
 
 
-def key(wasm: bytes, engine: str, engine_version: str, rewrite_version: int) -> str:
+def key(wasm: bytes, engine: str, engine_version: str, rewrite_version: object) -> str:
     h = sha256(wasm)
     h.update(f"\0{engine}\0{engine_version}\0{rewrite_version}".encode())
     return h.hexdigest()

@@ -402,7 +402,21 @@ def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table"
 
 # ---------------------------------------------------------------- ring-buffer batch dispatch
 
-REWRITE_VERSION = 3  # bump whenever what compile() adds to a module changes (module cache key)
+REWRITE_VERSION = 4  # bump whenever what compile() adds to a module changes (module cache key)
+
+
+def poll_in_wasm_enabled() -> bool:
+    """serve_poll_in_wasm is applied where it can be (wasmer), unless
+    WASM_BPF_POLL_IN_WASM=0 (comparisons) or the C poll helper is off."""
+    import os
+
+    return (os.environ.get("WASM_BPF_POLL_IN_WASM", "1") != "0"
+            and os.environ.get("WASM_BPF_NATIVE_POLL", "1") != "0")
+
+
+def cache_version() -> str:
+    """The module cache's rewrite version: what compile() adds, as configured."""
+    return f"{REWRITE_VERSION}" + ("" if poll_in_wasm_enabled() else "-nopoll")
 
 # The dispatch loops' type: (cb, ctx, data, max_size, hdrs, payload, len, res) -> i32
 RING_DISPATCH_PARAMS = ("i32",) * 8
@@ -585,3 +599,328 @@ def _func_type(sections: Sequence[Section], func_index: int) -> Optional[int]:
         if nimported + k == func_index:
             return ty
     return None
+
+
+# ---------------------------------------------------------------- the poll import served in wasm
+
+# The guest's calls of its table-variant poll import go to a function added
+# here (POLL_IN_WASM), which calls the same import under a new name
+# (STAGE_IMPORT, same type: no index moves) and, while the host answers
+# STAGED, runs the table dispatch loop over the records the host staged and
+# calls the import again to commit them. Why: on an engine whose host calls
+# cost far less than its calls into wasm (wasmer-python), a wake-up then
+# crosses wasm -> host twice and host -> wasm never.
+STAGE_IMPORT = "wasm_bpf_buffer_poll_stage"
+STAGE_SLOT_EXPORT = "__wasm_bpf_stage_slot"  # mutable i32 global: the staging result slot, 0: none
+POLL_IN_WASM = "__wasm_bpf_buffer_poll"  # exported for tests and tools
+STAGED = -0x7FFFFFA9  # the stage import's "a batch is staged" (with the slot's state word == 1)
+# The staging result slot (poller.Staging.res): consumed, delivered, lost (u32 each), then:
+SLOT_STATE, SLOT_HDRS, SLOT_PAYLOAD, SLOT_LEN, SLOT_RET = 12, 16, 20, 24, 28
+SLOT_SIZE = 32
+STATE_STAGED, STATE_COMMIT = 1, 2
+
+
+def _skip_blocktype(r: _Reader) -> None:
+    b = r.data[r.pos] if r.pos < r.end else None
+    if b is None:
+        raise r._truncated()
+    if b == 0x40 or b in VALTYPES.values():
+        r.pos += 1
+    else:
+        r.leb_u(40)  # s33 type index: read as unsigned bits, only skipped
+
+
+def _skip_memarg(r: _Reader) -> None:
+    align = r.leb_u()
+    if align & 0x40:  # multi-memory: a memory index follows
+        r.leb_u()
+    r.leb_u(64)
+
+
+_NO_IMM = set(range(0x45, 0xC5)) | {0x00, 0x01, 0x05, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1}
+_U32_IMM = {0x07, 0x08, 0x09, 0x0C, 0x0D, 0x18, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26}
+_FC_IMMS = {8: 2, 9: 1, 10: 2, 11: 1, 12: 2, 13: 1, 14: 2, 15: 1, 16: 1, 17: 1}  # u32 immediates
+
+
+def _retarget_calls(body: bytes, old: int, new: int) -> Tuple[bytes, int]:
+    """A function body (locals and code) with every `call old` and
+    `return_call old` made `call new` / `return_call new`; (body, calls
+    changed). Every instruction is decoded (MVP, sign extension, saturating
+    conversions, bulk memory, reference types, SIMD, threads, tail calls,
+    legacy exceptions); anything else, or a `ref.func old`, is a RewriteError."""
+    r = _Reader(body, what="code entry")
+    for _ in range(r.leb_u()):  # local groups
+        r.leb_u()
+        r.byte()
+    out = bytearray(body[:r.pos])
+    changed = 0
+    copied = r.pos
+    while not r.at_end():
+        start = r.pos
+        op = r.byte()
+        if op in _NO_IMM:
+            continue
+        if op in (0x10, 0x12):
+            if r.leb_u() == old:
+                out += body[copied:start] + bytes([op]) + encode_u32(new)
+                copied = r.pos
+                changed += 1
+        elif op in _U32_IMM:
+            r.leb_u()
+        elif op in (0x02, 0x03, 0x04, 0x06):
+            _skip_blocktype(r)
+        elif op == 0x0E:
+            for _ in range(r.leb_u() + 1):
+                r.leb_u()
+        elif op in (0x11, 0x13):
+            r.leb_u()
+            r.leb_u()
+        elif op == 0x1C:
+            r.take(r.leb_u())
+        elif 0x28 <= op <= 0x3E:
+            _skip_memarg(r)
+        elif op in (0x3F, 0x40):
+            r.leb_u()
+        elif op == 0x41:
+            r.leb_u(40)
+        elif op == 0x42:
+            r.leb_u(70)
+        elif op == 0x43:
+            r.take(4)
+        elif op == 0x44:
+            r.take(8)
+        elif op == 0xD0:
+            r.byte()
+        elif op == 0xD2:
+            if r.leb_u() == old:
+                raise RewriteError("the poll import is used as a function reference")
+        elif op == 0xFC:
+            sub = r.leb_u()
+            if sub > 17:
+                raise RewriteError(f"unknown instruction 0xfc {sub}")
+            for _ in range(_FC_IMMS.get(sub, 0)):
+                r.leb_u()
+        elif op == 0xFD:
+            sub = r.leb_u()
+            if sub <= 0x0B or sub in (0x5C, 0x5D):
+                _skip_memarg(r)
+            elif sub in (0x0C, 0x0D):
+                r.take(16)
+            elif 0x15 <= sub <= 0x22:
+                r.byte()
+            elif 0x54 <= sub <= 0x5B:
+                _skip_memarg(r)
+                r.byte()
+            elif sub > 0x113:
+                raise RewriteError(f"unknown instruction 0xfd {sub}")
+        elif op == 0xFE:
+            sub = r.leb_u()
+            if sub == 0x03:
+                r.byte()
+            elif sub > 0x4E:
+                raise RewriteError(f"unknown instruction 0xfe {sub}")
+            else:
+                _skip_memarg(r)
+        else:
+            raise RewriteError(f"unknown instruction 0x{op:02x} at byte {start} of a function body")
+    out += body[copied:]
+    return bytes(out), changed
+
+
+def _find_import(sections: Sequence[Section], module: str, name: str) -> Optional[Tuple[int, int, int, int]]:
+    """(function index, type index, start, end of its name field in the
+    import section's payload) of the function import module.name, or None."""
+    i = _find(sections, IMPORT)
+    if i is None:
+        return None
+    count, r = _vec_items(sections[i].payload, "import")
+    funcs = 0
+    for _ in range(count):
+        mod = r.name()
+        start = r.pos
+        field = r.name()
+        end = r.pos
+        kind = r.byte()
+        if kind == KIND_FUNC:
+            ty = r.leb_u()
+            if mod == module and field == name:
+                return funcs, ty, start, end
+            funcs += 1
+        elif kind == KIND_TABLE:
+            r.byte()
+            r.limits()
+        elif kind == KIND_MEMORY:
+            r.limits()
+        elif kind == KIND_GLOBAL:
+            r.byte()
+            r.byte()
+        elif kind == KIND_TAG:
+            r.byte()
+            r.leb_u()
+        else:
+            raise RewriteError(f"unknown import kind {kind}")
+    return None
+
+
+def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
+    """(handle i64, fd, cb, ctx, data, max_size, timeout_ms) -> i32; locals
+    7 r, 8 slot, 9 ret. Loop: r = stage(args); unless r is STAGED and the
+    slot's state word says so, return r; else dispatch the staged batch with
+    the guest's callback `cb`, leave its return in the slot, mark the slot
+    COMMIT and call stage again (it commits, then answers or stages more)."""
+    g = lambda i: b"\x20" + encode_u32(i)  # noqa: E731
+    s = lambda i: b"\x21" + encode_u32(i)  # noqa: E731
+    t = lambda i: b"\x22" + encode_u32(i)  # noqa: E731
+    c = lambda v: b"\x41" + encode_s32(v)  # noqa: E731
+    load = lambda off: b"\x28\x02" + encode_u32(off)  # noqa: E731
+    store = lambda off: b"\x36\x02" + encode_u32(off)  # noqa: E731
+    NE, EQZ, RETURN = b"\x47", b"\x45", b"\x0f"
+    R, SLOT, RET = 7, 8, 9
+    b = bytearray(b"\x03\x40")  # loop $again
+    b += b"".join(g(i) for i in range(7)) + b"\x10" + encode_u32(stage) + t(R)
+    b += c(STAGED) + NE + b"\x04\x40" + g(R) + RETURN + b"\x0b"
+    b += b"\x23" + encode_u32(slot_global) + t(SLOT) + EQZ + b"\x04\x40" + g(R) + RETURN + b"\x0b"
+    b += g(SLOT) + load(SLOT_STATE) + c(STATE_STAGED) + NE + b"\x04\x40" + g(R) + RETURN + b"\x0b"
+    b += g(SLOT) + c(0) + store(SLOT_STATE)
+    b += g(2) + g(3) + g(4) + g(5)
+    b += g(SLOT) + load(SLOT_HDRS) + g(SLOT) + load(SLOT_PAYLOAD) + g(SLOT) + load(SLOT_LEN) + g(SLOT)
+    b += b"\x10" + encode_u32(dispatch) + s(RET)
+    b += g(SLOT) + g(RET) + store(SLOT_RET)
+    b += g(SLOT) + c(STATE_COMMIT) + store(SLOT_STATE)
+    b += b"\x0c\x00" + b"\x0b"  # br $again, end loop
+    b += b"\x00"  # unreachable (the loop only leaves by return)
+    return bytes(b)
+
+
+def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_bpf_buffer_poll",
+                       dispatch_export: str = RING_DISPATCH_TABLE, stage: str = STAGE_IMPORT) -> bytes:
+    """Rename the function import module.poll to `stage` (same type, same
+    index), add the slot global and POLL_IN_WASM (see _poll_in_wasm_body,
+    which calls `dispatch_export`, a loop add_ring_dispatch added), and make
+    every call of the import in the guest's own code a call of POLL_IN_WASM.
+    RewriteError if the module does not import it, lacks the loop, uses the
+    import other than by calls (export, element segment, ref.func), or has
+    code this decoder does not know (the caller keeps the module as it was)."""
+    sections = split_sections(wasm)
+    found = _find_import(sections, module, poll)
+    if found is None:
+        raise RewriteError(f"module imports no function {module}.{poll}")
+    old, poll_type, name_start, name_end = found
+    exports = _exports(sections)
+    dispatch = next((idx for name, kind, idx in exports if name == dispatch_export and kind == KIND_FUNC), None)
+    if dispatch is None:
+        raise RewriteError(f"module has no dispatch loop `{dispatch_export}`")
+    if any(kind == KIND_FUNC and idx == old for _, kind, idx in exports):
+        raise RewriteError("the poll import is exported")
+    if any(name in (POLL_IN_WASM, STAGE_SLOT_EXPORT) for name, _, _ in exports):
+        raise RewriteError(f"module already exports `{POLL_IN_WASM}`")
+    si = _find(sections, START)
+    if si is not None and _Reader(sections[si].payload, what="start section").leb_u() == old:
+        raise RewriteError("the poll import is the start function")
+    if old in _element_functions(sections):
+        raise RewriteError("the poll import is in an element segment")
+    nimported = _imports(sections).funcs
+    ndefined = _count(sections, FUNCTION, "function")
+    new = nimported + ndefined  # the function added below
+    ci = _find(sections, CODE)
+    if ci is None:
+        raise RewriteError("module has no code")
+    count, r = _vec_items(sections[ci].payload, "code")
+    entries = []
+    calls = 0
+    for _ in range(count):
+        size = r.leb_u()
+        body, changed = _retarget_calls(r.take(size), old, new)
+        calls += changed
+        entries.append(encode_u32(len(body)) + body)
+    if calls == 0:
+        raise RewriteError(f"module never calls {module}.{poll}")
+    _put(sections, CODE, encode_u32(count) + b"".join(entries))
+    ii = _find(sections, IMPORT)
+    payload = sections[ii].payload
+    _put(sections, IMPORT, payload[:name_start] + encode_name(stage) + payload[name_end:])
+    gi = _find(sections, GLOBAL)
+    nglobals = _count_imported_globals(sections) + _count(sections, GLOBAL, "global")
+    glob = b"\x7f\x01" + b"\x41\x00\x0b"  # mut i32 = 0
+    _put(sections, GLOBAL, _append_to_vec(None if gi is None else sections[gi].payload, glob, "global"))
+    ei = _find(sections, EXPORT)
+    _put(sections, EXPORT, _append_to_vec(None if ei is None else sections[ei].payload,
+                                          encode_name(STAGE_SLOT_EXPORT) + bytes([KIND_GLOBAL])
+                                          + encode_u32(nglobals), "export"))
+    wasm = join_sections(sections)
+    body = _poll_in_wasm_body(old, dispatch, nglobals)
+    wasm, index = add_function(wasm, poll_type, ("i32",) * 3, body, POLL_IN_WASM)
+    assert index == new
+    return wasm
+
+
+def _count_imported_globals(sections: Sequence[Section]) -> int:
+    i = _find(sections, IMPORT)
+    if i is None:
+        return 0
+    count, r = _vec_items(sections[i].payload, "import")
+    n = 0
+    for _ in range(count):
+        r.name()
+        r.name()
+        kind = r.byte()
+        if kind == KIND_FUNC:
+            r.leb_u()
+        elif kind == KIND_TABLE:
+            r.byte()
+            r.limits()
+        elif kind == KIND_MEMORY:
+            r.limits()
+        elif kind == KIND_GLOBAL:
+            r.byte()
+            r.byte()
+            n += 1
+        elif kind == KIND_TAG:
+            r.byte()
+            r.leb_u()
+    return n
+
+
+def _const_expr_functions(r: _Reader, out: set) -> None:
+    """Skip a constant expression (to its `end`), adding its ref.func indices to `out`."""
+    while True:
+        op = r.byte()
+        if op == 0x0B:
+            return
+        if op in (0x41, 0x23):
+            r.leb_u(40)
+        elif op == 0x42:
+            r.leb_u(70)
+        elif op == 0xD2:
+            out.add(r.leb_u())
+        elif op == 0xD0:
+            r.byte()
+        elif op in (0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E):  # extended constant expressions
+            continue
+        else:
+            raise RewriteError(f"unknown instruction 0x{op:02x} in a constant expression")
+
+
+def _element_functions(sections: Sequence[Section]) -> set:
+    """Every function index the element segments name."""
+    out: set = set()
+    i = _find(sections, ELEMENT)
+    if i is None:
+        return out
+    count, r = _vec_items(sections[i].payload, "element")
+    for _ in range(count):
+        flags = r.leb_u()
+        if flags > 7:
+            raise RewriteError(f"unknown element segment flags {flags}")
+        if flags & 2 and not flags & 1:  # explicit table index
+            r.leb_u()
+        if not flags & 1:  # active: an offset expression
+            _const_expr_functions(r, out)
+        if flags & 3:  # element kind (flags 1-3) or reference type (5-7)
+            r.byte()
+        for _ in range(r.leb_u()):
+            if flags & 4:
+                _const_expr_functions(r, out)
+            else:
+                out.add(r.leb_u())
+    return out

@@ -30,7 +30,7 @@ import threading
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from wasm_bpf_cli.abi.signatures import (DEFAULT_CALLBACK_EXPORT, MEMORY_EXPORT, SAMPLE_CALLBACK,
-                                         TABLE_EXPORT, Signature)
+                                         STAGE_POLL_NAME, TABLE_EXPORT, Signature)
 from wasm_bpf_cli.engines import module_cache, rewrite, stdio
 from wasm_bpf_cli.engines.base import (Engine, GuestExit, GuestMemory, GuestTrap, HostFunction,
                                        Instance, WasiOptions)
@@ -189,6 +189,14 @@ class WasmerInstance(Instance):
             return None
         return _caller(func, (), True)
 
+    def serve_poll_in_wasm(self, slot: int) -> bool:
+        wasmer, _ = _wasmer()
+        glob = self._export(rewrite.STAGE_SLOT_EXPORT)
+        if not isinstance(glob, wasmer.Global):
+            return False
+        glob.value = slot
+        return True
+
     def table_caller(self, index: int, signature: Signature) -> Optional[Callable[..., int]]:
         """Entry `index` through the trampoline. Only the sample-callback
         signature has one; wasmer cannot read the entry, so a null entry or
@@ -250,9 +258,16 @@ def prepare(wasm: bytes) -> Tuple[bytes, bool]:
         wasm = rewrite.add_table_trampoline(wasm, TRAMPOLINE_EXPORT, SAMPLE_CALLBACK.params,
                                             SAMPLE_CALLBACK.results)
     try:
-        wasm = rewrite.add_ring_dispatch(wasm, (DEFAULT_CALLBACK_EXPORT,))[0]
+        wasm, added = rewrite.add_ring_dispatch(wasm, (DEFAULT_CALLBACK_EXPORT,))
     except rewrite.RewriteError:
-        pass  # per-sample delivery only
+        return wasm, has_table  # per-sample delivery only
+    if rewrite.RING_DISPATCH_TABLE in added and rewrite.poll_in_wasm_enabled():
+        # A call into wasm costs wasmer-python several times a host call:
+        # the guest runs the dispatch loop of its polls itself.
+        try:
+            wasm = rewrite.serve_poll_in_wasm(wasm, stage=STAGE_POLL_NAME)
+        except rewrite.RewriteError:
+            pass  # the host calls the loop (abi/nativepoll.py, driven)
     return wasm, has_table
 
 
