@@ -393,3 +393,198 @@ def test_trampoline_property(module, calls):
                 call(store, idx, a, b, c)
         else:
             assert call(store, idx, a, b, c) & MASK == want
+
+
+# ---------------------------------------------------------------- the poll loop served in wasm
+
+POLL_GUEST = """
+(module
+  (import "wasm_bpf" "wasm_bpf_buffer_poll"
+    (func $poll (param i64 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $log (mut i32) (i32.const 1024))
+  (table (export "__indirect_function_table") 4 funcref)
+  (elem (i32.const 1) func $on_sample $stop_at_two)
+  ;; logs (ctx, first data byte, size) per sample
+  (func $on_sample (param i32 i32 i32) (result i32)
+    (i32.store (global.get $log) (local.get 0))
+    (i32.store offset=4 (global.get $log) (i32.load8_u (local.get 1)))
+    (i32.store offset=8 (global.get $log) (local.get 2))
+    (global.set $log (i32.add (global.get $log) (i32.const 12)))
+    (i32.const 0))
+  (func $stop_at_two (param i32 i32 i32) (result i32)
+    (drop (call $on_sample (local.get 0) (local.get 1) (local.get 2)))
+    (select (i32.const -42) (i32.const 0) (i32.eq (i32.load8_u (local.get 1)) (i32.const 2))))
+  (func $helper (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+  ;; the poll called inside blocks, with instructions of many immediate kinds around it
+  (func (export "run") (param $cb i32) (param $timeout i32) (result i32)
+    (local $r i32) (local $v v128)
+    (local.set $v (v128.const i32x4 1 2 3 4))
+    (drop (i64.const -5))
+    (drop (f64.const 1.5))
+    (block $out
+      (loop $again
+        (local.set $r
+          (call $poll (i64.const 7) (i32.const 3) (local.get $cb) (i32.const 99)
+                      (i32.const 256) (i32.const 64) (local.get $timeout)))
+        (br_table $out $again (i32.const 0))))
+    (i32.add (local.get $r) (i32.mul (call $helper (i32.const 0)) (i32.const 0)))))
+"""
+
+
+def ring_record(first_byte: int, size: int) -> bytes:
+    body = bytes([first_byte]) + bytes(size - 1)
+    rec = (size).to_bytes(4, "little") + bytes(4) + body
+    return rec + bytes(-len(rec) % 8)
+
+
+class StageHost:
+    """What the host's stage import does (_nativepoll.c wb_stage), in Python:
+    stages `batches` one after the other, then answers the total delivered."""
+
+    def __init__(self, batches, slot=60000, hdrs=40000, payload=50000):
+        self.batches = list(batches)
+        self.slot, self.hdrs, self.payload = slot, hdrs, payload
+        self.calls = []
+        self.total = 0
+        self.memory = None
+        self.staged = False
+
+    def __call__(self, caller, handle, fd, cb, ctx, data, max_size, timeout):
+        mem = self.memory
+        u32 = lambda at: int.from_bytes(bytes(mem.read(caller, at, at + 4)), "little", signed=True)  # noqa: E731
+        put = lambda at, v: mem.write(caller, (v & 0xFFFFFFFF).to_bytes(4, "little"), at)  # noqa: E731
+        state = u32(self.slot + rewrite.SLOT_STATE)
+        self.calls.append((handle, fd, cb, ctx, data, max_size, timeout, state))
+        if self.staged:
+            assert state == rewrite.STATE_COMMIT
+            self.staged = False
+            put(self.slot + rewrite.SLOT_STATE, 0)
+            ret = u32(self.slot + rewrite.SLOT_RET)
+            self.total += u32(self.slot + 4)
+            if ret < 0:
+                return ret
+        if not self.batches:
+            return self.total
+        batch = self.batches.pop(0)
+        mem.write(caller, batch, self.hdrs)
+        mem.write(caller, batch, self.payload)
+        for at, v in ((rewrite.SLOT_HDRS, self.hdrs), (rewrite.SLOT_PAYLOAD, self.payload),
+                      (rewrite.SLOT_LEN, len(batch)), (rewrite.SLOT_STATE, rewrite.STATE_STAGED)):
+            put(self.slot + at, v)
+        self.staged = True
+        return rewrite.STAGED
+
+
+def run_served(batches, cb=1, slot_set=True):
+    wasm = rewrite.add_ring_dispatch(wat(POLL_GUEST))[0]
+    wasm = rewrite.serve_poll_in_wasm(wasm, stage="stage")
+    host = StageHost(batches)
+    store = wasmtime.Store()
+    module = wasmtime.Module(store.engine, wasm)
+    imports = {i.name: i for i in module.imports}
+    assert set(imports) == {"stage"}  # renamed in place, nothing else imported
+    ty = wasmtime.FuncType([wasmtime.ValType.i64()] + [I32] * 6, [I32])
+    inst = wasmtime.Instance(store, module, [wasmtime.Func(store, ty, host, access_caller=True)])
+    exports = inst.exports(store)
+    host.memory = exports["memory"]
+    if slot_set:
+        exports[rewrite.STAGE_SLOT_EXPORT].set_value(store, wasmtime.Val.i32(host.slot))
+    ret = exports["run"](store, cb, 100)
+    raw = bytes(host.memory.read(store, 1024, 1024 + 12 * 16))
+    log = [tuple(int.from_bytes(raw[i + k:i + k + 4], "little") for k in (0, 4, 8)) for i in range(0, len(raw), 12)]
+    return ret, host, [entry for entry in log if entry != (0, 0, 0)]
+
+
+def test_poll_in_wasm_dispatches_each_staged_batch_in_order_and_commits_it():
+    ret, host, log = run_served([ring_record(1, 8) + ring_record(2, 12), ring_record(3, 20)])
+    assert ret == 3
+    assert log == [(99, 1, 8), (99, 2, 12), (99, 3, 20)]
+    # stage, commit + stage, commit + answer; the guest's own arguments each time
+    assert [c[:7] for c in host.calls] == [(7, 3, 1, 99, 256, 64, 100)] * 3
+    assert [c[7] for c in host.calls] == [0, rewrite.STATE_COMMIT, rewrite.STATE_COMMIT]
+
+
+def test_poll_in_wasm_a_negative_callback_return_stops_and_is_the_answer():
+    ret, host, log = run_served([ring_record(1, 8) + ring_record(2, 8) + ring_record(3, 8)], cb=2)
+    assert ret == -42
+    assert [entry[1] for entry in log] == [1, 2]  # the third is not delivered
+    assert len(host.calls) == 2
+
+
+def test_poll_in_wasm_a_host_answer_equal_to_staged_is_passed_on_without_a_staged_slot():
+    # the Python path returns what a callback returned: STAGED itself is then the answer
+    class Plain(StageHost):
+        def __call__(self, caller, *args):
+            self.calls.append(args)
+            return rewrite.STAGED
+
+    wasm = rewrite.serve_poll_in_wasm(rewrite.add_ring_dispatch(wat(POLL_GUEST))[0], stage="stage")
+    for slot_set in (False, True):  # no slot yet; a slot whose state word is not STAGED
+        host = Plain([])
+        store = wasmtime.Store()
+        module = wasmtime.Module(store.engine, wasm)
+        ty = wasmtime.FuncType([wasmtime.ValType.i64()] + [I32] * 6, [I32])
+        inst = wasmtime.Instance(store, module, [wasmtime.Func(store, ty, host, access_caller=True)])
+        if slot_set:
+            inst.exports(store)[rewrite.STAGE_SLOT_EXPORT].set_value(store, wasmtime.Val.i32(60000))
+        assert inst.exports(store)["run"](store, 1, 100) == rewrite.STAGED
+        assert len(host.calls) == 1
+
+
+def _bodies(wasm: bytes):
+    sections = split_sections(wasm)
+    count, r = rewrite._vec_items(sections[[x.id for x in sections].index(rewrite.CODE)].payload, "code")
+    return [r.take(r.leb_u()) for _ in range(count)]
+
+
+def test_poll_in_wasm_retargets_only_calls_of_the_import():
+    wasm = rewrite.add_ring_dispatch(wat(POLL_GUEST))[0]
+    bodies = _bodies(rewrite.serve_poll_in_wasm(wasm))
+    calls = lambda f: [rewrite._retarget_calls(b, f, 10**6)[1] for b in bodies]  # noqa: E731
+    added = len(bodies)  # 1 import: the added function is the last
+    assert calls(0) == [0] * (len(bodies) - 1) + [1]  # only the added function calls the import
+    assert sum(calls(added)) == 1  # the guest's one call goes to it now
+    assert calls(1)[:4] == [0, 1, 0, 0] and calls(3)[:4] == [0, 0, 0, 1]  # other calls unchanged
+
+
+@pytest.mark.parametrize("text, message", [
+    ('(module (func))', "imports no function wasm_bpf.wasm_bpf_buffer_poll"),
+    (POLL_GUEST.replace("(elem (i32.const 1) func $on_sample $stop_at_two)",
+                        "(elem (i32.const 1) func $on_sample $stop_at_two $poll)"), "element segment"),
+    (POLL_GUEST.replace("(drop (i64.const -5))", "(drop (ref.func $poll))")
+     .replace("(elem (i32.const 1) func $on_sample $stop_at_two)",
+              "(elem (i32.const 1) func $on_sample $stop_at_two) (elem declare func $poll)"), "element segment"),
+    (POLL_GUEST.replace('(func $helper', '(export "p" (func $poll)) (func $helper'), "exported"),
+    ('(module (import "wasm_bpf" "wasm_bpf_buffer_poll" (func (param i64 i32 i32 i32 i32 i32 i32) (result i32)))'
+     ' (memory (export "memory") 1) (table (export "__indirect_function_table") 1 funcref) (func))',
+     "never calls"),
+])
+def test_poll_in_wasm_refuses_what_it_cannot_redirect(text, message):
+    wasm = rewrite.add_ring_dispatch(wat(text))[0]
+    wasmtime.Module(wasmtime.Engine(), wasm)  # a valid module
+    with pytest.raises(RewriteError, match=message):
+        rewrite.serve_poll_in_wasm(wasm)
+
+
+def test_poll_in_wasm_refuses_unknown_instructions():
+    body = b"\x00" + b"\x10\x00" + b"\xd3"  # no locals; call 0; an opcode it does not know
+    with pytest.raises(RewriteError, match="unknown instruction 0xd3"):
+        rewrite._retarget_calls(body, 0, 5)
+    assert rewrite._retarget_calls(b"\x00\x10\x00\x10\x01\x12\x00", 0, 300) == (
+        b"\x00\x10\xac\x02\x10\x01\x12\xac\x02", 2)  # call and return_call, a longer LEB
+
+
+GUESTS = ["examples/bench/bench.wasm", "examples/bootstrap/bootstrap.wasm",
+          "examples/rust_bootstrap/rust_bootstrap.wasm", "tests/guests/build/ringbuf.wasm"]
+
+
+@pytest.mark.parametrize("path", GUESTS)
+def test_poll_in_wasm_rewrites_the_built_guests_into_valid_modules(path):
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, path), "rb") as f:  # built by `make build`: missing is a failure
+        wasm = rewrite.add_ring_dispatch(f.read())[0]
+    out = rewrite.serve_poll_in_wasm(wasm)
+    wasmtime.Module(wasmtime.Engine(), out)  # validates
+    assert rewrite.export_index(out, rewrite.POLL_IN_WASM, rewrite.KIND_FUNC) is not None
