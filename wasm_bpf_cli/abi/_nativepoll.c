@@ -479,6 +479,23 @@ int wb_stage(struct wb_host *h, const int32_t a[7], int32_t *result)
 	return stage_next(h, r, result);
 }
 
+/* wb_stage for a caller passing the arguments by value (ctypes without
+ * argtypes: each a C int) and the memory's size in 64 KiB pages: the answer,
+ * or WB_STAGE_FALLBACK (outside the int32 range). */
+#define WB_STAGE_FALLBACK (1LL << 32)
+
+int64_t wb_stage_args(struct wb_host *h, int32_t handle, int32_t fd, int32_t cb, int32_t ctx,
+		      int32_t data, int32_t max_size, int32_t timeout, int32_t pages)
+{
+	const int32_t a[7] = {handle, fd, cb, ctx, data, max_size, timeout};
+	int32_t result = 0;
+
+	h->mem_limit = (uint64_t)(uint32_t)pages << 16;
+	if (wb_stage(h, a, &result) == WB_FALLBACK)
+		return WB_STAGE_FALLBACK;
+	return result;
+}
+
 /* ---- wasmtime glue --------------------------------------------------- */
 
 /* wasmtime_val_raw_t is a 16-byte union; an i32 is at offset 0. */

@@ -125,14 +125,9 @@ class BufferDelivery:
     def buffer_stage(self, handle: int, fd: int, sample_func: int, ctx: int, data: int,
                      max_size: int, timeout_ms: int) -> int:
         """The poll import under its new name, where the engine made the
-        guest run the dispatch loop itself (rewrite.serve_poll_in_wasm): the
-        C loop stages batches (rewrite.STAGED) and commits them; whatever it
-        does not serve, the Python path serves as a whole poll."""
-        native = self._native
-        if native is not None and native.staged:
-            got = native.stage(handle, fd, sample_func & U32, ctx, data, max_size, timeout_ms)
-            if got is not None:
-                return got
+        guest run the dispatch loop itself (rewrite.serve_poll_in_wasm): what
+        the C loop does not stage and commit (nativepoll.stage_function) the
+        Python path serves as a whole poll."""
         return self._table_poll(handle, fd, sample_func, ctx, data, max_size, timeout_ms)
 
     def _table_poll(self, handle: int, fd: int, sample_func: int, ctx: int, data: int,

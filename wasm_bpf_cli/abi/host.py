@@ -95,8 +95,10 @@ class HostAbi:
         # The poll import renamed, where the engine made the guest dispatch itself
         # (rewrite.serve_poll_in_wasm); an unused definition elsewhere.
         poll_sig = WASM_BPF_FUNCTIONS["wasm_bpf_buffer_poll"]
-        funcs.append(HostFunction(WASM_BPF_MODULE, STAGE_POLL_NAME, poll_sig,
-                                  self._guarded(STAGE_POLL_NAME, bounded(self.delivery.buffer_stage), poll_sig)))
+        stage = self._guarded(STAGE_POLL_NAME, bounded(self.delivery.buffer_stage), poll_sig)
+        if self._native is not None:  # the C loop first (it applies the policy's bound itself)
+            stage = self._native.stage_function(stage)
+        funcs.append(HostFunction(WASM_BPF_MODULE, STAGE_POLL_NAME, poll_sig, stage))
         if self._native is not None:  # the engine may serve this import in C (nativepoll.py)
             next(f for f in funcs if f.name == "wasm_bpf_buffer_poll").func.native_poll = self._native
         return funcs

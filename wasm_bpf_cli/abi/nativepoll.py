@@ -15,13 +15,14 @@ import glob
 import importlib.machinery
 import logging
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 log = logging.getLogger("wasm_bpf.host")
 
 MAX_RINGS = 16
 NO_CB = -1
 FALLBACK = 1  # wb_poll: the Python path must serve this poll
+STAGE_FALLBACK = 1 << 32  # wb_stage_args: the same
 _CALL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
                          ctypes.POINTER(ctypes.c_int32))
 _REFRESH = ctypes.CFUNCTYPE(None)
@@ -121,6 +122,7 @@ class NativePolls:
         self.staged = False  # polls enter through `stage`: the guest runs the dispatch loop itself
         self.state.stg.ring = -1
         self._memory = None
+        self._stage_memory = None  # set once polls enter through stage_function
         self._pending: Optional[BaseException] = None
         self._call = None
         self._args = (ctypes.c_int32 * 7)()
@@ -193,31 +195,43 @@ class NativePolls:
         self.driven = True
 
     def _stage(self, memory) -> None:
-        """The guest's poll calls reach `stage` (rewrite.serve_poll_in_wasm):
+        """The guest's poll calls reach `stage_function` (rewrite.serve_poll_in_wasm):
         the guest runs the dispatch loop itself between a stage and a commit
-        call, so the host never calls into wasm. The memory's base and size
-        are set before each call (a callback may have grown it)."""
-        st = self.state
-        self._memory = memory
-        st.mem.size = None  # mem_limit, set before each call
-        self._wb_stage = self.lib.wb_stage
-        self._wb_stage.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
-        self._wb_stage.restype = ctypes.c_int
-        self._stage_refs = (ctypes.addressof(st), ctypes.addressof(self._args),
-                            ctypes.addressof(self._result))
+        call, so the host never calls into wasm."""
+        self.state.mem.size = None  # mem_limit, passed with each call
+        self._stage_memory = memory
         self.staged = True
 
-    def stage(self, handle: int, fd: int, cb: int, ctx: int, data: int, max_size: int,
-              timeout_ms: int) -> Optional[int]:
-        """A call of the stage import: its answer (rewrite.STAGED: a batch
-        waits in the staging pages for the guest's loop), or None if the
-        Python path must serve the poll."""
+    def stage_function(self, fallback: Callable[..., int]) -> Callable[..., int]:
+        """The host function of the stage import: each call straight to
+        wb_stage_args (the arguments by value: no argument array, no
+        argtypes), or `fallback` (the Python path, a whole poll) for what
+        the C loop does not serve. The memory's base is looked up again only
+        when its size changed (growing is the only thing that can move it)."""
         st = self.state
-        st.mem_base, st.mem_limit = self._memory.base_and_size()
-        self._args[:] = (handle, fd, cb, ctx, data, max_size, timeout_ms)
-        if self._wb_stage(*self._stage_refs) == FALLBACK:
-            return None
-        return self._result.value
+        call = self.lib.wb_stage_args
+        call.restype = ctypes.c_int64
+        host = ctypes.c_void_p(self.address)
+        seen = [-1]  # the memory size mem_base was read at
+
+        def stage(handle: int, fd: int, cb: int, ctx: int, data: int, max_size: int, timeout_ms: int) -> int:
+            memory = self._stage_memory
+            if memory is not None and -0x80000000 <= handle <= 0x7FFFFFFF:  # passed as a C int
+                try:
+                    size = memory.size()
+                    if size != seen[0]:
+                        st.mem_base = memory.base_address()
+                        seen[0] = size
+                    got = call(host, handle, fd, cb, ctx, data, max_size, timeout_ms, size >> 16)
+                except Exception:  # noqa: BLE001 - never into the guest: the Python path serves it
+                    log.exception("staged poll failed")
+                else:
+                    if got != STAGE_FALLBACK:
+                        return got
+            return fallback(handle, fd, cb, ctx, data, max_size, timeout_ms)
+
+        stage.__name__ = "wasm_bpf_buffer_poll_stage"
+        return stage
 
     @property
     def staged_batches(self) -> int:
