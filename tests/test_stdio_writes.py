@@ -22,10 +22,12 @@ import wasmtime
 from conftest import ENGINE, ROOT, skip_or_fail
 from wasm_bpf_cli.engines import wasmtime_nativestdio
 
-pytestmark = pytest.mark.engine
-
+# The tests taking `path` run on every engine (marked engine); the two that
+# compare C with Python are wasmtime's alone (not marked: the wasmer pass of
+# the suite leaves them out).
 C_BUILT = ENGINE == "wasmtime" and wasmtime_nativestdio.library() is not None
-PATHS = ["c", "python"] if C_BUILT else ["python"]
+PATHS = ["c", "python"] if ENGINE == "wasmtime" else ["python"]
+NOT_BUILT = "the C fd_write is not built (no C compiler when installed, or WASM_BPF_NATIVE_STDIO=0)"
 
 CHILD = r"""
 import json, os, signal, sys
@@ -135,6 +137,8 @@ def path(request):
             import wasmer  # noqa: F401
         except ImportError:
             skip_or_fail("wasmer is not importable on this Python")
+    if request.param == "c" and not C_BUILT:
+        skip_or_fail(NOT_BUILT)
     return request.param
 
 
@@ -163,6 +167,7 @@ BYTES_GUEST = f"""
 BYTES_OUT = b"line one\0with a NUL\npartial, then the rest\n" + filled(BIG)
 
 
+@pytest.mark.engine
 def test_bytes_reach_the_pipe_as_written(tmp_path, path):
     """NUL bytes, a line in two writes, several iovecs with an empty one, a
     write larger than the pipe, an empty write: the pipe holds exactly the
@@ -174,6 +179,7 @@ def test_bytes_reach_the_pipe_as_written(tmp_path, path):
     assert report["served"] == served(path, 6)
 
 
+@pytest.mark.engine
 def test_short_writes_and_eintr_still_deliver_every_byte_in_order(tmp_path, path):
     """A 4 MiB write into a pipe read slowly while a timer signal keeps
     interrupting it: the kernel returns short counts and EINTR; the rest goes
@@ -238,6 +244,7 @@ FAULTS = [
 ]
 
 
+@pytest.mark.engine
 def test_bad_pointers_get_efault_and_nothing_is_written(tmp_path, path):
     report, out, err = Child(tmp_path, path, _fault_guest(FAULTS)).run()
     assert (report["code"], report["error"]) == (0, None)
@@ -263,6 +270,7 @@ def _closed_pipe():
     return write
 
 
+@pytest.mark.engine
 def test_a_closed_pipe_is_epipe_to_the_guest_and_reported_to_the_host(tmp_path, path):
     """stdout's reader is gone: the guest gets WASI EPIPE (64), the runner's
     on_closed_output hears of fd 1 (it stops the run, as SIGPIPE a native tool)."""
@@ -276,6 +284,7 @@ def test_a_closed_pipe_is_epipe_to_the_guest_and_reported_to_the_host(tmp_path, 
     assert report["served"] == served(path, 2)
 
 
+@pytest.mark.engine
 def test_an_exception_from_on_closed_output_traps_the_guest(tmp_path, path):
     write = _closed_pipe()
     try:
@@ -286,6 +295,7 @@ def test_an_exception_from_on_closed_output_traps_the_guest(tmp_path, path):
     assert err == b""
 
 
+@pytest.mark.engine
 def test_a_full_nonblocking_pipe_is_eagain_after_what_fit(tmp_path, path):
     """stdout is a non-blocking pipe nobody reads yet: the write stops when
     the pipe is full (EAGAIN, 6, to the guest, no count stored), and what fit
@@ -316,6 +326,7 @@ def test_a_full_nonblocking_pipe_is_eagain_after_what_fit(tmp_path, path):
     assert report["served"] == served(path, 2)
 
 
+@pytest.mark.engine
 def test_an_api_callback_gets_every_write_through_python(tmp_path, path):
     """stdout to a Python callable (the API): C must not serve it, the
     callable gets each write as written; stderr is still the host's fd 2."""
@@ -332,8 +343,9 @@ def test_an_api_callback_gets_every_write_through_python(tmp_path, path):
     assert report["served"] == served(path, 1)  # the stderr write only
 
 
-@pytest.mark.skipif(not C_BUILT, reason="the C fd_write is wasmtime's, with the helper built")
 def test_no_glue_when_both_streams_go_to_python():
+    if not C_BUILT:
+        skip_or_fail(NOT_BUILT)
     from wasm_bpf_cli import engines
     from wasm_bpf_cli.engines.base import WasiOptions
 
@@ -350,13 +362,14 @@ def test_no_glue_when_both_streams_go_to_python():
     inst.close()
 
 
-@pytest.mark.skipif(not C_BUILT, reason="the C fd_write is wasmtime's, with the helper built")
 def test_c_and_python_answer_random_calls_alike():
     """Seeded random fd_write calls (pointers, counts and lengths biased to
     the memory's edges and the 32-bit limits) on one instance, each made once
     through C and once through GuestStdio.fd_write: the same errno and the
     same count stored, and C answered every one of its calls. fd 1 is
     /dev/null meanwhile."""
+    if not C_BUILT:
+        skip_or_fail(NOT_BUILT)
     import ctypes
     import random
 
