@@ -64,14 +64,10 @@ def check_int(ret: int, what: str, details: str = "", privileged: bool = False) 
 
 
 def check_ptr(ptr, what: str, details: str = "", privileged: bool = False):
-    """Return `ptr` if it is a valid pointer. libbpf 1.x returns NULL and sets
-    errno; an ERR_PTR (legacy mode) is decoded with libbpf_get_error."""
-    from .lib import libbpf
-
+    """Return `ptr` if it is not NULL. libbpf 1.x (the oldest this runs on,
+    lib.MIN_VERSION) returns NULL and sets errno; its ERR_PTR returns ended
+    with 1.0's removal of the legacy mode."""
     if not ptr:
         err = ctypes.get_errno() or _errno.EINVAL
         raise error_from_errno(err, what, details, privileged)
-    ret = libbpf().libbpf_get_error(ptr)
-    if ret:
-        raise error_from_errno(-ret, what, details, privileged)
     return ptr

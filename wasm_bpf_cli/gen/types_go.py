@@ -12,7 +12,7 @@ Every size and offset is checked at compile time: `[1]struct{}{}[X]` only
 compiles when the constant X is 0, so a wrong layout never builds.
 """
 import os
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 from wasm_bpf_cli.inspect.btf_reader import (ARRAY, ENUM, ENUM64, FLOAT, FWD, INT, PTR, STRUCT,
                                              UNION, Btf, BtfType)
@@ -21,7 +21,8 @@ from wasm_bpf_cli.inspect.errors import InspectError
 from .errors import GenError
 from .source import BpfSource
 from .types_header import TypesResult, _named_underlying, define_selected
-from .wasm32_layout import INT_BOOL, INT_SIGNED, MAX_DEPTH, Member, Unreproducible, Wasm32Types
+from .definitions import Definitions, Unreproducible
+from .wasm32_layout import INT_BOOL, INT_SIGNED, MAX_DEPTH, Wasm32Types
 
 GO_KEYWORDS = frozenset("break case chan const continue default defer else fallthrough for func go goto "
                         "if import interface map package range return select struct switch type var".split())
@@ -84,18 +85,14 @@ def _bytes(size: int, note: str) -> GoField:
 _INTS = {1: "int8", 2: "int16", 4: "int32", 8: "int64"}
 
 
-class GoTypes:
+class GoTypes(Definitions):
     """Collects Go definitions of the named types asked for (and of what they
     embed by value), each once, dependencies first."""
 
     def __init__(self, btf: Btf):
-        self.btf = btf
+        super().__init__(btf)
         self.members = Wasm32Types(btf).members_of  # BTF member offsets, bitfields decoded
-        self.blocks: List[str] = []
         self.checks: List[Tuple[str, Optional[str], int, str]] = []  # (Go expr, C path, value, C ref)
-        self._done: Dict[int, GoField] = {}
-        self._failed: Dict[int, str] = {}
-        self._busy: set = set()
         self._names: set = set()
 
     def _unique(self, name: str) -> str:
@@ -107,35 +104,18 @@ class GoTypes:
 
     # ------------------------------------------------------ definitions
     def define(self, type_id: int, typedef: Optional[str] = None) -> GoField:
-        if type_id in self._done:
-            return self._done[type_id]
-        if type_id in self._failed:
-            raise Unreproducible(self._failed[type_id])
-        if type_id in self._busy:
-            raise Unreproducible(f"{self.btf.c_name(type_id)} contains itself")
-        t = self.btf.get(type_id)
-        if t is None or t.kind not in (STRUCT, UNION, ENUM, ENUM64):
-            raise Unreproducible(f"type {type_id} is not a struct, union or enum")
-        tag = {STRUCT: "struct", UNION: "union"}.get(t.kind, "enum")
-        ref = f"{tag} {t.name}" if t.name else typedef
-        self._busy.add(type_id)
-        try:
-            name = go_name(t.name or typedef)
-            if t.kind in (ENUM, ENUM64):
-                field, block = self._enum(t, ref, name)
-            elif t.kind == UNION:
-                field, block = self._union(t, ref, name)
-            else:
-                field, block = self._struct(t, ref, name)
-        except Unreproducible as exc:
-            self._failed[type_id] = f"{ref}: {exc}"
-            raise Unreproducible(self._failed[type_id]) from None
-        finally:
-            self._busy.discard(type_id)
+        return super().define(type_id, typedef)
+
+    def _definition(self, t: BtfType, ref: str, typedef: Optional[str]) -> Tuple[GoField, str]:
+        name = go_name(t.name or typedef)
+        if t.kind in (ENUM, ENUM64):
+            field, block = self._enum(t, ref, name)
+        elif t.kind == UNION:
+            field, block = self._union(t, ref, name)
+        else:
+            field, block = self._struct(t, ref, name)
         self._names.add(field.spelling)
-        self.blocks.append(block)
-        self._done[type_id] = field
-        return field
+        return field, block
 
     def _enum(self, t: BtfType, ref: str, name: str) -> Tuple[GoField, str]:
         size = t.size_or_type

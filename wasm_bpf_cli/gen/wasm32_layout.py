@@ -20,13 +20,11 @@ from wasm_bpf_cli.inspect.btf_reader import (ARRAY, CONST, ENUM, ENUM64, FLOAT, 
                                              INT, PTR, RESTRICT, STRUCT, TYPE_TAG, TYPEDEF,
                                              UNION, VOLATILE, Btf, BtfType)
 
+from .definitions import Definitions, Unreproducible
+
 _QUALIFIERS = (CONST, VOLATILE, RESTRICT, TYPE_TAG)
 INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
 MAX_DEPTH = 32
-
-
-class Unreproducible(Exception):
-    """A type whose BPF layout has no exact wasm32 C spelling; the message says why."""
 
 
 class Mapped(NamedTuple):
@@ -66,53 +64,25 @@ def c_identifier(name: str) -> str:
     return out if out and not out[0].isdigit() else "_" + out
 
 
-class Wasm32Types:
+class Wasm32Types(Definitions):
     """Collects the definitions of the named types it is asked for (and of
     every type they embed by value), in dependency order."""
 
     def __init__(self, btf: Btf):
-        self.btf = btf
-        self.blocks: List[str] = []               # emitted definitions, in order
-        self._done: Dict[int, str] = {}           # type id -> C reference ("struct x")
-        self._failed: Dict[int, str] = {}         # type id -> reason
-        self._busy: set = set()
+        super().__init__(btf)
         self._align: Dict[int, int] = {}          # type id -> wasm32 alignment
         self._pad = 0
-
-    # ----------------------------------------------------------- naming
-    def ref_of(self, t: BtfType, typedef: Optional[str] = None) -> str:
-        tag = {STRUCT: "struct", UNION: "union"}.get(t.kind, "enum")
-        return f"{tag} {t.name}" if t.name else typedef
-
-    def display(self, type_id: int) -> str:
-        return self.btf.c_name(type_id)
 
     # ------------------------------------------------------ definitions
     def define(self, type_id: int, typedef: Optional[str] = None) -> str:
         """Emit the definition of a named struct/union/enum (or an anonymous
         one named by `typedef`) once; returns how C refers to it."""
-        if type_id in self._done:
-            return self._done[type_id]
-        if type_id in self._failed:
-            raise Unreproducible(self._failed[type_id])
-        if type_id in self._busy:
-            raise Unreproducible(f"{self.display(type_id)} contains itself")
-        t = self.btf.get(type_id)
-        if t is None or t.kind not in (STRUCT, UNION, ENUM, ENUM64):
-            raise Unreproducible(f"type {type_id} is not a struct, union or enum")
-        ref = self.ref_of(t, typedef)
-        self._busy.add(type_id)
-        try:
-            block = self._enum_block(t, ref) if t.kind in (ENUM, ENUM64) else self._composite_block(t, ref)
-        except Unreproducible as exc:
-            self._failed[type_id] = f"{ref}: {exc}"
-            raise Unreproducible(self._failed[type_id]) from None
-        finally:
-            self._busy.discard(type_id)
+        return super().define(type_id, typedef)
+
+    def _definition(self, t: BtfType, ref: str, typedef: Optional[str]) -> Tuple[str, str]:
+        block = self._enum_block(t, ref) if t.kind in (ENUM, ENUM64) else self._composite_block(t, ref)
         guard = "WASM_BPF_TYPE_" + c_identifier(ref.replace(" ", "_"))
-        self.blocks.append(f"#ifndef {guard}\n#define {guard}\n{block}#endif /* {guard} */\n")
-        self._done[type_id] = ref
-        return ref
+        return ref, f"#ifndef {guard}\n#define {guard}\n{block}#endif /* {guard} */\n"
 
     def _enum_block(self, t: BtfType, ref: str) -> str:
         # 32-bit values as signed (pre-6.0 BTF, what clang-14 emits, has no
