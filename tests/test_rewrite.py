@@ -1,5 +1,7 @@
 """The wasm section editor: rewritten modules validate and run (wasmtime is the
 validator), and every byte outside the edited sections survives."""
+import struct
+
 import wasmtime
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -438,6 +440,16 @@ def ring_record(first_byte: int, size: int) -> bytes:
     return rec + bytes(-len(rec) % 8)
 
 
+def staged_args(mem, store, slot):
+    """The poll's arguments the added function wrote into the slot."""
+    raw = bytes(mem.read(store, slot + rewrite.SLOT_ARGS, slot + rewrite.SLOT_ARGS + 32))
+    return struct.unpack("<qiiiiii", raw)
+
+
+def stage_type():
+    return wasmtime.FuncType([], [wasmtime.ValType.i32()])  # a fresh one each time: a Func takes it over
+
+
 class StageHost:
     """What the host's stage import does (_nativepoll.c wb_stage), in Python:
     stages `batches` one after the other, then answers the total delivered."""
@@ -450,12 +462,12 @@ class StageHost:
         self.memory = None
         self.staged = False
 
-    def __call__(self, caller, handle, fd, cb, ctx, data, max_size, timeout):
+    def __call__(self, caller):
         mem = self.memory
         u32 = lambda at: int.from_bytes(bytes(mem.read(caller, at, at + 4)), "little", signed=True)  # noqa: E731
         put = lambda at, v: mem.write(caller, (v & 0xFFFFFFFF).to_bytes(4, "little"), at)  # noqa: E731
         state = u32(self.slot + rewrite.SLOT_STATE)
-        self.calls.append((handle, fd, cb, ctx, data, max_size, timeout, state))
+        self.calls.append(staged_args(mem, caller, self.slot) + (state,))
         if self.staged:
             assert state == rewrite.STATE_COMMIT
             self.staged = False
@@ -484,8 +496,7 @@ def run_served(batches, cb=1, slot_set=True):
     module = wasmtime.Module(store.engine, wasm)
     imports = {i.name: i for i in module.imports}
     assert set(imports) == {"stage"}  # renamed in place, nothing else imported
-    ty = wasmtime.FuncType([wasmtime.ValType.i64()] + [I32] * 6, [I32])
-    inst = wasmtime.Instance(store, module, [wasmtime.Func(store, ty, host, access_caller=True)])
+    inst = wasmtime.Instance(store, module, [wasmtime.Func(store, stage_type(), host, access_caller=True)])
     exports = inst.exports(store)
     host.memory = exports["memory"]
     if slot_set:
@@ -515,8 +526,8 @@ def test_poll_in_wasm_a_negative_callback_return_stops_and_is_the_answer():
 def test_poll_in_wasm_a_host_answer_equal_to_staged_is_passed_on_without_a_staged_slot():
     # the Python path returns what a callback returned: STAGED itself is then the answer
     class Plain(StageHost):
-        def __call__(self, caller, *args):
-            self.calls.append(args)
+        def __call__(self, caller):
+            self.calls.append(caller)
             return rewrite.STAGED
 
     wasm = rewrite.serve_poll_in_wasm(rewrite.add_ring_dispatch(wat(POLL_GUEST))[0], stage="stage")
@@ -524,12 +535,54 @@ def test_poll_in_wasm_a_host_answer_equal_to_staged_is_passed_on_without_a_stage
         host = Plain([])
         store = wasmtime.Store()
         module = wasmtime.Module(store.engine, wasm)
-        ty = wasmtime.FuncType([wasmtime.ValType.i64()] + [I32] * 6, [I32])
-        inst = wasmtime.Instance(store, module, [wasmtime.Func(store, ty, host, access_caller=True)])
+        inst = wasmtime.Instance(store, module, [wasmtime.Func(store, stage_type(), host, access_caller=True)])
         if slot_set:
             inst.exports(store)[rewrite.STAGE_SLOT_EXPORT].set_value(store, wasmtime.Val.i32(60000))
         assert inst.exports(store)["run"](store, 1, 100) == rewrite.STAGED
         assert len(host.calls) == 1
+
+
+def test_poll_in_wasm_host_calls_carry_no_arguments():
+    # wasmer-python keeps each host call's argument objects until the guest
+    # exits: the stage import must stay () -> i32, the arguments in memory
+    wasm = rewrite.serve_poll_in_wasm(rewrite.add_ring_dispatch(wat(POLL_GUEST))[0], stage="stage")
+    module = wasmtime.Module(wasmtime.Engine(), wasm)
+    (imp,) = module.imports
+    assert (imp.module, imp.name) == ("wasm_bpf", "stage")
+    assert list(imp.type.params) == [] and [str(t) for t in imp.type.results] == ["i32"]
+
+
+def test_poll_in_wasm_without_a_slot_grows_the_memory_by_a_page_for_one():
+    # no slot from the host yet (a perf buffer, no C loop): the arguments go
+    # into a fresh page, whose address the host reads from the slot global
+    seen = []
+
+    def host(caller):
+        exports = caller
+        slot = exports[rewrite.STAGE_SLOT_EXPORT].value(caller)
+        seen.append((slot, staged_args(exports["memory"], caller, slot),
+                     exports["memory"].size(caller)))
+        return 5
+
+    wasm = rewrite.serve_poll_in_wasm(rewrite.add_ring_dispatch(wat(POLL_GUEST))[0], stage="stage")
+    store = wasmtime.Store()
+    inst = wasmtime.Instance(store, wasmtime.Module(store.engine, wasm),
+                             [wasmtime.Func(store, stage_type(), host, access_caller=True)])
+    run = inst.exports(store)["run"]
+    assert run(store, 1, 100) == 5 and run(store, 2, -1) == 5
+    assert seen == [(2 * 65536, (7, 3, 1, 99, 256, 64, 100), 3),
+                    (2 * 65536, (7, 3, 2, 99, 256, 64, -1), 3)]  # one page, kept
+
+
+def test_poll_in_wasm_without_a_slot_and_no_memory_to_grow_answers_enomem():
+    calls = []
+    text = POLL_GUEST.replace('(memory (export "memory") 2)', '(memory (export "memory") 2 2)')
+    wasm = rewrite.serve_poll_in_wasm(rewrite.add_ring_dispatch(wat(text))[0], stage="stage")
+    store = wasmtime.Store()
+    inst = wasmtime.Instance(store, wasmtime.Module(store.engine, wasm),
+                             [wasmtime.Func(store, stage_type(), lambda: calls.append(1) or 0)])
+    assert inst.exports(store)["run"](store, 1, 100) == -12
+    assert calls == []
 
 
 def _bodies(wasm: bytes):
@@ -559,12 +612,24 @@ def test_poll_in_wasm_retargets_only_calls_of_the_import():
     ('(module (import "wasm_bpf" "wasm_bpf_buffer_poll" (func (param i64 i32 i32 i32 i32 i32 i32) (result i32)))'
      ' (memory (export "memory") 1) (table (export "__indirect_function_table") 1 funcref) (func))',
      "never calls"),
+    (POLL_GUEST.replace("(param i64 i32 i32 i32 i32 i32 i32) (result i32)", "(param i64 i32 i32 i32 i32 i32) (result i32)")
+     .replace("(i32.const 64) (local.get $timeout)", "(i32.const 64)"), "is not imported as"),
 ])
 def test_poll_in_wasm_refuses_what_it_cannot_redirect(text, message):
     wasm = rewrite.add_ring_dispatch(wat(text))[0]
     wasmtime.Module(wasmtime.Engine(), wasm)  # a valid module
     with pytest.raises(RewriteError, match=message):
         rewrite.serve_poll_in_wasm(wasm)
+
+
+def test_poll_in_wasm_refuses_a_module_without_memory():
+    # the arguments go to memory: a module without one keeps its import
+    text = ('(module (import "wasm_bpf" "wasm_bpf_buffer_poll" (func $p (param i64 i32 i32 i32 i32 i32 i32)'
+            ' (result i32))) (func (export "%s") (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)'
+            ' (i32.const 0)) (func (drop (call $p (i64.const 1) (i32.const 2) (i32.const 3) (i32.const 4)'
+            ' (i32.const 5) (i32.const 6) (i32.const 7)))))' % rewrite.RING_DISPATCH_TABLE)
+    with pytest.raises(RewriteError, match="no memory"):
+        rewrite.serve_poll_in_wasm(wat(text))
 
 
 def test_poll_in_wasm_refuses_unknown_instructions():
@@ -586,5 +651,7 @@ def test_poll_in_wasm_rewrites_the_built_guests_into_valid_modules(path):
     with open(os.path.join(root, path), "rb") as f:  # built by `make build`: missing is a failure
         wasm = rewrite.add_ring_dispatch(f.read())[0]
     out = rewrite.serve_poll_in_wasm(wasm)
-    wasmtime.Module(wasmtime.Engine(), out)  # validates
+    module = wasmtime.Module(wasmtime.Engine(), out)  # validates
+    stage = [i.type for i in module.imports if i.name == rewrite.STAGE_IMPORT]
+    assert [(list(t.params), [str(r) for r in t.results]) for t in stage] == [([], ["i32"])]
     assert rewrite.export_index(out, rewrite.POLL_IN_WASM, rewrite.KIND_FUNC) is not None

@@ -479,18 +479,28 @@ int wb_stage(struct wb_host *h, const int32_t a[7], int32_t *result)
 	return stage_next(h, r, result);
 }
 
-/* wb_stage for a caller passing the arguments by value (ctypes without
- * argtypes: each a C int) and the memory's size in 64 KiB pages: the answer,
- * or WB_STAGE_FALLBACK (outside the int32 range). */
+/* wb_stage for the stage import of type () -> i32: the poll's arguments are
+ * in the slot (rewrite.SLOT_ARGS: handle as i64, then six i32), written by
+ * the guest's wasm before each call; the memory's size is passed in 64 KiB
+ * pages. The answer, or WB_STAGE_FALLBACK (the Python path serves the poll,
+ * reading the same arguments). */
 #define WB_STAGE_FALLBACK (1LL << 32)
+#define WB_SLOT_ARGS 32
+#define WB_SLOT_SIZE 64
 
-int64_t wb_stage_args(struct wb_host *h, int32_t handle, int32_t fd, int32_t cb, int32_t ctx,
-		      int32_t data, int32_t max_size, int32_t timeout, int32_t pages)
+int64_t wb_stage_slot(struct wb_host *h, int32_t pages)
 {
-	const int32_t a[7] = {handle, fd, cb, ctx, data, max_size, timeout};
-	int32_t result = 0;
+	int32_t a[7], result = 0;
+	int64_t handle;
 
 	h->mem_limit = (uint64_t)(uint32_t)pages << 16;
+	if (h->window == 0 || h->mem_base == NULL || (uint64_t)h->res + WB_SLOT_SIZE > h->mem_limit)
+		return WB_STAGE_FALLBACK;
+	memcpy(&handle, h->mem_base + h->res + WB_SLOT_ARGS, 8);
+	if (handle < INT32_MIN || handle > INT32_MAX)
+		return WB_STAGE_FALLBACK;
+	a[0] = (int32_t)handle;
+	memcpy(&a[1], h->mem_base + h->res + WB_SLOT_ARGS + 8, 6 * sizeof(int32_t));
 	if (wb_stage(h, a, &result) == WB_FALLBACK)
 		return WB_STAGE_FALLBACK;
 	return result;

@@ -8,13 +8,14 @@ pages (poller.Staging) are grown once per guest, when it first asks for a
 buffer map's fd."""
 import ctypes
 import logging
+import struct
 import threading
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from wasm_bpf_cli.abi import errno as werr
 from wasm_bpf_cli.abi.calls import Filtered
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES, BufferPoller, BufferStats, Staging
-from wasm_bpf_cli.abi.signatures import SAMPLE_CALLBACK
+from wasm_bpf_cli.abi.signatures import SAMPLE_CALLBACK, STAGE_ARGS_FORMAT, STAGE_ARGS_OFFSET
 from wasm_bpf_cli.bpf import BpfError, MapInfo
 from wasm_bpf_cli.engines.base import GuestTrap
 
@@ -122,13 +123,25 @@ class BufferDelivery:
                 return got
         return self._table_poll(handle, fd, sample_func, ctx, data, max_size, timeout_ms)
 
-    def buffer_stage(self, handle: int, fd: int, sample_func: int, ctx: int, data: int,
-                     max_size: int, timeout_ms: int) -> int:
+    def buffer_stage(self, bounded: Callable[[Callable[..., int]], Callable[..., int]]) -> Callable[[], int]:
         """The poll import under its new name, where the engine made the
         guest run the dispatch loop itself (rewrite.serve_poll_in_wasm): what
         the C loop does not stage and commit (nativepoll.stage_function) the
-        Python path serves as a whole poll."""
-        return self._table_poll(handle, fd, sample_func, ctx, data, max_size, timeout_ms)
+        Python path serves as a whole poll, with the arguments the guest
+        wrote into the staging slot (-EINVAL if they cannot be read).
+        `bounded` applies the policy's timeout bound to a poll."""
+        poll = bounded(self._table_poll)
+
+        def stage() -> int:
+            slot = self.instance.stage_slot()
+            raw = None if not slot else self.instance.memory.read(slot + STAGE_ARGS_OFFSET,
+                                                                  struct.calcsize(STAGE_ARGS_FORMAT))
+            if raw is None:
+                log.warning("poll: no arguments in the staging slot (%s)", slot)
+                return werr.EINVAL
+            return poll(*struct.unpack(STAGE_ARGS_FORMAT, raw))
+
+        return stage
 
     def _table_poll(self, handle: int, fd: int, sample_func: int, ctx: int, data: int,
                     max_size: int, timeout_ms: int) -> int:

@@ -21,7 +21,7 @@ from wasm_bpf_cli.abi.map_ops import MapOperations
 from wasm_bpf_cli.abi.poller import BUFFER_MAP_TYPES
 from wasm_bpf_cli.abi.policy_gate import PolicyGate
 from wasm_bpf_cli.abi.preload import Preloader
-from wasm_bpf_cli.abi.signatures import (STAGE_POLL_NAME, WASM_BPF_FUNCTIONS, WASM_BPF_MODULE,
+from wasm_bpf_cli.abi.signatures import (STAGE_POLL, STAGE_POLL_NAME, WASM_BPF_FUNCTIONS, WASM_BPF_MODULE,
                                          WRAPPER_POLL, WRAPPER_POLL_NAME)
 from wasm_bpf_cli.bpf import BpfError, BpfObject, map_info
 from wasm_bpf_cli.bpf.attach import attach_program
@@ -93,12 +93,12 @@ class HostAbi:
                                   self._guarded("wrapper poll", bounded(self.wrapper_buffer_poll),
                                                 WRAPPER_POLL)))
         # The poll import renamed, where the engine made the guest dispatch itself
-        # (rewrite.serve_poll_in_wasm); an unused definition elsewhere.
-        poll_sig = WASM_BPF_FUNCTIONS["wasm_bpf_buffer_poll"]
-        stage = self._guarded(STAGE_POLL_NAME, bounded(self.delivery.buffer_stage), poll_sig)
+        # (rewrite.serve_poll_in_wasm); an unused definition elsewhere. It takes
+        # the poll's arguments from guest memory.
+        stage = self._guarded(STAGE_POLL_NAME, self.delivery.buffer_stage(bounded), STAGE_POLL)
         if self._native is not None:  # the C loop first (it applies the policy's bound itself)
             stage = self._native.stage_function(stage)
-        funcs.append(HostFunction(WASM_BPF_MODULE, STAGE_POLL_NAME, poll_sig, stage))
+        funcs.append(HostFunction(WASM_BPF_MODULE, STAGE_POLL_NAME, STAGE_POLL, stage))
         if self._native is not None:  # the engine may serve this import in C (nativepoll.py)
             next(f for f in funcs if f.name == "wasm_bpf_buffer_poll").func.native_poll = self._native
         return funcs

@@ -22,7 +22,7 @@ log = logging.getLogger("wasm_bpf.host")
 MAX_RINGS = 16
 NO_CB = -1
 FALLBACK = 1  # wb_poll: the Python path must serve this poll
-STAGE_FALLBACK = 1 << 32  # wb_stage_args: the same
+STAGE_FALLBACK = 1 << 32  # wb_stage_slot: the same
 _CALL = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
                          ctypes.POINTER(ctypes.c_int32))
 _REFRESH = ctypes.CFUNCTYPE(None)
@@ -202,33 +202,33 @@ class NativePolls:
         self._stage_memory = memory
         self.staged = True
 
-    def stage_function(self, fallback: Callable[..., int]) -> Callable[..., int]:
-        """The host function of the stage import: each call straight to
-        wb_stage_args (the arguments by value: no argument array, no
-        argtypes), or `fallback` (the Python path, a whole poll) for what
-        the C loop does not serve. The memory's base is looked up again only
-        when its size changed (growing is the only thing that can move it)."""
+    def stage_function(self, fallback: Callable[[], int]) -> Callable[[], int]:
+        """The host function of the stage import (no arguments: the guest
+        wrote the poll's into the staging slot, which wb_stage_slot reads),
+        or `fallback` (the Python path, a whole poll) for what the C loop
+        does not serve. The memory's base is looked up again only when its
+        size changed (growing is the only thing that can move it)."""
         st = self.state
-        call = self.lib.wb_stage_args
+        call = self.lib.wb_stage_slot
         call.restype = ctypes.c_int64
         host = ctypes.c_void_p(self.address)
         seen = [-1]  # the memory size mem_base was read at
 
-        def stage(handle: int, fd: int, cb: int, ctx: int, data: int, max_size: int, timeout_ms: int) -> int:
+        def stage() -> int:
             memory = self._stage_memory
-            if memory is not None and -0x80000000 <= handle <= 0x7FFFFFFF:  # passed as a C int
+            if memory is not None:
                 try:
                     size = memory.size()
                     if size != seen[0]:
                         st.mem_base = memory.base_address()
                         seen[0] = size
-                    got = call(host, handle, fd, cb, ctx, data, max_size, timeout_ms, size >> 16)
+                    got = call(host, size >> 16)
                 except Exception:  # noqa: BLE001 - never into the guest: the Python path serves it
                     log.exception("staged poll failed")
                 else:
                     if got != STAGE_FALLBACK:
                         return got
-            return fallback(handle, fd, cb, ctx, data, max_size, timeout_ms)
+            return fallback()
 
         stage.__name__ = "wasm_bpf_buffer_poll_stage"
         return stage

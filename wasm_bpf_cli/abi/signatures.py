@@ -43,6 +43,12 @@ WRAPPER_POLL = Signature(("i64", "i32", "i32", "i32", "i32", "i32"), ("i32",))
 SAMPLE_CALLBACK = Signature(("i32", "i32", "i32"), ("i32",))
 
 # The table-variant poll import renamed by an engine that makes the guest run
-# the dispatch loop of its polls itself (engines/rewrite.serve_poll_in_wasm);
-# same signature. Not part of the ABI: no guest imports it by this name.
+# the dispatch loop of its polls itself (engines/rewrite.serve_poll_in_wasm):
+# no arguments (the guest writes the poll's into the staging slot: wasmer-python
+# keeps each argument's object until the guest exits). Not part of the ABI: no
+# guest imports it by this name.
 STAGE_POLL_NAME = "wasm_bpf_buffer_poll_stage"
+STAGE_POLL = Signature((), ("i32",))
+# Where in the slot (rewrite.SLOT_ARGS) and how the poll's arguments are written.
+STAGE_ARGS_OFFSET = 32
+STAGE_ARGS_FORMAT = "<qiiiiii"

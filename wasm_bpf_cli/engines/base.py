@@ -162,6 +162,11 @@ class Instance:
         is told that its staging result slot is at guest address `slot`."""
         return False
 
+    def stage_slot(self) -> Optional[int]:
+        """The guest address of the staging result slot the loop added in
+        wasm writes a poll's arguments into (0: none yet); None without it."""
+        return None
+
     @staticmethod
     def dispatch_export(buffer_kind: str, callback_export: Optional[str]) -> str:
         """The export name of the loop the engine added over a `buffer_kind`

@@ -402,7 +402,7 @@ def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table"
 
 # ---------------------------------------------------------------- ring-buffer batch dispatch
 
-REWRITE_VERSION = 4  # bump whenever what compile() adds to a module changes (module cache key)
+REWRITE_VERSION = 5  # bump whenever what compile() adds to a module changes (module cache key)
 
 
 def poll_in_wasm_enabled() -> bool:
@@ -604,20 +604,27 @@ def _func_type(sections: Sequence[Section], func_index: int) -> Optional[int]:
 # ---------------------------------------------------------------- the poll import served in wasm
 
 # The guest's calls of its table-variant poll import go to a function added
-# here (POLL_IN_WASM), which calls the same import under a new name
-# (STAGE_IMPORT, same type: no index moves) and, while the host answers
+# here (POLL_IN_WASM), which writes the poll's arguments into the staging
+# result slot and calls the same import under a new name and a new type
+# (STAGE_IMPORT, () -> i32: no index moves) and, while the host answers
 # STAGED, runs the table dispatch loop over the records the host staged and
 # calls the import again to commit them. Why: on an engine whose host calls
 # cost far less than its calls into wasm (wasmer-python), a wake-up then
-# crosses wasm -> host twice and host -> wasm never.
+# crosses wasm -> host twice and host -> wasm never. Why no arguments:
+# wasmer-python 1.1 keeps each host call's argument objects (~48 B each)
+# until the guest's `_start` returns; a call without arguments keeps ~8 B.
 STAGE_IMPORT = "wasm_bpf_buffer_poll_stage"
 STAGE_SLOT_EXPORT = "__wasm_bpf_stage_slot"  # mutable i32 global: the staging result slot, 0: none
 POLL_IN_WASM = "__wasm_bpf_buffer_poll"  # exported for tests and tools
 STAGED = -0x7FFFFFA9  # the stage import's "a batch is staged" (with the slot's state word == 1)
 # The staging result slot (poller.Staging.res): consumed, delivered, lost (u32 each), then:
 SLOT_STATE, SLOT_HDRS, SLOT_PAYLOAD, SLOT_LEN, SLOT_RET = 12, 16, 20, 24, 28
-SLOT_SIZE = 32
+# the poll's arguments, written before each stage call: handle (i64), then
+# fd, cb, ctx, data, max_size, timeout_ms (i32 each)
+SLOT_ARGS = 32
+SLOT_SIZE = 64
 STATE_STAGED, STATE_COMMIT = 1, 2
+ENOMEM_NEG = -12  # the answer when there is no slot and the memory cannot grow by one for it
 
 
 def _skip_blocktype(r: _Reader) -> None:
@@ -727,9 +734,11 @@ def _retarget_calls(body: bytes, old: int, new: int) -> Tuple[bytes, int]:
     return bytes(out), changed
 
 
-def _find_import(sections: Sequence[Section], module: str, name: str) -> Optional[Tuple[int, int, int, int]]:
-    """(function index, type index, start, end of its name field in the
-    import section's payload) of the function import module.name, or None."""
+def _find_import(sections: Sequence[Section], module: str,
+                 name: str) -> Optional[Tuple[int, int, int, int, int]]:
+    """(function index, type index, start, end of its name field, end of its
+    type index in the import section's payload) of the function import
+    module.name, or None."""
     i = _find(sections, IMPORT)
     if i is None:
         return None
@@ -744,7 +753,7 @@ def _find_import(sections: Sequence[Section], module: str, name: str) -> Optiona
         if kind == KIND_FUNC:
             ty = r.leb_u()
             if mod == module and field == name:
-                return funcs, ty, start, end
+                return funcs, ty, start, end, r.pos
             funcs += 1
         elif kind == KIND_TABLE:
             r.byte()
@@ -764,48 +773,68 @@ def _find_import(sections: Sequence[Section], module: str, name: str) -> Optiona
 
 def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
     """(handle i64, fd, cb, ctx, data, max_size, timeout_ms) -> i32; locals
-    7 r, 8 slot, 9 ret. Loop: r = stage(args); unless r is STAGED and the
-    slot's state word says so, return r; else dispatch the staged batch with
-    the guest's callback `cb`, leave its return in the slot, mark the slot
-    COMMIT and call stage again (it commits, then answers or stages more)."""
+    7 r, 8 slot, 9 ret. Loop: with no slot yet, grow the memory by a page
+    for one (ENOMEM_NEG if it cannot); write the arguments into the slot;
+    r = stage(); unless r is STAGED and the slot's state word says so,
+    return r; else dispatch the staged batch with the guest's callback `cb`,
+    leave its return in the slot, mark the slot COMMIT and call stage again
+    (it commits, then answers or stages more). The slot is read again after
+    each call (the host may move it, and a callback's own poll overwrites
+    the arguments: they are written before every call)."""
     g = lambda i: b"\x20" + encode_u32(i)  # noqa: E731
     s = lambda i: b"\x21" + encode_u32(i)  # noqa: E731
     t = lambda i: b"\x22" + encode_u32(i)  # noqa: E731
     c = lambda v: b"\x41" + encode_s32(v)  # noqa: E731
     load = lambda off: b"\x28\x02" + encode_u32(off)  # noqa: E731
     store = lambda off: b"\x36\x02" + encode_u32(off)  # noqa: E731
-    NE, EQZ, RETURN = b"\x47", b"\x45", b"\x0f"
+    store64 = lambda off: b"\x37\x03" + encode_u32(off)  # noqa: E731
+    get_slot, set_slot = b"\x23" + encode_u32(slot_global), b"\x24" + encode_u32(slot_global)
+    NE, EQ, EQZ, SHL, RETURN, IF, END = b"\x47", b"\x46", b"\x45", b"\x74", b"\x0f", b"\x04\x40", b"\x0b"
     R, SLOT, RET = 7, 8, 9
     b = bytearray(b"\x03\x40")  # loop $again
-    b += b"".join(g(i) for i in range(7)) + b"\x10" + encode_u32(stage) + t(R)
-    b += c(STAGED) + NE + b"\x04\x40" + g(R) + RETURN + b"\x0b"
-    b += b"\x23" + encode_u32(slot_global) + t(SLOT) + EQZ + b"\x04\x40" + g(R) + RETURN + b"\x0b"
-    b += g(SLOT) + load(SLOT_STATE) + c(STATE_STAGED) + NE + b"\x04\x40" + g(R) + RETURN + b"\x0b"
+    b += get_slot + t(SLOT) + EQZ + IF  # no slot yet: a fresh page for one
+    b += c(1) + b"\x40\x00" + t(SLOT) + c(-1) + EQ + IF + c(ENOMEM_NEG) + RETURN + END
+    b += g(SLOT) + c(16) + SHL + t(SLOT) + set_slot + END
+    b += g(SLOT) + g(0) + store64(SLOT_ARGS)
+    b += b"".join(g(SLOT) + g(i) + store(SLOT_ARGS + 4 + 4 * i) for i in range(1, 7))
+    b += b"\x10" + encode_u32(stage) + t(R)
+    b += c(STAGED) + NE + IF + g(R) + RETURN + END
+    b += get_slot + t(SLOT) + EQZ + IF + g(R) + RETURN + END
+    b += g(SLOT) + load(SLOT_STATE) + c(STATE_STAGED) + NE + IF + g(R) + RETURN + END
     b += g(SLOT) + c(0) + store(SLOT_STATE)
     b += g(2) + g(3) + g(4) + g(5)
     b += g(SLOT) + load(SLOT_HDRS) + g(SLOT) + load(SLOT_PAYLOAD) + g(SLOT) + load(SLOT_LEN) + g(SLOT)
     b += b"\x10" + encode_u32(dispatch) + s(RET)
     b += g(SLOT) + g(RET) + store(SLOT_RET)
     b += g(SLOT) + c(STATE_COMMIT) + store(SLOT_STATE)
-    b += b"\x0c\x00" + b"\x0b"  # br $again, end loop
+    b += b"\x0c\x00" + END  # br $again, end loop
     b += b"\x00"  # unreachable (the loop only leaves by return)
     return bytes(b)
 
 
 def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_bpf_buffer_poll",
                        dispatch_export: str = RING_DISPATCH_TABLE, stage: str = STAGE_IMPORT) -> bytes:
-    """Rename the function import module.poll to `stage` (same type, same
-    index), add the slot global and POLL_IN_WASM (see _poll_in_wasm_body,
-    which calls `dispatch_export`, a loop add_ring_dispatch added), and make
-    every call of the import in the guest's own code a call of POLL_IN_WASM.
-    RewriteError if the module does not import it, lacks the loop, uses the
-    import other than by calls (export, element segment, ref.func), or has
-    code this decoder does not know (the caller keeps the module as it was)."""
+    """Make the function import module.poll the import `stage` of type
+    () -> i32 (same index: it takes its arguments from the slot), add the
+    slot global and POLL_IN_WASM (see _poll_in_wasm_body, which calls
+    `dispatch_export`, a loop add_ring_dispatch added), and make every call
+    of the import in the guest's own code a call of POLL_IN_WASM.
+    RewriteError if the module does not import it (with the poll's type),
+    has no memory, lacks the loop, uses the import other than by calls
+    (export, element segment, ref.func), or has code this decoder does not
+    know (the caller keeps the module as it was)."""
+    wasm, stage_type = ensure_type(wasm, (), ("i32",))
     sections = split_sections(wasm)
     found = _find_import(sections, module, poll)
     if found is None:
         raise RewriteError(f"module imports no function {module}.{poll}")
-    old, poll_type, name_start, name_end = found
+    old, poll_type, name_start, name_end, type_end = found
+    types = _types(sections)
+    want = (_valtype_bytes(("i64",) + ("i32",) * 6), _valtype_bytes(("i32",)))
+    if poll_type >= len(types) or types[poll_type] != want:
+        raise RewriteError(f"{module}.{poll} is not imported as (i64, i32 x 6) -> i32")
+    if _count(sections, MEMORY, "memory") == 0 and not _imports_memory(sections):
+        raise RewriteError("module has no memory")
     exports = _exports(sections)
     dispatch = next((idx for name, kind, idx in exports if name == dispatch_export and kind == KIND_FUNC), None)
     if dispatch is None:
@@ -838,7 +867,9 @@ def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_
     _put(sections, CODE, encode_u32(count) + b"".join(entries))
     ii = _find(sections, IMPORT)
     payload = sections[ii].payload
-    _put(sections, IMPORT, payload[:name_start] + encode_name(stage) + payload[name_end:])
+    type_start = name_end + 1  # after the kind byte
+    _put(sections, IMPORT, payload[:name_start] + encode_name(stage) + payload[name_end:type_start]
+         + encode_u32(stage_type) + payload[type_end:])
     gi = _find(sections, GLOBAL)
     nglobals = _count_imported_globals(sections) + _count(sections, GLOBAL, "global")
     glob = b"\x7f\x01" + b"\x41\x00\x0b"  # mut i32 = 0
@@ -852,6 +883,31 @@ def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_
     wasm, index = add_function(wasm, poll_type, ("i32",) * 3, body, POLL_IN_WASM)
     assert index == new
     return wasm
+
+
+def _imports_memory(sections: Sequence[Section]) -> bool:
+    i = _find(sections, IMPORT)
+    if i is None:
+        return False
+    count, r = _vec_items(sections[i].payload, "import")
+    for _ in range(count):
+        r.name()
+        r.name()
+        kind = r.byte()
+        if kind == KIND_MEMORY:
+            return True
+        if kind == KIND_FUNC:
+            r.leb_u()
+        elif kind == KIND_TABLE:
+            r.byte()
+            r.limits()
+        elif kind == KIND_GLOBAL:
+            r.byte()
+            r.byte()
+        elif kind == KIND_TAG:
+            r.byte()
+            r.leb_u()
+    return False
 
 
 def _count_imported_globals(sections: Sequence[Section]) -> int:

@@ -197,6 +197,11 @@ class WasmerInstance(Instance):
         glob.value = slot
         return True
 
+    def stage_slot(self) -> Optional[int]:
+        wasmer, _ = _wasmer()
+        glob = self._export(rewrite.STAGE_SLOT_EXPORT)
+        return glob.value if isinstance(glob, wasmer.Global) else None
+
     def table_caller(self, index: int, signature: Signature) -> Optional[Callable[..., int]]:
         """Entry `index` through the trampoline. Only the sample-callback
         signature has one; wasmer cannot read the entry, so a null entry or
