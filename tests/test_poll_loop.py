@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ENGINE, Lines, guest, run_cli
+from conftest import ENGINE, Lines, example, guest, run_cli
 from wasm_bpf_cli import Outcome, RunOptions, Runner
 from wasm_bpf_cli.abi import nativepoll
 
@@ -243,3 +243,70 @@ def test_a_callback_that_closes_its_object_mid_batch_ends_the_poll_cleanly(kind,
     # the poll returns what it delivered (1 to 3: the closing sample and any
     # after it in the same batch), not an error
     assert out.all[-1] in ("poll ret=1", "poll ret=2", "poll ret=3"), out.all
+
+
+# A runner in a fresh process (its peak RSS is its own): bench.wasm in ring
+# mode on the pid given; each line on stdin is answered with "peak_rss_kb
+# records_delivered polls_served"; end of stdin stops it.
+RSS_RUNNER = """
+import resource, sys, threading
+from wasm_bpf_cli import RunOptions, Runner
+attached = threading.Event()
+def out(data):
+    if b"attached" in data:
+        attached.set()
+runner = Runner(sys.argv[1], RunOptions(engine=sys.argv[2], args=["-p", sys.argv[3], "-s", "1024", "ring"],
+                                        stdout=out))
+runner.start()
+assert attached.wait(60)
+print("attached", flush=True)
+for _ in sys.stdin:
+    native = runner._abi._native
+    polls = sum(native.state.rings[i].polls for i in range(native.state.nrings)) if native else 0
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, runner.status().buffers[0].delivered, polls,
+          flush=True)
+runner.stop()
+print("exit", runner.wait(10).exit_code, flush=True)
+"""
+
+
+@pytest.mark.skipif(ENGINE != "wasmer" or nativepoll.library() is None,
+                    reason="wasmer-python's host calls with the C loop")
+def test_wake_ups_on_wasmer_do_not_grow_the_peak_rss_by_more_than_a_few_bytes_each(no_bpf_leaks):
+    # wasmer-python keeps each host call's Python objects until the guest's
+    # _start returns: ~8 B for a call without arguments, ~48 B more per
+    # argument. The guest's polls reach the host as calls without arguments
+    # (rewrite.serve_poll_in_wasm): two per wake-up, ~17 B; the poll import's
+    # 7 arguments cost ~170 B per wake-up (WASM_BPF_POLL_IN_WASM=0 fails here).
+    caller = Caller()
+    proc = subprocess.Popen([sys.executable, "-c", RSS_RUNNER, example("bench"), ENGINE, str(caller.p.pid)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "attached"
+
+        def sample():
+            proc.stdin.write("s\n")
+            proc.stdin.flush()
+            return tuple(int(x) for x in proc.stdout.readline().split())
+
+        def delivered(n):
+            deadline = time.monotonic() + 30
+            while (got := sample())[1] < n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return got
+
+        caller.calls(3000, 0.0001)  # warm-up: the allocator, the staging pages, the engine's caches
+        rss0, records0, polls0 = delivered(3000)
+        caller.calls(60000, 0.0001)  # ~one wake-up each (~10 s)
+        rss1, records1, polls1 = delivered(63000)
+        proc.stdin.close()
+        assert proc.stdout.read().split() == ["exit", "0"]
+    finally:
+        proc.kill()
+        proc.wait()
+        caller.close()
+    assert records1 - records0 == 60000
+    wake_ups = polls1 - polls0
+    assert wake_ups >= 50000, wake_ups  # one record (at most a few) per wake-up
+    per_wake_up = (rss1 - rss0) * 1024 / wake_ups
+    assert per_wake_up < 40, f"{per_wake_up:.0f} B per wake-up ({rss0} -> {rss1} KB over {wake_ups} wake-ups)"
