@@ -216,6 +216,9 @@ class GuestCollector:
 
     def _one(self, name: str, documentation: str, typ: str, value: float) -> Metric:
         """A family of one sample without labels (a counter's sample is NAME_total)."""
+        last = self._last.get(name)
+        if last is not None and last.samples[0].value == value:
+            return last
         return self._family(name, documentation, typ,
                             [Sample(name + "_total" if typ == "counter" else name, _NO_LABELS, value, None, None)])
 
