@@ -229,3 +229,48 @@ def test_family_by_family_is_the_library_bytes_as_values_change(encoder, content
         if step == 4:
             gauge.set(float("nan"))
         assert families.encode(reg, encoder, content_type) == encoder(reg)
+
+
+def _slot_histogram(reads):
+    """The samples GuestCollector makes of a histogram without labels whose
+    map is slot (u32 key) -> count (u64), read as `reads` (per object: a list
+    of (slot, count) in the order the kernel gave them), scrape after scrape."""
+    import struct as st
+    from types import SimpleNamespace
+
+    from wasm_bpf_cli.metrics.collector import GuestCollector, _MapMetric
+    from wasm_bpf_cli.metrics.config import MetricSpec
+    from wasm_bpf_cli.metrics.layout import Field, MapShape, Plan
+
+    spec = MetricSpec("histogram", "lat_seconds", "latency", "hist", buckets="log2", multiplier=0.5)
+    plan = Plan(spec, MapShape("hist", 1, 4, 8, 64), (), Field(0, 8, "int"), Field(0, 4, "int"))
+    collector = GuestCollector(SimpleNamespace(info={}), [])
+    metric = _MapMetric(plan, 1)
+    out = []
+    for objects in reads:
+        raws = [(len(entries), b"".join(st.pack("<I", k) for k, _ in entries),
+                 b"".join(st.pack("<Q", v) for _, v in entries)) for entries in objects]
+        family = collector._histogram(metric, raws)
+        out.append([(s.name, dict(s.labels), s.value) for s in family.samples])
+    return out
+
+
+def test_slot_histograms_from_arrays_hashes_and_several_objects():
+    array = [(i, c) for i, c in enumerate([1, 0, 2, 5])]
+    first, again = _slot_histogram([[array], [[(i, c * 2) for i, c in array]]])
+    assert first == [("lat_seconds_bucket", {"le": "1.0"}, 1), ("lat_seconds_bucket", {"le": "2.0"}, 1),
+                     ("lat_seconds_bucket", {"le": "4.0"}, 3), ("lat_seconds_bucket", {"le": "8.0"}, 8),
+                     ("lat_seconds_bucket", {"le": "+Inf"}, 8), ("lat_seconds_count", {}, 8)]
+    assert [s[2] for s in again] == [2, 2, 6, 16, 16, 16]  # same slots: the counts of this scrape
+    # a hash map: slots in any order, some missing; then a slot added
+    hashed, grown = _slot_histogram([[[(5, 1), (2, 3)]], [[(5, 1), (0, 4), (2, 3)]]])
+    assert [(s[1].get("le"), s[2]) for s in hashed] == [("4.0", 3), ("32.0", 4), ("+Inf", 4), (None, 4)]
+    assert [(s[1].get("le"), s[2]) for s in grown] == [("1.0", 4), ("4.0", 7), ("32.0", 8), ("+Inf", 8),
+                                                       (None, 8)]
+    # the map in two objects: their counts added slot by slot
+    (both,) = _slot_histogram([[[(0, 1), (1, 2)], [(1, 10), (3, 1)]]])
+    assert [(s[1].get("le"), s[2]) for s in both] == [("1.0", 1), ("2.0", 13), ("8.0", 14), ("+Inf", 14),
+                                                      (None, 14)]
+    # nothing in the map: +Inf and count at 0
+    (empty,) = _slot_histogram([[[]]])
+    assert empty == [("lat_seconds_bucket", {"le": "+Inf"}, 0), ("lat_seconds_count", {}, 0)]

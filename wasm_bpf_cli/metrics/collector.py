@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from itertools import accumulate, repeat
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -58,6 +59,27 @@ class _MapMetric:
         self._labels: Dict[bytes, Tuple[str, ...]] = {}
         self._bounds: Dict[int, str] = {}
         self._bound_labels: Dict[int, Dict[str, str]] = {}  # of a histogram without labels
+        self._slot_order: List[int] = []  # its slots as the last scrape had them, in order
+        self._slot_labels: List[Dict[str, str]] = []
+
+    def slot_counts(self, raws) -> Tuple[List[Dict[str, str]], List[int]]:
+        """(the `le` labels of the slots in order, their counts) of a map of
+        slot -> count without labels. An array's slots come back in order,
+        the same as the scrape before: no sorting, the same labels."""
+        plan = self.plan
+        key_size, stride = plan.shape.key_size, self.reader.stride
+        if len(raws) == 1:
+            _n, keys, values = raws[0]
+            order = plan.bucket.column(keys, key_size)
+            if order == self._slot_order:
+                return self._slot_labels, plan.value.column(values, stride)
+        slots: Dict[int, int] = defaultdict(int)
+        for _n, keys, values in raws:
+            for index, count in zip(plan.bucket.column(keys, key_size), plan.value.column(values, stride)):
+                slots[index] += count
+        self._slot_order = sorted(slots)
+        self._slot_labels = [self.bound_labels(index) for index in self._slot_order]
+        return self._slot_labels, [slots[index] for index in self._slot_order]
 
     def bound_labels(self, index: int) -> Dict[str, str]:
         """{"le": bound(index)}, the same dict every scrape (samples only read it)."""
@@ -194,6 +216,9 @@ class GuestCollector:
 
     def _one(self, name: str, documentation: str, typ: str, value: float) -> Metric:
         """A family of one sample without labels (a counter's sample is NAME_total)."""
+        last = self._last.get(name)
+        if last is not None and last.samples[0].value == value:
+            return last
         return self._family(name, documentation, typ,
                             [Sample(name + "_total" if typ == "counter" else name, _NO_LABELS, value, None, None)])
 
@@ -268,18 +293,12 @@ class GuestCollector:
         bucket_name, count_name = spec.name + "_bucket", spec.name + "_count"
         if not plan.labels and plan.bucket is not None and plan.value.kind == "int" and metric.reader.cpus == 1:
             # the common shape (runqlat's): an array of slot -> count, read as two columns
-            slots: Dict[int, int] = defaultdict(int)
-            key_size, stride = plan.shape.key_size, metric.reader.stride
-            for _n, keys, values in raws:
-                for index, count in zip(plan.bucket.column(keys, key_size), plan.value.column(values, stride)):
-                    slots[index] += count
-            samples = family.samples
-            total = 0
-            for index in sorted(slots):
-                total += slots[index]
-                samples.append(Sample(bucket_name, metric.bound_labels(index), total, None, None))
-            samples.append(Sample(bucket_name, _INF, total, None, None))
-            samples.append(Sample(count_name, _NO_LABELS, total, None, None))
+            labels, counts = metric.slot_counts(raws)
+            totals = list(accumulate(counts))
+            total = totals[-1] if totals else 0
+            family.samples = list(map(Sample, repeat(bucket_name), labels, totals, repeat(None), repeat(None)))
+            family.samples.append(Sample(bucket_name, _INF, total, None, None))
+            family.samples.append(Sample(count_name, _NO_LABELS, total, None, None))
             return family
         counts: Dict[Tuple[str, ...], Dict[int, int]] = defaultdict(lambda: defaultdict(int))
         by_cpu = spec.per_cpu == "cpu"

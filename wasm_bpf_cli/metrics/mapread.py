@@ -35,6 +35,8 @@ class MapReader:
         self._token = ctypes.create_string_buffer(max(8, shape.key_size))
         self._token_in = ctypes.create_string_buffer(max(8, shape.key_size))
         self._batches = shape.type in BATCH_MAP_TYPES
+        self._count = ctypes.c_uint()
+        self._count_ref = ctypes.byref(self._count)
 
     def per_cpu_values(self, value: bytes) -> List[bytes]:
         return [value[i * self.slot:i * self.slot + self.shape.value_size] for i in range(self.cpus)]
@@ -52,13 +54,13 @@ class MapReader:
     def _read_batches(self, fd: int) -> Optional[Raw]:
         lib = libbpf()
         ks, stride = self.shape.key_size, self.stride
-        count = ctypes.c_uint()
+        count = self._count
         n, keys, values = 0, [], []
         token_in = None
         while True:
             count.value = self.batch
             ret = lib.bpf_map_lookup_batch(fd, token_in, self._token, self._keys, self._values,
-                                           ctypes.byref(count), None)
+                                           self._count_ref, None)
             if ret < 0 and -ret not in (errno.ENOENT,):
                 if -ret in (errno.EINVAL, errno.ENOTSUP, 524, errno.ENOSPC) and not n:
                     return None  # 524: ENOTSUPP, the kernel's own; ENOSPC: a bucket too large

@@ -103,9 +103,6 @@ class _Requests:
         self.done: List[Tuple[bytes, str, str, bool]] = []
         self._accept = self._encoding = ""
 
-    def on_message_begin(self) -> None:
-        self._accept = self._encoding = ""
-
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         if name == b"accept":
@@ -116,6 +113,7 @@ class _Requests:
     def on_message_complete(self) -> None:
         p = self.parser
         self.done.append((p.get_method(), self._accept, self._encoding, p.should_keep_alive()))
+        self._accept = self._encoding = ""  # the next request's own
 
 
 class MetricsEndpoint:
