@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ENGINE, Lines, example, guest, run_cli
+from conftest import ENGINE, Lines, example, guest, run_cli, skip_or_fail
 from wasm_bpf_cli import Outcome, RunOptions, Runner
 from wasm_bpf_cli.abi import nativepoll
 
@@ -270,9 +270,10 @@ print("exit", runner.wait(10).exit_code, flush=True)
 """
 
 
-@pytest.mark.skipif(ENGINE != "wasmer" or nativepoll.library() is None,
-                    reason="wasmer-python's host calls with the C loop")
+@pytest.mark.wasmer_only
 def test_wake_ups_on_wasmer_do_not_grow_the_peak_rss_by_more_than_a_few_bytes_each(no_bpf_leaks):
+    if nativepoll.library() is None:
+        skip_or_fail("the native poll helper is not built (no C compiler when installed)")
     # wasmer-python keeps each host call's Python objects until the guest's
     # _start returns: ~8 B for a call without arguments, ~48 B more per
     # argument. The guest's polls reach the host as calls without arguments
