@@ -112,13 +112,15 @@ def test_a_poll_with_a_shorter_timeout_still_returns_in_time(caller, poll_path, 
 def test_a_stop_interrupts_a_held_poll_at_once(caller, poll_path, no_bpf_leaks):
     runner, out = start(caller, delay=1.0, timeout_ms=5000)
     caller.calls(1, 0)
-    time.sleep(0.2)  # the record is held (1 s) by now
+    time.sleep(0.1)  # the record is held (1 s) by now
     t0 = time.monotonic()
     runner.stop()
     result = runner.wait(10)
     took = time.monotonic() - t0
     assert result.outcome is Outcome.EXITED and result.exit_code == 0
-    assert took < 0.6, took
+    # well before the hold's end (0.9 s from here) on a loaded host too; the
+    # lines below tell an interrupted hold from one that ran out
+    assert took < 0.8, took
     assert [line for line in out.all if line.startswith(("poll", "interrupted"))][-1].startswith("interrupted")
     assert polls(out) == []  # the held record was not delivered before the stop
 
