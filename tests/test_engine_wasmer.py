@@ -362,3 +362,50 @@ def test_compile_cache_and_thread_binding(engine):
     t.start()
     t.join()
     assert len(errors) == 2 and "one thread" in errors[0] and errors[1] == 0
+
+
+def _fd_write_imports(engine, text):
+    """(name, params, results) of the compiled module's WASI fd_write imports."""
+    module = engine.compile(wat(text), cache=False).module
+    return [(i.name, len(i.type.params), len(i.type.results)) for i in module.imports
+            if i.module == "wasi_snapshot_preview1" and "fd_write" in i.name]
+
+
+def test_fd_write_reaches_the_host_without_arguments_unless_switched_off(engine, monkeypatch):
+    # wasmer-python keeps each host call's argument objects until _start
+    # returns: the guest's fd_write calls pass theirs in the staging slot
+    # (rewrite.serve_fd_write_in_wasm), one host call of () -> i32 each
+    assert _fd_write_imports(engine, WASI_GUEST) == [("wasm_bpf_fd_write_stage", 0, 1)]
+    monkeypatch.setenv("WASM_BPF_FD_WRITE_IN_WASM", "0")
+    assert _fd_write_imports(engine, WASI_GUEST) == [("fd_write", 4, 1)]
+
+
+def test_fd_write_of_a_go_wrapper_guest_keeps_its_arguments(engine):
+    # Go's allocator would hand out the page the slot is grown on
+    go_guest = WASI_GUEST.replace(
+        '(memory (export "memory") 1)',
+        '(memory (export "memory") 1) (func (export "go-callback") (param i32 i32 i32) (result i32) (i32.const 0))')
+    assert _fd_write_imports(engine, go_guest) == [("fd_write", 4, 1)]
+
+
+EFAULT_GUEST = r"""(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "\00\00\f0\00\05\00\00\00ok\n")  ;; 0xf00000: past any page grown for the slot
+  (func (export "_start")
+    (local $r i32)
+    ;; a wild iovec array pointer, then an iovec whose bytes lie past the memory
+    (local.set $r (call $fd_write (i32.const 1) (i32.const -16) (i32.const 1) (i32.const 32)))
+    (local.set $r (i32.add (i32.mul (local.get $r) (i32.const 100))
+                           (call $fd_write (i32.const 1) (i32.const 64) (i32.const 1) (i32.const 32))))
+    (call $proc_exit (i32.rem_u (local.get $r) (i32.const 256)))
+    unreachable))"""
+
+
+def test_fd_write_with_a_wild_iovec_pointer_is_efault_in_the_guest(engine):
+    out = []
+    _, code = run(engine, EFAULT_GUEST, wasi=WasiOptions(argv=["g"], stdout=out.append))
+    assert _fd_write_imports(engine, EFAULT_GUEST) == [("wasm_bpf_fd_write_stage", 0, 1)]
+    assert code == (21 * 100 + 21) % 256  # WASI EFAULT, both times
+    assert out == []

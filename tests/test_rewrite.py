@@ -655,3 +655,106 @@ def test_poll_in_wasm_rewrites_the_built_guests_into_valid_modules(path):
     stage = [i.type for i in module.imports if i.name == rewrite.STAGE_IMPORT]
     assert [(list(t.params), [str(r) for r in t.results]) for t in stage] == [([], ["i32"])]
     assert rewrite.export_index(out, rewrite.POLL_IN_WASM, rewrite.KIND_FUNC) is not None
+
+
+# ---------------------------------------------------------------- fd_write served through the slot
+
+FD_WRITE_GUEST = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "print") (param $fd i32) (param $iovs i32) (param $n i32) (result i32)
+    (call $fd_write (local.get $fd) (local.get $iovs) (local.get $n) (i32.const 512))))
+"""
+
+
+def served_fd_write(text=FD_WRITE_GUEST, slot=None, answer=0):
+    """Run the rewritten guest's print with a host stage import that records
+    the slot's fd_write arguments; (results of print(fd, iovs, n) calls, calls, exports)."""
+    wasm = rewrite.serve_fd_write_in_wasm(wat(text))
+    store = wasmtime.Store()
+    module = wasmtime.Module(store.engine, wasm)
+    stages = [(i.module, i.name, i.type) for i in module.imports]
+    seen = []
+    exports = {}
+
+    def stage(caller):
+        at = exports[rewrite.STAGE_SLOT_EXPORT].value(caller) + rewrite.SLOT_FD_WRITE
+        seen.append((at - rewrite.SLOT_FD_WRITE,) + struct.unpack(
+            "<iiii", bytes(exports["memory"].read(caller, at, at + 16))))
+        return answer
+
+    inst = wasmtime.Instance(store, module, [wasmtime.Func(store, stage_type(), stage, access_caller=True)])
+    exports.update(inst.exports(store))
+    if slot is not None:
+        exports[rewrite.STAGE_SLOT_EXPORT].set_value(store, wasmtime.Val.i32(slot))
+    results = [exports["print"](store, 1, 100, 2), exports["print"](store, 2, -8, 5)]
+    return results, seen, stages, exports, store
+
+
+def test_fd_write_in_wasm_makes_the_import_take_no_arguments_and_passes_them_in_the_slot():
+    results, seen, stages, exports, store = served_fd_write(answer=29)
+    assert [(m, n, list(t.params), [str(r) for r in t.results]) for m, n, t in stages] == [
+        ("wasi_snapshot_preview1", rewrite.FD_WRITE_STAGE_IMPORT, [], ["i32"])]
+    assert results == [29, 29]  # the host's answer is the guest's
+    # no slot yet: the added function grew the memory by a page for one (the second page)
+    assert seen == [(65536, 1, 100, 2, 512), (65536, 2, -8, 5, 512)]
+    assert exports["memory"].size(store) == 2
+
+
+def test_fd_write_in_wasm_uses_the_slot_the_host_set_apart_from_the_poll_arguments():
+    results, seen, _, exports, store = served_fd_write(slot=1024)
+    assert seen == [(1024, 1, 100, 2, 512), (1024, 2, -8, 5, 512)]
+    assert exports["memory"].size(store) == 1  # nothing grown
+    assert rewrite.SLOT_FD_WRITE >= rewrite.SLOT_ARGS + 32  # after the poll's (i64 + 6 x i32)
+    assert rewrite.SLOT_FD_WRITE + 16 <= rewrite.SLOT_SIZE
+
+
+def test_fd_write_in_wasm_answers_enomem_when_there_is_no_slot_and_no_page_for_one():
+    text = FD_WRITE_GUEST.replace('(memory (export "memory") 1)', '(memory (export "memory") 1 1)')
+    results, seen, _, _, _ = served_fd_write(text)
+    assert results == [rewrite.WASI_ENOMEM] * 2 and seen == []
+
+
+def test_fd_write_in_wasm_shares_the_slot_global_with_the_poll():
+    guest = POLL_GUEST.replace(
+        '(import "wasm_bpf" "wasm_bpf_buffer_poll"',
+        '(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))'
+        ' (import "wasm_bpf" "wasm_bpf_buffer_poll"').replace(
+        '(func $helper (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))',
+        '(func $helper (param i32) (result i32) (drop (call $fd_write (i32.const 1) (i32.const 0)'
+        ' (i32.const 0) (i32.const 0))) (i32.add (local.get 0) (i32.const 1)))')
+    wasm = rewrite.serve_poll_in_wasm(rewrite.add_ring_dispatch(wat(guest))[0], stage="stage")
+    out = rewrite.serve_fd_write_in_wasm(wasm)
+    module = wasmtime.Module(wasmtime.Engine(), out)
+    assert sorted(i.name for i in module.imports) == sorted(["stage", rewrite.FD_WRITE_STAGE_IMPORT])
+    globals_ = [e.name for e in module.exports if isinstance(e.type, wasmtime.GlobalType)]
+    assert globals_ == [rewrite.STAGE_SLOT_EXPORT]  # one slot for both
+
+
+@pytest.mark.parametrize("text, message", [
+    ('(module (memory 1) (func))', "imports no function wasi_snapshot_preview1.fd_write"),
+    (FD_WRITE_GUEST.replace("(param i32 i32 i32 i32) (result i32)", "(param i32 i32 i32 i64) (result i32)")
+     .replace("(i32.const 512)", "(i64.const 512)"), "is not imported as"),
+    (FD_WRITE_GUEST.replace('(memory (export "memory") 1)', '(memory (export "memory") 1) (export "w" (func $fd_write))'),
+     "exported"),
+    (FD_WRITE_GUEST.replace('(memory (export "memory") 1)',
+                            '(memory (export "memory") 1) (table 1 funcref) (elem (i32.const 0) func $fd_write)'),
+     "element segment"),
+])
+def test_fd_write_in_wasm_refuses_what_it_cannot_redirect(text, message):
+    with pytest.raises(RewriteError, match=message):
+        rewrite.serve_fd_write_in_wasm(wat(text))
+
+
+@pytest.mark.parametrize("path", GUESTS + ["tests/guests/build/plainprint.wasm"])
+def test_fd_write_in_wasm_rewrites_the_built_guests_into_valid_modules(path):
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, path), "rb") as f:  # built by `make build`: missing is a failure
+        wasm = rewrite.add_ring_dispatch(f.read())[0]
+    out = rewrite.serve_fd_write_in_wasm(rewrite.serve_poll_in_wasm(wasm))
+    module = wasmtime.Module(wasmtime.Engine(), out)  # validates
+    names = {i.name: i.type for i in module.imports if i.module == "wasi_snapshot_preview1"}
+    assert "fd_write" not in names
+    t = names[rewrite.FD_WRITE_STAGE_IMPORT]
+    assert (list(t.params), [str(r) for r in t.results]) == ([], ["i32"])

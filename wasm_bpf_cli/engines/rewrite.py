@@ -10,7 +10,7 @@ its place. Existing type and function indices never change: types and
 defined functions are only appended. Self-contained on purpose (its own
 LEB128 and section walking), so it depends on no other reader.
 """
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from wasm_bpf_cli.errors import ModuleError
 
@@ -402,7 +402,7 @@ def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table"
 
 # ---------------------------------------------------------------- ring-buffer batch dispatch
 
-REWRITE_VERSION = 5  # bump whenever what compile() adds to a module changes (module cache key)
+REWRITE_VERSION = 6  # bump whenever what compile() adds to a module changes (module cache key)
 
 
 def poll_in_wasm_enabled() -> bool:
@@ -414,9 +414,18 @@ def poll_in_wasm_enabled() -> bool:
             and os.environ.get("WASM_BPF_NATIVE_POLL", "1") != "0")
 
 
+def fd_write_in_wasm_enabled() -> bool:
+    """serve_fd_write_in_wasm is applied where it can be (wasmer), unless
+    WASM_BPF_FD_WRITE_IN_WASM=0 (comparisons)."""
+    import os
+
+    return os.environ.get("WASM_BPF_FD_WRITE_IN_WASM", "1") != "0"
+
+
 def cache_version() -> str:
     """The module cache's rewrite version: what compile() adds, as configured."""
-    return f"{REWRITE_VERSION}" + ("" if poll_in_wasm_enabled() else "-nopoll")
+    return (f"{REWRITE_VERSION}" + ("" if poll_in_wasm_enabled() else "-nopoll")
+            + ("" if fd_write_in_wasm_enabled() else "-nofdwrite"))
 
 # The dispatch loops' type: (cb, ctx, data, max_size, hdrs, payload, len, res) -> i32
 RING_DISPATCH_PARAMS = ("i32",) * 8
@@ -622,9 +631,15 @@ SLOT_STATE, SLOT_HDRS, SLOT_PAYLOAD, SLOT_LEN, SLOT_RET = 12, 16, 20, 24, 28
 # the poll's arguments, written before each stage call: handle (i64), then
 # fd, cb, ctx, data, max_size, timeout_ms (i32 each)
 SLOT_ARGS = 32
-SLOT_SIZE = 64
+# fd_write's arguments (serve_fd_write_in_wasm): fd, iovs, iovs_len, nwritten (i32 each)
+SLOT_FD_WRITE = 64
+SLOT_SIZE = 80
 STATE_STAGED, STATE_COMMIT = 1, 2
 ENOMEM_NEG = -12  # the answer when there is no slot and the memory cannot grow by one for it
+WASI_MODULE = "wasi_snapshot_preview1"
+FD_WRITE_STAGE_IMPORT = "wasm_bpf_fd_write_stage"  # fd_write's new name, in the same module
+FD_WRITE_IN_WASM = "__wasm_bpf_fd_write"  # exported for tests and tools
+WASI_ENOMEM = 48  # fd_write's answer when there is no slot and the memory cannot grow by one for it
 
 
 def _skip_blocktype(r: _Reader) -> None:
@@ -700,7 +715,7 @@ def _retarget_calls(body: bytes, old: int, new: int) -> Tuple[bytes, int]:
             r.byte()
         elif op == 0xD2:
             if r.leb_u() == old:
-                raise RewriteError("the poll import is used as a function reference")
+                raise RewriteError("the import is used as a function reference")
         elif op == 0xFC:
             sub = r.leb_u()
             if sub > 17:
@@ -771,6 +786,28 @@ def _find_import(sections: Sequence[Section], module: str,
     return None
 
 
+def _slot_prologue(slot_local: int, slot_global: int, enomem: int) -> bytes:
+    """local slot = the slot global; with no slot yet (0), grow the memory by
+    a page for one and set the global (return `enomem` if it cannot grow).
+    Shared by every function that hands its arguments to the host in the
+    slot (the host later moves it to its staging pages: it is read again
+    before each use)."""
+    t = lambda i: b"\x22" + encode_u32(i)  # noqa: E731
+    g = lambda i: b"\x20" + encode_u32(i)  # noqa: E731
+    c = lambda v: b"\x41" + encode_s32(v)  # noqa: E731
+    get_slot, set_slot = b"\x23" + encode_u32(slot_global), b"\x24" + encode_u32(slot_global)
+    b = get_slot + t(slot_local) + b"\x45" + b"\x04\x40"  # global.get, local.tee, i32.eqz, if
+    b += c(1) + b"\x40\x00" + t(slot_local) + c(-1) + b"\x46" + b"\x04\x40" + c(enomem) + b"\x0f\x0b"
+    b += g(slot_local) + c(16) + b"\x74" + t(slot_local) + set_slot + b"\x0b"
+    return b
+
+
+def _store_args(slot_local: int, offset: int, first: int, count: int) -> bytes:
+    """i32 params first..first+count-1 stored at slot + offset, 4 bytes apart."""
+    return b"".join(b"\x20" + encode_u32(slot_local) + b"\x20" + encode_u32(first + i)
+                    + b"\x36\x02" + encode_u32(offset + 4 * i) for i in range(count))
+
+
 def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
     """(handle i64, fd, cb, ctx, data, max_size, timeout_ms) -> i32; locals
     7 r, 8 slot, 9 ret. Loop: with no slot yet, grow the memory by a page
@@ -788,15 +825,13 @@ def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
     load = lambda off: b"\x28\x02" + encode_u32(off)  # noqa: E731
     store = lambda off: b"\x36\x02" + encode_u32(off)  # noqa: E731
     store64 = lambda off: b"\x37\x03" + encode_u32(off)  # noqa: E731
-    get_slot, set_slot = b"\x23" + encode_u32(slot_global), b"\x24" + encode_u32(slot_global)
-    NE, EQ, EQZ, SHL, RETURN, IF, END = b"\x47", b"\x46", b"\x45", b"\x74", b"\x0f", b"\x04\x40", b"\x0b"
+    get_slot = b"\x23" + encode_u32(slot_global)
+    NE, EQZ, RETURN, IF, END = b"\x47", b"\x45", b"\x0f", b"\x04\x40", b"\x0b"
     R, SLOT, RET = 7, 8, 9
     b = bytearray(b"\x03\x40")  # loop $again
-    b += get_slot + t(SLOT) + EQZ + IF  # no slot yet: a fresh page for one
-    b += c(1) + b"\x40\x00" + t(SLOT) + c(-1) + EQ + IF + c(ENOMEM_NEG) + RETURN + END
-    b += g(SLOT) + c(16) + SHL + t(SLOT) + set_slot + END
+    b += _slot_prologue(SLOT, slot_global, ENOMEM_NEG)
     b += g(SLOT) + g(0) + store64(SLOT_ARGS)
-    b += b"".join(g(SLOT) + g(i) + store(SLOT_ARGS + 4 + 4 * i) for i in range(1, 7))
+    b += _store_args(SLOT, SLOT_ARGS + 8, 1, 6)
     b += b"\x10" + encode_u32(stage) + t(R)
     b += c(STAGED) + NE + IF + g(R) + RETURN + END
     b += get_slot + t(SLOT) + EQZ + IF + g(R) + RETURN + END
@@ -812,6 +847,16 @@ def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
     return bytes(b)
 
 
+def _fd_write_in_wasm_body(stage: int, slot_global: int) -> bytes:
+    """(fd, iovs, iovs_len, nwritten) -> i32; local 4 slot. With no slot
+    yet, grow the memory by a page for one (WASI ENOMEM if it cannot);
+    write the arguments at SLOT_FD_WRITE (apart from the poll's: a callback
+    inside the poll's dispatch loop prints); return stage()."""
+    SLOT = 4
+    return (_slot_prologue(SLOT, slot_global, WASI_ENOMEM) + _store_args(SLOT, SLOT_FD_WRITE, 0, 4)
+            + b"\x10" + encode_u32(stage))
+
+
 def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_bpf_buffer_poll",
                        dispatch_export: str = RING_DISPATCH_TABLE, stage: str = STAGE_IMPORT) -> bytes:
     """Make the function import module.poll the import `stage` of type
@@ -823,31 +868,61 @@ def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_
     has no memory, lacks the loop, uses the import other than by calls
     (export, element segment, ref.func), or has code this decoder does not
     know (the caller keeps the module as it was)."""
+    dispatch = export_index(wasm, dispatch_export, KIND_FUNC)
+
+    def body(old: int, slot: int) -> bytes:
+        if dispatch is None:
+            raise RewriteError(f"module has no dispatch loop `{dispatch_export}`")
+        return _poll_in_wasm_body(old, dispatch, slot)
+
+    return _serve_import_in_wasm(wasm, module, poll, ("i64",) + ("i32",) * 6, stage, POLL_IN_WASM, body, 3)
+
+
+def serve_fd_write_in_wasm(wasm: bytes, stage: str = FD_WRITE_STAGE_IMPORT) -> bytes:
+    """The same for the guest's `wasi_snapshot_preview1.fd_write`: its calls
+    go to FD_WRITE_IN_WASM (see _fd_write_in_wasm_body), the import becomes
+    `stage` () -> i32 in the same module, which reads (fd, iovs, iovs_len,
+    nwritten) from slot + SLOT_FD_WRITE. Why: one host call per line a
+    line-buffered guest prints, each of whose 4 argument objects
+    wasmer-python would keep until the guest exits. RewriteError as
+    serve_poll_in_wasm's."""
+    return _serve_import_in_wasm(wasm, WASI_MODULE, "fd_write", ("i32",) * 4, stage, FD_WRITE_IN_WASM,
+                                 _fd_write_in_wasm_body, 1)
+
+
+def _serve_import_in_wasm(wasm: bytes, module: str, name: str, params: Sequence[str], stage: str,
+                          export: str, body: Callable[[int, int], bytes], nlocals: int) -> bytes:
+    """Rename the function import module.name (of type params -> i32) to
+    `stage` of type () -> i32 in place (no index moves), add the slot global
+    (or reuse it, when another import was served so already) and `export`,
+    a function of the import's type whose body is body(import index, slot
+    global) with `nlocals` extra i32 locals, and make every call of the
+    import in the guest's own code a call of `export`."""
     wasm, stage_type = ensure_type(wasm, (), ("i32",))
     sections = split_sections(wasm)
-    found = _find_import(sections, module, poll)
+    found = _find_import(sections, module, name)
     if found is None:
-        raise RewriteError(f"module imports no function {module}.{poll}")
-    old, poll_type, name_start, name_end, type_end = found
+        raise RewriteError(f"module imports no function {module}.{name}")
+    old, import_type, name_start, name_end, type_end = found
     types = _types(sections)
-    want = (_valtype_bytes(("i64",) + ("i32",) * 6), _valtype_bytes(("i32",)))
-    if poll_type >= len(types) or types[poll_type] != want:
-        raise RewriteError(f"{module}.{poll} is not imported as (i64, i32 x 6) -> i32")
+    if import_type >= len(types) or types[import_type] != (_valtype_bytes(params), _valtype_bytes(("i32",))):
+        raise RewriteError(f"{module}.{name} is not imported as ({', '.join(params)}) -> i32")
     if _count(sections, MEMORY, "memory") == 0 and not _imports_memory(sections):
         raise RewriteError("module has no memory")
     exports = _exports(sections)
-    dispatch = next((idx for name, kind, idx in exports if name == dispatch_export and kind == KIND_FUNC), None)
-    if dispatch is None:
-        raise RewriteError(f"module has no dispatch loop `{dispatch_export}`")
     if any(kind == KIND_FUNC and idx == old for _, kind, idx in exports):
-        raise RewriteError("the poll import is exported")
-    if any(name in (POLL_IN_WASM, STAGE_SLOT_EXPORT) for name, _, _ in exports):
-        raise RewriteError(f"module already exports `{POLL_IN_WASM}`")
+        raise RewriteError(f"the {name} import is exported")
+    if any(ename == export for ename, _, _ in exports):
+        raise RewriteError(f"module already exports `{export}`")
+    slot_global = next((idx for ename, kind, idx in exports
+                        if ename == STAGE_SLOT_EXPORT and kind == KIND_GLOBAL), None)
+    if slot_global is None and any(ename == STAGE_SLOT_EXPORT for ename, _, _ in exports):
+        raise RewriteError(f"module exports `{STAGE_SLOT_EXPORT}` as something else than a global")
     si = _find(sections, START)
     if si is not None and _Reader(sections[si].payload, what="start section").leb_u() == old:
-        raise RewriteError("the poll import is the start function")
+        raise RewriteError(f"the {name} import is the start function")
     if old in _element_functions(sections):
-        raise RewriteError("the poll import is in an element segment")
+        raise RewriteError(f"the {name} import is in an element segment")
     nimported = _imports(sections).funcs
     ndefined = _count(sections, FUNCTION, "function")
     new = nimported + ndefined  # the function added below
@@ -859,28 +934,28 @@ def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_
     calls = 0
     for _ in range(count):
         size = r.leb_u()
-        body, changed = _retarget_calls(r.take(size), old, new)
+        code, changed = _retarget_calls(r.take(size), old, new)
         calls += changed
-        entries.append(encode_u32(len(body)) + body)
+        entries.append(encode_u32(len(code)) + code)
     if calls == 0:
-        raise RewriteError(f"module never calls {module}.{poll}")
+        raise RewriteError(f"module never calls {module}.{name}")
     _put(sections, CODE, encode_u32(count) + b"".join(entries))
     ii = _find(sections, IMPORT)
     payload = sections[ii].payload
     type_start = name_end + 1  # after the kind byte
     _put(sections, IMPORT, payload[:name_start] + encode_name(stage) + payload[name_end:type_start]
          + encode_u32(stage_type) + payload[type_end:])
-    gi = _find(sections, GLOBAL)
-    nglobals = _count_imported_globals(sections) + _count(sections, GLOBAL, "global")
-    glob = b"\x7f\x01" + b"\x41\x00\x0b"  # mut i32 = 0
-    _put(sections, GLOBAL, _append_to_vec(None if gi is None else sections[gi].payload, glob, "global"))
-    ei = _find(sections, EXPORT)
-    _put(sections, EXPORT, _append_to_vec(None if ei is None else sections[ei].payload,
-                                          encode_name(STAGE_SLOT_EXPORT) + bytes([KIND_GLOBAL])
-                                          + encode_u32(nglobals), "export"))
+    if slot_global is None:
+        gi = _find(sections, GLOBAL)
+        slot_global = _count_imported_globals(sections) + _count(sections, GLOBAL, "global")
+        glob = b"\x7f\x01" + b"\x41\x00\x0b"  # mut i32 = 0
+        _put(sections, GLOBAL, _append_to_vec(None if gi is None else sections[gi].payload, glob, "global"))
+        ei = _find(sections, EXPORT)
+        _put(sections, EXPORT, _append_to_vec(None if ei is None else sections[ei].payload,
+                                              encode_name(STAGE_SLOT_EXPORT) + bytes([KIND_GLOBAL])
+                                              + encode_u32(slot_global), "export"))
     wasm = join_sections(sections)
-    body = _poll_in_wasm_body(old, dispatch, nglobals)
-    wasm, index = add_function(wasm, poll_type, ("i32",) * 3, body, POLL_IN_WASM)
+    wasm, index = add_function(wasm, import_type, ("i32",) * nlocals, body(old, slot_global), export)
     assert index == new
     return wasm
 

@@ -25,6 +25,12 @@ per printed line was most of a line's cost). `GuestStdio.fd_write` is the
 reference it follows, and serves everything else: other fds, streams that go
 to a Python callable (the API's callbacks), wasmer (whose host functions are
 Python callables), no helper, WASM_BPF_NATIVE_STDIO=0.
+
+On wasmer, the guest's fd_write calls reach the host without arguments
+(rewrite.serve_fd_write_in_wasm: wasmer-python keeps each host call's
+argument objects until the guest exits, ~150 B per printed line): the
+import FD_WRITE_STAGE_NAME reads them from the staging slot
+(`fd_write_staged`), then serves them as `fd_write`.
 """
 import ctypes
 import errno
@@ -56,6 +62,10 @@ BUFFERING_MODES = (LINE, LIBC)
 I32x4 = Signature(("i32",) * 4, ("i32",))
 I32x2 = Signature(("i32", "i32"), ("i32",))
 PROC_EXIT = Signature(("i32",), ())
+STAGED = Signature((), ("i32",))
+FD_WRITE_STAGE_NAME = "wasm_bpf_fd_write_stage"  # rewrite.FD_WRITE_STAGE_IMPORT
+_SLOT_FD_WRITE = 64  # rewrite.SLOT_FD_WRITE: fd, iovs, iovs_len, nwritten
+_FD_WRITE_ARGS = struct.Struct("<iiii")
 
 # Shares the guest's memory and re-exports the engine's WASI functions that
 # GuestStdio passes other fds on to. The same text on every engine.
@@ -115,6 +125,9 @@ class GuestStdio:
         self.delegate = None
         self._memview: Optional[memoryview] = None
         self._memview_base = 0
+        # the staging slot's address (engines whose guests' fd_write reads its
+        # arguments there, see fd_write_staged)
+        self.stage_slot: Optional[Callable[[], int]] = None
 
     def functions(self) -> List[Tuple[str, str, Signature, Callable[..., Optional[int]]]]:
         """(module, name, signature, function) of every WASI import served here."""
@@ -122,6 +135,11 @@ class GuestStdio:
                 (WASI_MODULE, "fd_read", I32x4, self.fd_read),
                 (WASI_MODULE, "fd_fdstat_get", I32x2, self.fd_fdstat_get),
                 (WASI_MODULE, "proc_exit", PROC_EXIT, proc_exit)]
+
+    def staged_functions(self) -> List[Tuple[str, str, Signature, Callable[..., Optional[int]]]]:
+        """The import a guest rewritten by rewrite.serve_fd_write_in_wasm calls
+        in place of fd_write (only the engines that rewrite import it)."""
+        return [(WASI_MODULE, FD_WRITE_STAGE_NAME, STAGED, self.fd_write_staged)]
 
     # -- helpers ----------------------------------------------------------
     def _view(self, end: int) -> Optional[memoryview]:
@@ -186,6 +204,16 @@ class GuestStdio:
             return _LINUX_TO_WASI.get(err.errno, _WASI_EIO)
         struct.pack_into("<I", mem, nwritten & 0xFFFFFFFF, total)
         return 0
+
+    def fd_write_staged(self) -> int:
+        """fd_write with the arguments the guest wrote at the staging slot
+        (rewrite._fd_write_in_wasm_body); EFAULT if there is no slot."""
+        slot = (self.stage_slot() if self.stage_slot is not None else 0) & 0xFFFFFFFF
+        at = slot + _SLOT_FD_WRITE
+        mem = self._view(at + _FD_WRITE_ARGS.size) if slot else None
+        if mem is None:
+            return _WASI_EFAULT
+        return self.fd_write(*_FD_WRITE_ARGS.unpack_from(mem, at))
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
         if fd != 0:

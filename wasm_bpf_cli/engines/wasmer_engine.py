@@ -192,7 +192,9 @@ class WasmerInstance(Instance):
     def serve_poll_in_wasm(self, slot: int) -> bool:
         wasmer, _ = _wasmer()
         glob = self._export(rewrite.STAGE_SLOT_EXPORT)
-        if not isinstance(glob, wasmer.Global):
+        # the slot alone may be there for fd_write (rewrite.serve_fd_write_in_wasm)
+        if not isinstance(glob, wasmer.Global) or not isinstance(self._export(rewrite.POLL_IN_WASM),
+                                                                 wasmer.Function):
             return False
         glob.value = slot
         return True
@@ -257,7 +259,8 @@ def _signature_of(functype) -> Signature:
 
 def prepare(wasm: bytes) -> Tuple[bytes, bool]:
     """The module as compiled: the table trampoline (if it exports its table)
-    and the ring-buffer batch dispatch loops added. (bytes, has trampoline)."""
+    and the ring-buffer batch dispatch loops added, and the poll and fd_write
+    imports served through the slot where they can be. (bytes, has trampoline)."""
     has_table = rewrite.export_index(wasm, TABLE_EXPORT, rewrite.KIND_TABLE) is not None
     if has_table:
         wasm = rewrite.add_table_trampoline(wasm, TRAMPOLINE_EXPORT, SAMPLE_CALLBACK.params,
@@ -265,7 +268,7 @@ def prepare(wasm: bytes) -> Tuple[bytes, bool]:
     try:
         wasm, added = rewrite.add_ring_dispatch(wasm, (DEFAULT_CALLBACK_EXPORT,))
     except rewrite.RewriteError:
-        return wasm, has_table  # per-sample delivery only
+        added = []  # per-sample delivery only
     if rewrite.RING_DISPATCH_TABLE in added and rewrite.poll_in_wasm_enabled():
         # A call into wasm costs wasmer-python several times a host call:
         # the guest runs the dispatch loop of its polls itself.
@@ -273,7 +276,23 @@ def prepare(wasm: bytes) -> Tuple[bytes, bool]:
             wasm = rewrite.serve_poll_in_wasm(wasm, stage=STAGE_POLL_NAME)
         except rewrite.RewriteError:
             pass  # the host calls the loop (abi/nativepoll.py, driven)
+    if rewrite.fd_write_in_wasm_enabled() and not _go_wrapper_guest(wasm):
+        # One host call per printed line (a line-buffered guest): without
+        # arguments, it leaves ~8 B in wasmer-python instead of ~150 B.
+        try:
+            wasm = rewrite.serve_fd_write_in_wasm(wasm, stage=stdio.FD_WRITE_STAGE_NAME)
+        except rewrite.RewriteError:
+            pass  # fd_write with its arguments (GuestStdio.fd_write)
     return wasm, has_table
+
+
+def _go_wrapper_guest(wasm: bytes) -> bool:
+    """Whether the module is a Go / TinyGo callback-wrapper guest (it exports
+    the wrapper callback). Their allocators take the pages memory.grow adds
+    as following their own heap, so the page the fd_write slot would be
+    grown on would be handed out again (as for the staging pages,
+    abi/delivery.py's _polls_through_wrapper): fd_write keeps its arguments."""
+    return rewrite.export_index(wasm, DEFAULT_CALLBACK_EXPORT, rewrite.KIND_FUNC) is not None
 
 
 class _Compiled:
@@ -380,7 +399,7 @@ class WasmerEngine(Engine):
         streams = stdio.GuestStdio(wasi)
         ty = lambda sig: wasmer.FunctionType(  # noqa: E731
             [_wasm_type(wasmer, t) for t in sig.params], [_wasm_type(wasmer, t) for t in sig.results])
-        for module_name, name, signature, func in streams.functions():
+        for module_name, name, signature, func in streams.functions() + streams.staged_functions():
             imports.setdefault(module_name, {})[name] = wasmer.Function(store, func, ty(signature))
         for hf in host_functions:
             imports.setdefault(hf.module, {})[hf.name] = wasmer.Function(store, hf.func, ty(hf.signature))
@@ -396,6 +415,9 @@ class WasmerEngine(Engine):
             raise
         inst = WasmerInstance(instance, streams)
         streams.memory = inst.memory
+        slot = inst._export(rewrite.STAGE_SLOT_EXPORT)
+        if isinstance(slot, wasmer.Global):
+            streams.stage_slot = lambda: slot.value
         # wasmer's own WASI functions for every fd other than 0-2 (files, preopens).
         delegate_imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
         delegate_imports["env"] = {"memory": inst.memory._mem}
