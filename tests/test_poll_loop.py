@@ -313,3 +313,67 @@ def test_wake_ups_on_wasmer_do_not_grow_the_peak_rss_by_more_than_a_few_bytes_ea
     assert wake_ups >= 50000, wake_ups  # one record (at most a few) per wake-up
     per_wake_up = (rss1 - rss0) * 1024 / wake_ups
     assert per_wake_up < 40, f"{per_wake_up:.0f} B per wake-up ({rss0} -> {rss1} KB over {wake_ups} wake-ups)"
+
+
+# The same for plainprint (one printf line per sample, line-buffered: one
+# fd_write per line); stdout counts the lines. "peak_rss_kb lines_printed".
+PRINT_RSS_RUNNER = """
+import resource, sys, threading
+from wasm_bpf_cli import RunOptions, Runner
+ready = threading.Event()
+lines = [0]
+def out(data):
+    lines[0] += data.count(b"\\n")
+    if b"ready" in data:
+        ready.set()
+runner = Runner(sys.argv[1], RunOptions(engine=sys.argv[2], args=[sys.argv[3]], stdout=out,
+                                        max_delivery_delay=0.05))
+runner.start()
+assert ready.wait(60)
+print("ready", flush=True)
+for _ in sys.stdin:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, lines[0] - 1, flush=True)
+runner.stop()
+print("exit", runner.wait(10).exit_code, flush=True)
+"""
+
+
+@pytest.mark.wasmer_only
+def test_printed_lines_on_wasmer_do_not_grow_the_peak_rss_by_more_than_a_few_bytes_each(no_bpf_leaks):
+    if nativepoll.library() is None:
+        skip_or_fail("the native poll helper is not built (no C compiler when installed)")
+    # Each line plainprint prints is one fd_write host call. wasmer-python
+    # keeps a host call's objects until _start returns: ~8.5 B, plus ~48 B
+    # per argument; the guest's fd_write calls reach the host without
+    # arguments (rewrite.serve_fd_write_in_wasm; WASM_BPF_FD_WRITE_IN_WASM=0:
+    # ~160 B per line, fails here). Polls hold their records up to 50 ms
+    # (max_delivery_delay): a wake-up's own cost is spread over many lines.
+    caller = Caller()
+    proc = subprocess.Popen([sys.executable, "-c", PRINT_RSS_RUNNER, guest("plainprint"), ENGINE,
+                             str(caller.p.pid)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+
+        def printed(n):
+            deadline = time.monotonic() + 30
+            while True:
+                proc.stdin.write("s\n")
+                proc.stdin.flush()
+                got = tuple(int(x) for x in proc.stdout.readline().split())
+                if got[1] >= n or time.monotonic() > deadline:
+                    return got
+                time.sleep(0.1)
+
+        caller.calls(5000, 0.0001)  # warm-up: the allocator, the staging pages, the engine's caches
+        rss0, lines0 = printed(5000)
+        caller.calls(40000, 0.0001)
+        rss1, lines1 = printed(45000)
+        proc.stdin.close()
+        assert proc.stdout.read().split() == ["exit", "130"]  # stopped: interrupted
+    finally:
+        proc.kill()
+        proc.wait()
+        caller.close()
+    assert lines1 - lines0 == 40000
+    per_line = (rss1 - rss0) * 1024 / (lines1 - lines0)
+    assert per_line < 40, f"{per_line:.0f} B per printed line ({rss0} -> {rss1} KB over {lines1 - lines0} lines)"
