@@ -667,10 +667,11 @@ FD_WRITE_GUEST = """(module
 """
 
 
-def served_fd_write(text=FD_WRITE_GUEST, slot=None, answer=0):
+def served_fd_write(answer=0):
     """Run the rewritten guest's print with a host stage import that records
-    the slot's fd_write arguments; (results of print(fd, iovs, n) calls, calls, exports)."""
-    wasm = rewrite.serve_fd_write_in_wasm(wat(text))
+    fd_write's arguments from the added globals; (results of two print
+    calls, what the host saw, the module's imports, exports, store)."""
+    wasm = rewrite.serve_fd_write_in_wasm(wat(FD_WRITE_GUEST))
     store = wasmtime.Store()
     module = wasmtime.Module(store.engine, wasm)
     stages = [(i.module, i.name, i.type) for i in module.imports]
@@ -678,44 +679,25 @@ def served_fd_write(text=FD_WRITE_GUEST, slot=None, answer=0):
     exports = {}
 
     def stage(caller):
-        at = exports[rewrite.STAGE_SLOT_EXPORT].value(caller) + rewrite.SLOT_FD_WRITE
-        seen.append((at - rewrite.SLOT_FD_WRITE,) + struct.unpack(
-            "<iiii", bytes(exports["memory"].read(caller, at, at + 16))))
+        seen.append(tuple(exports[name].value(caller) for name in rewrite.FD_WRITE_ARG_EXPORTS))
         return answer
 
     inst = wasmtime.Instance(store, module, [wasmtime.Func(store, stage_type(), stage, access_caller=True)])
     exports.update(inst.exports(store))
-    if slot is not None:
-        exports[rewrite.STAGE_SLOT_EXPORT].set_value(store, wasmtime.Val.i32(slot))
     results = [exports["print"](store, 1, 100, 2), exports["print"](store, 2, -8, 5)]
     return results, seen, stages, exports, store
 
 
-def test_fd_write_in_wasm_makes_the_import_take_no_arguments_and_passes_them_in_the_slot():
+def test_fd_write_in_wasm_makes_the_import_take_no_arguments_and_passes_them_in_globals():
     results, seen, stages, exports, store = served_fd_write(answer=29)
     assert [(m, n, list(t.params), [str(r) for r in t.results]) for m, n, t in stages] == [
         ("wasi_snapshot_preview1", rewrite.FD_WRITE_STAGE_IMPORT, [], ["i32"])]
     assert results == [29, 29]  # the host's answer is the guest's
-    # no slot yet: the added function grew the memory by a page for one (the second page)
-    assert seen == [(65536, 1, 100, 2, 512), (65536, 2, -8, 5, 512)]
-    assert exports["memory"].size(store) == 2
+    assert seen == [(1, 100, 2, 512), (2, -8, 5, 512)]
+    assert exports["memory"].size(store) == 1  # nothing grown: the guest's memory is its own
 
 
-def test_fd_write_in_wasm_uses_the_slot_the_host_set_apart_from_the_poll_arguments():
-    results, seen, _, exports, store = served_fd_write(slot=1024)
-    assert seen == [(1024, 1, 100, 2, 512), (1024, 2, -8, 5, 512)]
-    assert exports["memory"].size(store) == 1  # nothing grown
-    assert rewrite.SLOT_FD_WRITE >= rewrite.SLOT_ARGS + 32  # after the poll's (i64 + 6 x i32)
-    assert rewrite.SLOT_FD_WRITE + 16 <= rewrite.SLOT_SIZE
-
-
-def test_fd_write_in_wasm_answers_enomem_when_there_is_no_slot_and_no_page_for_one():
-    text = FD_WRITE_GUEST.replace('(memory (export "memory") 1)', '(memory (export "memory") 1 1)')
-    results, seen, _, _, _ = served_fd_write(text)
-    assert results == [rewrite.WASI_ENOMEM] * 2 and seen == []
-
-
-def test_fd_write_in_wasm_shares_the_slot_global_with_the_poll():
+def test_fd_write_in_wasm_and_the_poll_in_the_same_module():
     guest = POLL_GUEST.replace(
         '(import "wasm_bpf" "wasm_bpf_buffer_poll"',
         '(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))'
@@ -728,7 +710,9 @@ def test_fd_write_in_wasm_shares_the_slot_global_with_the_poll():
     module = wasmtime.Module(wasmtime.Engine(), out)
     assert sorted(i.name for i in module.imports) == sorted(["stage", rewrite.FD_WRITE_STAGE_IMPORT])
     globals_ = [e.name for e in module.exports if isinstance(e.type, wasmtime.GlobalType)]
-    assert globals_ == [rewrite.STAGE_SLOT_EXPORT]  # one slot for both
+    assert globals_ == [rewrite.STAGE_SLOT_EXPORT, *rewrite.FD_WRITE_ARG_EXPORTS]  # apart from the poll's slot
+    with pytest.raises(RewriteError, match="imports no function wasi_snapshot_preview1.fd_write"):
+        rewrite.serve_fd_write_in_wasm(out)  # once only
 
 
 @pytest.mark.parametrize("text, message", [

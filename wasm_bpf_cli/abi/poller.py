@@ -84,8 +84,7 @@ class Staging:
     faulted in at once: two copies of a window of ring records (headers are
     read from the first, payloads from the second: see
     rewrite._ring_dispatch_body; perf buffers use the first only) and a
-    result slot (12 bytes; 80 where the guest runs the loop itself or writes
-    fd_write's arguments there, rewrite.SLOT_SIZE).
+    result slot (12 bytes; 64 where the guest runs the loop itself, rewrite.SLOT_SIZE).
 
     Why there and not in the guest's `data` buffer: each record is copied to
     `data` before its callback, and the callback may use all of `data`. The
@@ -95,7 +94,7 @@ class Staging:
     result read back."""
 
     def __init__(self, memory, window: int = STAGE_WINDOW):
-        pages = (2 * window + 80 + WASM_PAGE - 1) // WASM_PAGE  # + the result slot (rewrite.SLOT_SIZE)
+        pages = (2 * window + 64 + WASM_PAGE - 1) // WASM_PAGE  # + the result slot (rewrite.SLOT_SIZE)
         old = memory.grow(pages)
         if old is None:
             raise MemoryError("the guest's memory cannot grow by the staging pages")

@@ -631,15 +631,15 @@ SLOT_STATE, SLOT_HDRS, SLOT_PAYLOAD, SLOT_LEN, SLOT_RET = 12, 16, 20, 24, 28
 # the poll's arguments, written before each stage call: handle (i64), then
 # fd, cb, ctx, data, max_size, timeout_ms (i32 each)
 SLOT_ARGS = 32
-# fd_write's arguments (serve_fd_write_in_wasm): fd, iovs, iovs_len, nwritten (i32 each)
-SLOT_FD_WRITE = 64
-SLOT_SIZE = 80
+SLOT_SIZE = 64
 STATE_STAGED, STATE_COMMIT = 1, 2
 ENOMEM_NEG = -12  # the answer when there is no slot and the memory cannot grow by one for it
 WASI_MODULE = "wasi_snapshot_preview1"
 FD_WRITE_STAGE_IMPORT = "wasm_bpf_fd_write_stage"  # fd_write's new name, in the same module
 FD_WRITE_IN_WASM = "__wasm_bpf_fd_write"  # exported for tests and tools
-WASI_ENOMEM = 48  # fd_write's answer when there is no slot and the memory cannot grow by one for it
+# fd_write's arguments, left by FD_WRITE_IN_WASM in mutable i32 globals exported as:
+FD_WRITE_ARG_EXPORTS = ("__wasm_bpf_fd_write_fd", "__wasm_bpf_fd_write_iovs",
+                        "__wasm_bpf_fd_write_iovs_len", "__wasm_bpf_fd_write_nwritten")
 
 
 def _skip_blocktype(r: _Reader) -> None:
@@ -786,28 +786,6 @@ def _find_import(sections: Sequence[Section], module: str,
     return None
 
 
-def _slot_prologue(slot_local: int, slot_global: int, enomem: int) -> bytes:
-    """local slot = the slot global; with no slot yet (0), grow the memory by
-    a page for one and set the global (return `enomem` if it cannot grow).
-    Shared by every function that hands its arguments to the host in the
-    slot (the host later moves it to its staging pages: it is read again
-    before each use)."""
-    t = lambda i: b"\x22" + encode_u32(i)  # noqa: E731
-    g = lambda i: b"\x20" + encode_u32(i)  # noqa: E731
-    c = lambda v: b"\x41" + encode_s32(v)  # noqa: E731
-    get_slot, set_slot = b"\x23" + encode_u32(slot_global), b"\x24" + encode_u32(slot_global)
-    b = get_slot + t(slot_local) + b"\x45" + b"\x04\x40"  # global.get, local.tee, i32.eqz, if
-    b += c(1) + b"\x40\x00" + t(slot_local) + c(-1) + b"\x46" + b"\x04\x40" + c(enomem) + b"\x0f\x0b"
-    b += g(slot_local) + c(16) + b"\x74" + t(slot_local) + set_slot + b"\x0b"
-    return b
-
-
-def _store_args(slot_local: int, offset: int, first: int, count: int) -> bytes:
-    """i32 params first..first+count-1 stored at slot + offset, 4 bytes apart."""
-    return b"".join(b"\x20" + encode_u32(slot_local) + b"\x20" + encode_u32(first + i)
-                    + b"\x36\x02" + encode_u32(offset + 4 * i) for i in range(count))
-
-
 def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
     """(handle i64, fd, cb, ctx, data, max_size, timeout_ms) -> i32; locals
     7 r, 8 slot, 9 ret. Loop: with no slot yet, grow the memory by a page
@@ -825,13 +803,15 @@ def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
     load = lambda off: b"\x28\x02" + encode_u32(off)  # noqa: E731
     store = lambda off: b"\x36\x02" + encode_u32(off)  # noqa: E731
     store64 = lambda off: b"\x37\x03" + encode_u32(off)  # noqa: E731
-    get_slot = b"\x23" + encode_u32(slot_global)
-    NE, EQZ, RETURN, IF, END = b"\x47", b"\x45", b"\x0f", b"\x04\x40", b"\x0b"
+    get_slot, set_slot = b"\x23" + encode_u32(slot_global), b"\x24" + encode_u32(slot_global)
+    NE, EQ, EQZ, SHL, RETURN, IF, END = b"\x47", b"\x46", b"\x45", b"\x74", b"\x0f", b"\x04\x40", b"\x0b"
     R, SLOT, RET = 7, 8, 9
     b = bytearray(b"\x03\x40")  # loop $again
-    b += _slot_prologue(SLOT, slot_global, ENOMEM_NEG)
+    b += get_slot + t(SLOT) + EQZ + IF  # no slot yet: a fresh page for one
+    b += c(1) + b"\x40\x00" + t(SLOT) + c(-1) + EQ + IF + c(ENOMEM_NEG) + RETURN + END
+    b += g(SLOT) + c(16) + SHL + t(SLOT) + set_slot + END
     b += g(SLOT) + g(0) + store64(SLOT_ARGS)
-    b += _store_args(SLOT, SLOT_ARGS + 8, 1, 6)
+    b += b"".join(g(SLOT) + g(i) + store(SLOT_ARGS + 4 + 4 * i) for i in range(1, 7))
     b += b"\x10" + encode_u32(stage) + t(R)
     b += c(STAGED) + NE + IF + g(R) + RETURN + END
     b += get_slot + t(SLOT) + EQZ + IF + g(R) + RETURN + END
@@ -847,14 +827,16 @@ def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
     return bytes(b)
 
 
-def _fd_write_in_wasm_body(stage: int, slot_global: int) -> bytes:
-    """(fd, iovs, iovs_len, nwritten) -> i32; local 4 slot. With no slot
-    yet, grow the memory by a page for one (WASI ENOMEM if it cannot);
-    write the arguments at SLOT_FD_WRITE (apart from the poll's: a callback
-    inside the poll's dispatch loop prints); return stage()."""
-    SLOT = 4
-    return (_slot_prologue(SLOT, slot_global, WASI_ENOMEM) + _store_args(SLOT, SLOT_FD_WRITE, 0, 4)
-            + b"\x10" + encode_u32(stage))
+def _fd_write_in_wasm_body(stage: int, first_global: int) -> bytes:
+    """(fd, iovs, iovs_len, nwritten) -> i32: the arguments into the four
+    globals from `first_global` on (FD_WRITE_ARG_EXPORTS), then stage().
+    Globals, not the staging slot in memory: with no slot yet, one would be
+    grown (a page the guest sees: memory.size, pointers past its old end
+    becoming valid), and fd_write is called long before the first poll.
+    Apart from the poll's arguments: a callback inside the poll's dispatch
+    loop prints."""
+    return b"".join(b"\x20" + encode_u32(i) + b"\x24" + encode_u32(first_global + i) for i in range(4)) \
+        + b"\x10" + encode_u32(stage)
 
 
 def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_bpf_buffer_poll",
@@ -875,29 +857,31 @@ def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_
             raise RewriteError(f"module has no dispatch loop `{dispatch_export}`")
         return _poll_in_wasm_body(old, dispatch, slot)
 
-    return _serve_import_in_wasm(wasm, module, poll, ("i64",) + ("i32",) * 6, stage, POLL_IN_WASM, body, 3)
+    return _serve_import_in_wasm(wasm, module, poll, ("i64",) + ("i32",) * 6, stage, POLL_IN_WASM, body, 3,
+                                 (STAGE_SLOT_EXPORT,))
 
 
 def serve_fd_write_in_wasm(wasm: bytes, stage: str = FD_WRITE_STAGE_IMPORT) -> bytes:
     """The same for the guest's `wasi_snapshot_preview1.fd_write`: its calls
     go to FD_WRITE_IN_WASM (see _fd_write_in_wasm_body), the import becomes
     `stage` () -> i32 in the same module, which reads (fd, iovs, iovs_len,
-    nwritten) from slot + SLOT_FD_WRITE. Why: one host call per line a
-    line-buffered guest prints, each of whose 4 argument objects
+    nwritten) from the globals FD_WRITE_ARG_EXPORTS. Why: one host call per
+    line a line-buffered guest prints, each of whose 4 argument objects
     wasmer-python would keep until the guest exits. RewriteError as
     serve_poll_in_wasm's."""
     return _serve_import_in_wasm(wasm, WASI_MODULE, "fd_write", ("i32",) * 4, stage, FD_WRITE_IN_WASM,
-                                 _fd_write_in_wasm_body, 1)
+                                 _fd_write_in_wasm_body, 0, FD_WRITE_ARG_EXPORTS)
 
 
 def _serve_import_in_wasm(wasm: bytes, module: str, name: str, params: Sequence[str], stage: str,
-                          export: str, body: Callable[[int, int], bytes], nlocals: int) -> bytes:
+                          export: str, body: Callable[[int, int], bytes], nlocals: int,
+                          global_exports: Sequence[str]) -> bytes:
     """Rename the function import module.name (of type params -> i32) to
-    `stage` of type () -> i32 in place (no index moves), add the slot global
-    (or reuse it, when another import was served so already) and `export`,
-    a function of the import's type whose body is body(import index, slot
-    global) with `nlocals` extra i32 locals, and make every call of the
-    import in the guest's own code a call of `export`."""
+    `stage` of type () -> i32 in place (no index moves), add exported
+    mutable i32 globals (= 0) named `global_exports` and `export`, a
+    function of the import's type whose body is body(import index, index of
+    the first added global) with `nlocals` extra i32 locals, and make every
+    call of the import in the guest's own code a call of `export`."""
     wasm, stage_type = ensure_type(wasm, (), ("i32",))
     sections = split_sections(wasm)
     found = _find_import(sections, module, name)
@@ -912,12 +896,8 @@ def _serve_import_in_wasm(wasm: bytes, module: str, name: str, params: Sequence[
     exports = _exports(sections)
     if any(kind == KIND_FUNC and idx == old for _, kind, idx in exports):
         raise RewriteError(f"the {name} import is exported")
-    if any(ename == export for ename, _, _ in exports):
+    if any(ename in (export, *global_exports) for ename, _, _ in exports):
         raise RewriteError(f"module already exports `{export}`")
-    slot_global = next((idx for ename, kind, idx in exports
-                        if ename == STAGE_SLOT_EXPORT and kind == KIND_GLOBAL), None)
-    if slot_global is None and any(ename == STAGE_SLOT_EXPORT for ename, _, _ in exports):
-        raise RewriteError(f"module exports `{STAGE_SLOT_EXPORT}` as something else than a global")
     si = _find(sections, START)
     if si is not None and _Reader(sections[si].payload, what="start section").leb_u() == old:
         raise RewriteError(f"the {name} import is the start function")
@@ -945,17 +925,17 @@ def _serve_import_in_wasm(wasm: bytes, module: str, name: str, params: Sequence[
     type_start = name_end + 1  # after the kind byte
     _put(sections, IMPORT, payload[:name_start] + encode_name(stage) + payload[name_end:type_start]
          + encode_u32(stage_type) + payload[type_end:])
-    if slot_global is None:
+    first_global = _count_imported_globals(sections) + _count(sections, GLOBAL, "global")
+    for k, gname in enumerate(global_exports):
         gi = _find(sections, GLOBAL)
-        slot_global = _count_imported_globals(sections) + _count(sections, GLOBAL, "global")
         glob = b"\x7f\x01" + b"\x41\x00\x0b"  # mut i32 = 0
         _put(sections, GLOBAL, _append_to_vec(None if gi is None else sections[gi].payload, glob, "global"))
         ei = _find(sections, EXPORT)
         _put(sections, EXPORT, _append_to_vec(None if ei is None else sections[ei].payload,
-                                              encode_name(STAGE_SLOT_EXPORT) + bytes([KIND_GLOBAL])
-                                              + encode_u32(slot_global), "export"))
+                                              encode_name(gname) + bytes([KIND_GLOBAL])
+                                              + encode_u32(first_global + k), "export"))
     wasm = join_sections(sections)
-    wasm, index = add_function(wasm, import_type, ("i32",) * nlocals, body(old, slot_global), export)
+    wasm, index = add_function(wasm, import_type, ("i32",) * nlocals, body(old, first_global), export)
     assert index == new
     return wasm
 

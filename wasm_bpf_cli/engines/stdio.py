@@ -29,8 +29,8 @@ Python callables), no helper, WASM_BPF_NATIVE_STDIO=0.
 On wasmer, the guest's fd_write calls reach the host without arguments
 (rewrite.serve_fd_write_in_wasm: wasmer-python keeps each host call's
 argument objects until the guest exits, ~150 B per printed line): the
-import FD_WRITE_STAGE_NAME reads them from the staging slot
-(`fd_write_staged`), then serves them as `fd_write`.
+import FD_WRITE_STAGE_NAME reads them from four globals the added function
+set (`fd_write_staged`), then serves them as `fd_write`.
 """
 import ctypes
 import errno
@@ -64,8 +64,6 @@ I32x2 = Signature(("i32", "i32"), ("i32",))
 PROC_EXIT = Signature(("i32",), ())
 STAGED = Signature((), ("i32",))
 FD_WRITE_STAGE_NAME = "wasm_bpf_fd_write_stage"  # rewrite.FD_WRITE_STAGE_IMPORT
-_SLOT_FD_WRITE = 64  # rewrite.SLOT_FD_WRITE: fd, iovs, iovs_len, nwritten
-_FD_WRITE_ARGS = struct.Struct("<iiii")
 
 # Shares the guest's memory and re-exports the engine's WASI functions that
 # GuestStdio passes other fds on to. The same text on every engine.
@@ -125,9 +123,9 @@ class GuestStdio:
         self.delegate = None
         self._memview: Optional[memoryview] = None
         self._memview_base = 0
-        # the staging slot's address (engines whose guests' fd_write reads its
-        # arguments there, see fd_write_staged)
-        self.stage_slot: Optional[Callable[[], int]] = None
+        # (fd, iovs, iovs_len, nwritten) as the guest's rewritten fd_write left
+        # them (engines that rewrite it, see fd_write_staged)
+        self.staged_fd_write_args: Optional[Callable[[], Tuple[int, int, int, int]]] = None
 
     def functions(self) -> List[Tuple[str, str, Signature, Callable[..., Optional[int]]]]:
         """(module, name, signature, function) of every WASI import served here."""
@@ -206,14 +204,13 @@ class GuestStdio:
         return 0
 
     def fd_write_staged(self) -> int:
-        """fd_write with the arguments the guest wrote at the staging slot
-        (rewrite._fd_write_in_wasm_body); EFAULT if there is no slot."""
-        slot = (self.stage_slot() if self.stage_slot is not None else 0) & 0xFFFFFFFF
-        at = slot + _SLOT_FD_WRITE
-        mem = self._view(at + _FD_WRITE_ARGS.size) if slot else None
-        if mem is None:
-            return _WASI_EFAULT
-        return self.fd_write(*_FD_WRITE_ARGS.unpack_from(mem, at))
+        """fd_write with the arguments the guest left in the globals
+        rewrite.serve_fd_write_in_wasm added (EIO if the engine gave no way
+        to read them)."""
+        args = self.staged_fd_write_args
+        if args is None:
+            return _WASI_EIO
+        return self.fd_write(*args())
 
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:
         if fd != 0:

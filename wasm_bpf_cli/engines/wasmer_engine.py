@@ -192,9 +192,7 @@ class WasmerInstance(Instance):
     def serve_poll_in_wasm(self, slot: int) -> bool:
         wasmer, _ = _wasmer()
         glob = self._export(rewrite.STAGE_SLOT_EXPORT)
-        # the slot alone may be there for fd_write (rewrite.serve_fd_write_in_wasm)
-        if not isinstance(glob, wasmer.Global) or not isinstance(self._export(rewrite.POLL_IN_WASM),
-                                                                 wasmer.Function):
+        if not isinstance(glob, wasmer.Global):
             return False
         glob.value = slot
         return True
@@ -288,10 +286,11 @@ def prepare(wasm: bytes) -> Tuple[bytes, bool]:
 
 def _go_wrapper_guest(wasm: bytes) -> bool:
     """Whether the module is a Go / TinyGo callback-wrapper guest (it exports
-    the wrapper callback). Their allocators take the pages memory.grow adds
-    as following their own heap, so the page the fd_write slot would be
-    grown on would be handed out again (as for the staging pages,
-    abi/delivery.py's _polls_through_wrapper): fd_write keeps its arguments."""
+    the wrapper callback): they are left as they were, as for the poll
+    (their allocators take pages memory.grow adds as their own, see
+    abi/delivery.py's _polls_through_wrapper; fd_write's arguments go
+    through globals and grow nothing, but the rewriter has not been checked
+    against their code)."""
     return rewrite.export_index(wasm, DEFAULT_CALLBACK_EXPORT, rewrite.KIND_FUNC) is not None
 
 
@@ -415,9 +414,9 @@ class WasmerEngine(Engine):
             raise
         inst = WasmerInstance(instance, streams)
         streams.memory = inst.memory
-        slot = inst._export(rewrite.STAGE_SLOT_EXPORT)
-        if isinstance(slot, wasmer.Global):
-            streams.stage_slot = lambda: slot.value
+        fd, iovs, count, nwritten = (inst._export(name) for name in rewrite.FD_WRITE_ARG_EXPORTS)
+        if isinstance(nwritten, wasmer.Global):  # rewrite.serve_fd_write_in_wasm
+            streams.staged_fd_write_args = lambda: (fd.value, iovs.value, count.value, nwritten.value)
         # wasmer's own WASI functions for every fd other than 0-2 (files, preopens).
         delegate_imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
         delegate_imports["env"] = {"memory": inst.memory._mem}
