@@ -402,7 +402,7 @@ def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table"
 
 # ---------------------------------------------------------------- ring-buffer batch dispatch
 
-REWRITE_VERSION = 6  # bump whenever what compile() adds to a module changes (module cache key)
+REWRITE_VERSION = 7  # bump whenever what compile() adds to a module changes (module cache key)
 
 
 def poll_in_wasm_enabled() -> bool:
