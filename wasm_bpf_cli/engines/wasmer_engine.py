@@ -258,7 +258,7 @@ def _signature_of(functype) -> Signature:
 def prepare(wasm: bytes) -> Tuple[bytes, bool]:
     """The module as compiled: the table trampoline (if it exports its table)
     and the ring-buffer batch dispatch loops added, and the poll and fd_write
-    imports served through the slot where they can be. (bytes, has trampoline)."""
+    imports made argument-free where they can be. (bytes, has trampoline)."""
     has_table = rewrite.export_index(wasm, TABLE_EXPORT, rewrite.KIND_TABLE) is not None
     if has_table:
         wasm = rewrite.add_table_trampoline(wasm, TRAMPOLINE_EXPORT, SAMPLE_CALLBACK.params,
