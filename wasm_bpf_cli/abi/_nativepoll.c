@@ -265,6 +265,17 @@ static void coalesce(struct wb_host *h, struct wb_ring *r, int64_t deadline)
 /* A stop was requested: -EINTR; or, once the host gave up waiting for the
  * guest to stop by itself (stop == 2, HostAbi.request_abort), the Python path,
  * which ends the guest. */
+/* The ring buffer the guest's (object handle, map fd) names, or NULL. */
+static struct wb_ring *find_ring(struct wb_host *h, int32_t handle, int32_t fd)
+{
+	int i;
+
+	for (i = 0; i < h->nrings; i++)
+		if (h->rings[i].handle == handle && h->rings[i].fd == fd)
+			return &h->rings[i];
+	return NULL;
+}
+
 static int stopped(const struct wb_host *h, int32_t *result)
 {
 	if (h->stop > 1)
@@ -283,14 +294,8 @@ int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *fai
 	struct wb_ring *r = NULL;
 	int32_t got, fallback = 0;
 	int64_t deadline;
-	int i;
 
-	for (i = 0; i < h->nrings; i++) {
-		if (h->rings[i].handle == handle && h->rings[i].fd == fd) {
-			r = &h->rings[i];
-			break;
-		}
-	}
+	r = find_ring(h, handle, fd);
 	if (!r || h->window == 0)
 		return WB_FALLBACK;
 	if (r->in_batch) { /* a callback polls the buffer whose batch it is part of */
@@ -444,12 +449,7 @@ int wb_stage(struct wb_host *h, const int32_t a[7], int32_t *result)
 		if (state == WB_STATE_COMMIT)
 			return staged_commit(h, result);
 	}
-	for (i = 0; i < h->nrings; i++) {
-		if (h->rings[i].handle == handle && h->rings[i].fd == fd) {
-			r = &h->rings[i];
-			break;
-		}
-	}
+	r = find_ring(h, handle, fd);
 	if (!r || h->window == 0)
 		return WB_FALLBACK;
 	if (r->in_batch) { /* a callback polls the buffer whose batch it is part of */

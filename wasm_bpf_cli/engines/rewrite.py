@@ -10,7 +10,7 @@ its place. Existing type and function indices never change: types and
 defined functions are only appended. Self-contained on purpose (its own
 LEB128 and section walking), so it depends on no other reader.
 """
-from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from wasm_bpf_cli.errors import ModuleError
 
@@ -220,22 +220,38 @@ class _Imports(NamedTuple):
 
 
 def _imports(sections: Sequence[Section]) -> _Imports:
+    entries = list(_import_entries(sections))
+    return _Imports(sum(e.kind == KIND_FUNC for e in entries), sum(e.kind == KIND_TABLE for e in entries))
+
+
+class _ImportEntry(NamedTuple):
+    module: str
+    name: str
+    kind: int
+    type_index: Optional[int]  # a function import's type; None for the others
+    name_start: int  # the name field's bounds in the import section's payload
+    name_end: int
+    end: int  # where the entry ends (after a function's type index)
+
+
+def _import_entries(sections: Sequence[Section]) -> Iterator[_ImportEntry]:
+    """Every entry of the import section, in order (none without one)."""
     i = _find(sections, IMPORT)
-    funcs = tables = 0
     if i is None:
-        return _Imports(0, 0)
+        return
     count, r = _vec_items(sections[i].payload, "import")
     for _ in range(count):
-        r.name()
-        r.name()
+        module = r.name()
+        start = r.pos
+        name = r.name()
+        end = r.pos
         kind = r.byte()
+        type_index = None
         if kind == KIND_FUNC:
-            r.leb_u()
-            funcs += 1
+            type_index = r.leb_u()
         elif kind == KIND_TABLE:
             r.byte()
             r.limits()
-            tables += 1
         elif kind == KIND_MEMORY:
             r.limits()
         elif kind == KIND_GLOBAL:
@@ -246,7 +262,7 @@ def _imports(sections: Sequence[Section]) -> _Imports:
             r.leb_u()
         else:
             raise RewriteError(f"unknown import kind {kind}")
-    return _Imports(funcs, tables)
+        yield _ImportEntry(module, name, kind, type_index, start, end, r.pos)
 
 
 def _count(sections: Sequence[Section], sid: int, what: str) -> int:
@@ -575,37 +591,16 @@ def add_ring_dispatch(wasm: bytes, callback_exports: Sequence[str] = (),
 
 def _func_type(sections: Sequence[Section], func_index: int) -> Optional[int]:
     """The type index of function `func_index` (imported or defined)."""
-    i = _find(sections, IMPORT)
-    nimported = 0
-    if i is not None:
-        count, r = _vec_items(sections[i].payload, "import")
-        for _ in range(count):
-            r.name()
-            r.name()
-            kind = r.byte()
-            if kind == KIND_FUNC:
-                ty = r.leb_u()
-                if nimported == func_index:
-                    return ty
-                nimported += 1
-            elif kind == KIND_TABLE:
-                r.byte()
-                r.limits()
-            elif kind == KIND_MEMORY:
-                r.limits()
-            elif kind == KIND_GLOBAL:
-                r.byte()
-                r.byte()
-            elif kind == KIND_TAG:
-                r.byte()
-                r.leb_u()
+    imported = [e.type_index for e in _import_entries(sections) if e.kind == KIND_FUNC]
+    if func_index < len(imported):
+        return imported[func_index]
     i = _find(sections, FUNCTION)
     if i is None:
         return None
     count, r = _vec_items(sections[i].payload, "function")
     for k in range(count):
         ty = r.leb_u()
-        if nimported + k == func_index:
+        if len(imported) + k == func_index:
             return ty
     return None
 
@@ -754,35 +749,13 @@ def _find_import(sections: Sequence[Section], module: str,
     """(function index, type index, start, end of its name field, end of its
     type index in the import section's payload) of the function import
     module.name, or None."""
-    i = _find(sections, IMPORT)
-    if i is None:
-        return None
-    count, r = _vec_items(sections[i].payload, "import")
     funcs = 0
-    for _ in range(count):
-        mod = r.name()
-        start = r.pos
-        field = r.name()
-        end = r.pos
-        kind = r.byte()
-        if kind == KIND_FUNC:
-            ty = r.leb_u()
-            if mod == module and field == name:
-                return funcs, ty, start, end, r.pos
-            funcs += 1
-        elif kind == KIND_TABLE:
-            r.byte()
-            r.limits()
-        elif kind == KIND_MEMORY:
-            r.limits()
-        elif kind == KIND_GLOBAL:
-            r.byte()
-            r.byte()
-        elif kind == KIND_TAG:
-            r.byte()
-            r.leb_u()
-        else:
-            raise RewriteError(f"unknown import kind {kind}")
+    for e in _import_entries(sections):
+        if e.kind != KIND_FUNC:
+            continue
+        if e.module == module and e.name == name:
+            return funcs, e.type_index, e.name_start, e.name_end, e.end
+        funcs += 1
     return None
 
 
@@ -941,55 +914,11 @@ def _serve_import_in_wasm(wasm: bytes, module: str, name: str, params: Sequence[
 
 
 def _imports_memory(sections: Sequence[Section]) -> bool:
-    i = _find(sections, IMPORT)
-    if i is None:
-        return False
-    count, r = _vec_items(sections[i].payload, "import")
-    for _ in range(count):
-        r.name()
-        r.name()
-        kind = r.byte()
-        if kind == KIND_MEMORY:
-            return True
-        if kind == KIND_FUNC:
-            r.leb_u()
-        elif kind == KIND_TABLE:
-            r.byte()
-            r.limits()
-        elif kind == KIND_GLOBAL:
-            r.byte()
-            r.byte()
-        elif kind == KIND_TAG:
-            r.byte()
-            r.leb_u()
-    return False
+    return any(e.kind == KIND_MEMORY for e in _import_entries(sections))
 
 
 def _count_imported_globals(sections: Sequence[Section]) -> int:
-    i = _find(sections, IMPORT)
-    if i is None:
-        return 0
-    count, r = _vec_items(sections[i].payload, "import")
-    n = 0
-    for _ in range(count):
-        r.name()
-        r.name()
-        kind = r.byte()
-        if kind == KIND_FUNC:
-            r.leb_u()
-        elif kind == KIND_TABLE:
-            r.byte()
-            r.limits()
-        elif kind == KIND_MEMORY:
-            r.limits()
-        elif kind == KIND_GLOBAL:
-            r.byte()
-            r.byte()
-            n += 1
-        elif kind == KIND_TAG:
-            r.byte()
-            r.leb_u()
-    return n
+    return sum(e.kind == KIND_GLOBAL for e in _import_entries(sections))
 
 
 def _const_expr_functions(r: _Reader, out: set) -> None:
