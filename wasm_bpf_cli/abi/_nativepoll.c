@@ -265,16 +265,6 @@ static void coalesce(struct wb_host *h, struct wb_ring *r, int64_t deadline)
 /* A stop was requested: -EINTR; or, once the host gave up waiting for the
  * guest to stop by itself (stop == 2, HostAbi.request_abort), the Python path,
  * which ends the guest. */
-/* The ring buffer the guest's (object handle, map fd) names, or NULL. */
-static struct wb_ring *find_ring(struct wb_host *h, int32_t handle, int32_t fd)
-{
-	int i;
-
-	for (i = 0; i < h->nrings; i++)
-		if (h->rings[i].handle == handle && h->rings[i].fd == fd)
-			return &h->rings[i];
-	return NULL;
-}
 
 static int stopped(const struct wb_host *h, int32_t *result)
 {
@@ -284,33 +274,59 @@ static int stopped(const struct wb_host *h, int32_t *result)
 	return 0;
 }
 
-/* Serve one poll: 0 with *result set, or WB_FALLBACK (untouched: Python serves
- * it; or after a partial delivery, see drain). */
-int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *failed)
-{
-	int32_t handle = a[0], fd = a[1], cb = a[2], max_size = a[5], timeout = a[6];
-	uint32_t data = (uint32_t)a[4];
-	uint32_t fixed[4] = {(uint32_t)cb, (uint32_t)a[3], data, (uint32_t)max_size};
-	struct wb_ring *r = NULL;
-	int32_t got, fallback = 0;
-	int64_t deadline;
+#define WB_ADMITTED 2 /* admit(): serve this poll here */
 
-	r = find_ring(h, handle, fd);
+/* What both polls (wb_poll, wb_stage) check before serving the poll of
+ * arguments `a`: WB_FALLBACK (Python serves it), 0 with *result set
+ * (answered here: a callback polling its own batch's buffer, or a stop), or
+ * WB_ADMITTED with *ring and *timeout (bounded by the policy) set and the
+ * ring's poll counted. `busy`: the caller's own reason to leave it to Python. */
+static int admit(struct wb_host *h, const int32_t a[7], int busy, struct wb_ring **ring, int32_t *timeout,
+		 int32_t *result)
+{
+	int32_t handle = a[0], fd = a[1], cb = a[2], max_size = a[5];
+	uint32_t data = (uint32_t)a[4];
+	struct wb_ring *r = NULL;
+	int i;
+
+	for (i = 0; i < h->nrings; i++) {
+		if (h->rings[i].handle == handle && h->rings[i].fd == fd) {
+			r = &h->rings[i];
+			break;
+		}
+	}
 	if (!r || h->window == 0)
 		return WB_FALLBACK;
 	if (r->in_batch) { /* a callback polls the buffer whose batch it is part of */
 		*result = 0;
 		return 0;
 	}
-	if (h->busy || r->cb != cb || max_size <= 0 ||
+	if (busy || h->busy || r->cb != cb || max_size <= 0 ||
 	    (uint64_t)data + (uint64_t)max_size >
 		    (h->mem.size ? h->mem.size(h->mem.a, h->mem.b) : h->mem_limit))
 		return WB_FALLBACK;
 	if (h->stop)
 		return stopped(h, result);
-	if (h->max_timeout_ms >= 0 && (timeout < 0 || timeout > h->max_timeout_ms))
-		timeout = h->max_timeout_ms;
+	*timeout = a[6];
+	if (h->max_timeout_ms >= 0 && (*timeout < 0 || *timeout > h->max_timeout_ms))
+		*timeout = h->max_timeout_ms;
 	r->polls++;
+	*ring = r;
+	return WB_ADMITTED;
+}
+
+/* Serve one poll: 0 with *result set, or WB_FALLBACK (untouched: Python serves
+ * it; or after a partial delivery, see drain). */
+int wb_poll(struct wb_host *h, const int32_t a[7], int32_t *result, int32_t *failed)
+{
+	uint32_t fixed[4] = {(uint32_t)a[2], (uint32_t)a[3], (uint32_t)a[4], (uint32_t)a[5]};
+	struct wb_ring *r = NULL;
+	int32_t got, fallback = 0, timeout = 0;
+	int64_t deadline;
+	int admitted = admit(h, a, 0, &r, &timeout, result);
+
+	if (admitted != WB_ADMITTED)
+		return admitted;
 	deadline = timeout >= 0 ? now_ns() + (int64_t)timeout * 1000000 : -1;
 	if (pending(r)) {
 		coalesce(h, r, deadline);
@@ -438,34 +454,21 @@ static int staged_commit(struct wb_host *h, int32_t *result)
  * is staged), or WB_FALLBACK (the Python path serves the poll). */
 int wb_stage(struct wb_host *h, const int32_t a[7], int32_t *result)
 {
-	int32_t handle = a[0], fd = a[1], cb = a[2], max_size = a[5], timeout = a[6];
-	uint32_t data = (uint32_t)a[4], state;
+	uint32_t state;
 	struct wb_staged *s = &h->stg;
 	struct wb_ring *r = NULL;
-	int i;
+	int32_t timeout = 0;
+	int admitted;
 
 	if (s->ring >= 0 && h->window) {
 		memcpy(&state, h->mem_base + h->res + WB_SLOT_STATE, 4);
 		if (state == WB_STATE_COMMIT)
 			return staged_commit(h, result);
 	}
-	r = find_ring(h, handle, fd);
-	if (!r || h->window == 0)
-		return WB_FALLBACK;
-	if (r->in_batch) { /* a callback polls the buffer whose batch it is part of */
-		*result = 0;
-		return 0;
-	}
-	if (h->busy || s->ring >= 0 || r->cb != cb || max_size <= 0 ||
-	    (uint64_t)data + (uint64_t)max_size >
-		    (h->mem.size ? h->mem.size(h->mem.a, h->mem.b) : h->mem_limit))
-		return WB_FALLBACK;
-	if (h->stop)
-		return stopped(h, result);
-	if (h->max_timeout_ms >= 0 && (timeout < 0 || timeout > h->max_timeout_ms))
-		timeout = h->max_timeout_ms;
-	r->polls++;
-	s->ring = (int32_t)i;
+	admitted = admit(h, a, s->ring >= 0, &r, &timeout, result);
+	if (admitted != WB_ADMITTED)
+		return admitted;
+	s->ring = (int32_t)(r - h->rings);
 	s->total = s->phase = 0;
 	s->budget = r->mask + 1;
 	s->deadline = timeout >= 0 ? now_ns() + (int64_t)timeout * 1000000 : -1;
