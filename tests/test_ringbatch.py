@@ -368,3 +368,45 @@ def test_a_callback_polling_its_own_buffer_mid_batch_gets_nothing():
     assert abi.delivery._poll(1, 7, None, 0, 64, 64, 0, BatchPlan(None, 1)) == 0
     abi.objects.clear()
     abi.close()
+
+
+def test_a_record_arriving_as_a_held_poll_begins_is_held_too():
+    """With max_delivery_delay, a record that arrives just after the poll
+    found nothing waiting (between its look and its first consume) is held
+    like one the wait finds, not delivered at once."""
+    import os
+    import select
+
+    class Ring:  # nothing committed at the poll's first look; one record right after
+        looks = 0
+
+        def producer(self):
+            self.looks += 1
+            if self.looks == 1:
+                os.write(ready_w, b"r")  # the ring's fd turns readable
+                return 0
+            return 16
+
+        def consumer(self):
+            return 0
+
+    ready_r, ready_w = os.pipe()
+    wake_r, wake_w = os.pipe()
+    poller = BufferPoller.__new__(BufferPoller)
+    poller.ring, poller.perf_rings, poller._buffer, poller._dispatch = Ring(), [], None, None
+    poller._epoll, poller._stop_epoll = select.epoll(), select.epoll()
+    poller._epoll.register(ready_r, select.EPOLLIN)
+    poller._epoll.register(wake_r, select.EPOLLIN)
+    poller._stop_epoll.register(wake_r, select.EPOLLIN)
+    drained = []
+    t0 = time.monotonic()
+    try:
+        got = poller.poll(None, 5000, lambda: False, lambda: drained.append(time.monotonic() - t0) or 1,
+                          max_delay=0.3)
+    finally:
+        poller._epoll.close()
+        poller._stop_epoll.close()
+        for fd in (ready_r, ready_w, wake_r, wake_w):
+            os.close(fd)
+    assert got == 1
+    assert len(drained) == 1 and drained[0] >= 0.29, drained  # held the 0.3 s, then delivered once

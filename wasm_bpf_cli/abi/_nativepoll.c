@@ -472,12 +472,12 @@ int wb_stage(struct wb_host *h, const int32_t a[7], int32_t *result)
 	s->total = s->phase = 0;
 	s->budget = r->mask + 1;
 	s->deadline = timeout >= 0 ? now_ns() + (int64_t)timeout * 1000000 : -1;
-	if (pending(r)) {
-		coalesce(h, r, s->deadline);
-		if (h->stop) {
-			s->ring = -1;
-			return stopped(h, result);
-		}
+	if (!pending(r)) /* straight to the wait: a record arriving from now on is held too */
+		return staged_answer(h, r, result);
+	coalesce(h, r, s->deadline);
+	if (h->stop) {
+		s->ring = -1;
+		return stopped(h, result);
 	}
 	return stage_next(h, r, result);
 }

@@ -208,10 +208,13 @@ class BufferPoller:
             deadline = None
             if max_delay > 0 and timeout_ms >= 0:
                 deadline = time.monotonic() + timeout_ms / 1000.0
-            if max_delay > 0 and self._pending():
+            waiting = self._pending() if max_delay > 0 else None
+            if waiting:
                 if self._hold(max_delay, deadline) or stopping():
                     return None
-            got = consume()
+            # nothing waited on entry: straight to the wait, so that a record
+            # arriving from now on is held like one the wait finds
+            got = 0 if waiting is False else consume()
             if got != 0:
                 return got
             if stopping():
