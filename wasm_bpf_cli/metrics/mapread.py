@@ -70,7 +70,8 @@ class MapReader:
                 n += got
                 keys.append(ctypes.string_at(self._keys, got * ks))
                 values.append(ctypes.string_at(self._values, got * stride))
-            if ret < 0 or got == 0:  # ENOENT: that was the last batch
+            if ret < 0 or got == 0 or n == self.shape.max_entries:  # ENOENT: that was the last batch;
+                # or the map cannot hold more (an array read whole in one call, not two)
                 if len(keys) == 1:
                     return n, keys[0], values[0]
                 return n, b"".join(keys), b"".join(values)
