@@ -6,7 +6,8 @@ _nativepoll.c wb_stage, or with WASM_BPF_POLL_IN_WASM=0 the C loop entered
 from Python) and the Python one. Each record reaches its own ring's
 callback once, in order; records of the second ring alone are what a
 staged poll recorded under the wrong ring would lose (fixed in 018ab41).
-Last, the same guest on the upstream C++ runtime."""
+Last, the same guest on the upstream C++ runtime, which keeps one buffer
+per object (test_reference_runtime.py has the runtime)."""
 import random
 import re
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from conftest import ENGINE, Lines, guest
 from test_poll_loop import poll_path  # noqa: F401 (fixture: c, python and on wasmer c-driven)
+from test_reference_runtime import cpp_guests  # noqa: F401 (fixture)
 from wasm_bpf_cli import Outcome, RunOptions, Runner
 
 pytestmark = pytest.mark.kernel
@@ -157,3 +159,25 @@ def test_interleaved_records_reach_their_own_callbacks_in_order(caller, poll_pat
     chunks = [("ab" * 40, 0.003), ("aab" * 20 + "abb" * 20, 0.001), (mixed, 0)]
     result, lines, c_delivered, staged = run_two(caller, chunks, poll_path)
     check(result, lines, c_delivered, staged, poll_path, "".join(p for p, _ in chunks))
+
+
+def test_upstream_cpp_runtime_polls_only_the_first_buffer_of_an_object(caller, cpp_guests, no_bpf_leaks):
+    """Upstream's C++ runtime keeps one buffer per object: the first poll
+    creates it from its fd (and returns 0 without polling), every later poll
+    of that object polls it whatever its fd, with that poll's callback. So
+    there rb_b is never read and rb_a's records reach both callbacks (ABI.md:
+    the buffer polled is the fd's; this runner does that, tests above).
+    A guest that needs two buffers there loads them in two objects."""
+    g = cpp_guests(guest("tworing"), str(caller.p.pid), "50")
+    g.wait_line("^attached$", 30)
+    time.sleep(0.3)
+    rng = random.Random(3)
+    for _ in range(20):  # irregular gaps: polls of both fds (50 ms each, in turn) find some of rb_a's
+        caller.calls("ab", rng.uniform(0.005, 0.08))
+    g.wait_line(r"^cb=\w+ tag=ring-a seq=20$", 20)
+    time.sleep(0.3)  # nothing of rb_b comes meanwhile
+    g.interrupt()
+    assert g.wait_exit() == 0, g.stderr  # SIGINT: exit(0) at once, no totals
+    got = records(g.lines)
+    assert [(tag, seq) for _, tag, seq in got] == [("ring-a", i) for i in range(1, 21)], g.lines
+    assert {cb for cb, _, _ in got} == {"a", "b"}, g.lines  # the poll's callback, not the ring's
