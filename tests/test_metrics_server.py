@@ -231,6 +231,63 @@ def test_family_by_family_is_the_library_bytes_as_values_change(encoder, content
         assert families.encode(reg, encoder, content_type) == encoder(reg)
 
 
+class _Families:
+    """A collector handing out families made as GuestCollector makes them
+    (Metric + Sample), values set by the test."""
+
+    def __init__(self):
+        self.values = {}
+        self.extra_kind = False
+
+    def collect(self):
+        from prometheus_client.core import Metric
+        from prometheus_client.samples import Sample
+
+        v = self.values
+        hist = Metric("lat_seconds", "Latency", "histogram")
+        total = 0.0
+        for i, le in enumerate(["1e-06", "2e-06", "4e-06", "+Inf"]):
+            total += v.get(i, 0.0)
+            hist.samples.append(Sample("lat_seconds_bucket", {"le": le}, total, None, None))
+        hist.samples.append(Sample("lat_seconds_count", {}, total, None, None))
+        counter = Metric("packets", "Packets by protocol", "counter")
+        kinds = ["tcp", "udp"] + (["icmp"] if self.extra_kind else [])
+        for k in kinds:
+            counter.samples.append(Sample("packets_total", {"proto": k}, v.get(k, 0.0), None, None))
+        gauge = Metric("run_seconds", "Run time", "gauge")
+        gauge.samples.append(Sample("run_seconds", {}, v.get("run", 0.0), None, None))
+        return [hist, counter, gauge]
+
+
+@pytest.mark.parametrize("encoder, content_type", [
+    (generate_latest, "text/plain; version=0.0.4; charset=utf-8"),
+    (openmetrics_latest, "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+])
+def test_a_family_whose_values_change_is_the_library_bytes_without_the_library(encoder, content_type):
+    """Values only: the library's text of the first scrape is re-filled (its
+    encoder is not called again), byte for byte what it would write, for
+    values in every form it writes (exponents, NaN, infinities, negatives);
+    a new series is the library's again."""
+    reg = CollectorRegistry()
+    families = _Families()
+    reg.register(families)
+    enc = FamilyEncoder()
+    assert enc.encode(reg, encoder, content_type) == encoder(reg)
+    first = enc.library_encodes
+    assert first == 3
+    values = [1.0, 3.0, 1234567.0, 12345678.0, 1.5e-7, float("nan"), float("inf"), -2.5, 0.1 + 0.2, 2.0 ** 60]
+    for step, value in enumerate(values):
+        families.values = {step % 4: value, "tcp": value, "udp": step, "run": value * 3}
+        assert enc.encode(reg, encoder, content_type) == encoder(reg), value
+    assert enc.library_encodes == first  # every change was a re-fill
+    families.extra_kind = True  # a new series: the library encodes that family
+    assert enc.encode(reg, encoder, content_type) == encoder(reg)
+    assert enc.library_encodes == first + 1
+    families.values = {"icmp": 4.0}
+    assert enc.encode(reg, encoder, content_type) == encoder(reg)
+    assert enc.library_encodes == first + 1
+
+
 def _slot_histogram(reads):
     """The samples GuestCollector makes of a histogram without labels whose
     map is slot (u32 key) -> count (u64), read as `reads` (per object: a list
