@@ -742,3 +742,133 @@ def test_fd_write_in_wasm_rewrites_the_built_guests_into_valid_modules(path):
     assert "fd_write" not in names
     t = names[rewrite.FD_WRITE_STAGE_IMPORT]
     assert (list(t.params), [str(r) for r in t.results]) == ([], ["i32"])
+
+
+# ---------------------------------------------------------------- map imports served through globals
+
+MAP_GUEST = """(module
+  (import "wasm_bpf" "wasm_bpf_map_fd_by_name" (func $map_fd (param i64 i32) (result i32)))
+  (import "wasm_bpf" "wasm_bpf_map_operate" (func $operate (param i32 i32 i32 i32 i32 i64) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "operate") (param i32 i32 i32 i32 i32 i64) (result i32)
+    (call $operate (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4) (local.get 5)))
+  (func (export "lookup") (param $fd i32) (result i32)
+    (call $operate (local.get $fd) (i32.const 1) (i32.const 16) (i32.const 32) (i32.const 0) (i64.const 0)))
+  (func (export "map_fd") (param i64 i32) (result i32)
+    (call $map_fd (local.get 0) (local.get 1))))
+"""
+I32_MIN, I32_MAX, I64_MIN, I64_MAX = -2**31, 2**31 - 1, -2**63, 2**63 - 1
+
+
+def served_maps(wasm: bytes, answers=(0,)):
+    """Instantiate `wasm` (map imports served by serve_import_in_wasm) with
+    stage imports that record the arguments in the added globals and answer
+    `answers` in turn (the last one then on); (exports, store, {import
+    name: [args seen]}, module)."""
+    store = wasmtime.Store()
+    module = wasmtime.Module(store.engine, wasm)  # validates
+    exports, seen, replies = {}, {}, list(answers)
+    funcs = []
+    for imp in module.imports:
+        served = next((s for s in rewrite.HOST_SERVED_IMPORTS if s.stage == imp.name), None)
+        if served is None:  # left as it was: not called here
+            funcs.append(wasmtime.Func(store, imp.type, lambda *args: 1 // 0))
+            continue
+        seen[served.name] = []
+
+        def stage(caller, served=served):
+            seen[served.name].append(tuple(exports[g].value(caller) for g in served.arg_exports))
+            return replies.pop(0) if len(replies) > 1 else replies[0]
+
+        funcs.append(wasmtime.Func(store, stage_type(), stage, access_caller=True))
+    exports.update(wasmtime.Instance(store, module, funcs).exports(store))
+    return exports, store, seen, module
+
+
+def test_map_operate_in_wasm_passes_every_argument_whole_in_typed_globals():
+    wasm = rewrite.serve_map_operate_in_wasm(wat(MAP_GUEST))
+    exports, store, seen, module = served_maps(wasm, answers=(-44, 0, -21, 7, 0))
+    stage = [(i.module, i.name, list(i.type.params), [str(r) for r in i.type.results])
+             for i in module.imports if "operate" in i.name]
+    assert stage == [("wasm_bpf", "wasm_bpf_map_operate_stage", [], ["i32"])]
+    globals_ = [(e.name, str(e.type.content)) for e in module.exports if isinstance(e.type, wasmtime.GlobalType)]
+    assert globals_ == [(name, "i32") for name in rewrite.MAP_OPERATE.arg_exports[:5]] + [
+        (rewrite.MAP_OPERATE.arg_exports[5], "i64")]
+    calls = [(3, 1, 16, 32, 0, 0), (5, 4, -1, I32_MIN, I32_MAX, I64_MIN), (7, 2, -16, 65536, 0, I64_MAX),
+             (I32_MAX, -1, 0, 0, -8, -1)]
+    results = [exports["operate"](store, *args) for args in calls]
+    results.append(exports["lookup"](store, 9))  # a call site with constants
+    assert results == [-44, 0, -21, 7, 0]  # the host's answers are the guest's
+    assert seen["wasm_bpf_map_operate"] == calls + [(9, 1, 16, 32, 0, 0)]
+    assert exports["memory"].size(store) == 1  # nothing grown: the guest's memory is its own
+
+
+def test_map_fd_by_name_in_wasm_passes_the_whole_i64_handle():
+    wasm = rewrite.serve_import_in_wasm(wat(MAP_GUEST), rewrite.MAP_FD_BY_NAME)
+    exports, store, seen, module = served_maps(wasm, answers=(5, -44, -28))
+    assert [exports["map_fd"](store, h, p) for h, p in ((1, 64), (I64_MAX, -1), (I64_MIN, I32_MIN))] == [5, -44, -28]
+    assert seen["wasm_bpf_map_fd_by_name"] == [(1, 64), (I64_MAX, -1), (I64_MIN, I32_MIN)]
+    # map_operate was left as it was
+    assert [i.name for i in module.imports] == ["wasm_bpf_map_fd_by_name_stage", "wasm_bpf_map_operate"]
+
+
+def test_map_imports_retarget_only_their_own_calls():
+    wasm = wat(MAP_GUEST)
+    out = rewrite.serve_map_operate_in_wasm(wasm)
+    bodies = _bodies(out)
+    calls = lambda f: [rewrite._retarget_calls(b, f, 10**6)[1] for b in bodies]  # noqa: E731
+    added = 2 + 3  # 2 imports, 3 functions: the added one is index 5, the last body
+    assert calls(1) == [0, 0, 0, 1]  # only the added function calls the (renamed) import
+    assert calls(added) == [1, 1, 0, 0]  # the guest's two call sites go to it
+    assert calls(0) == [0, 0, 1, 0]  # map_fd_by_name's call unchanged
+    both = rewrite.serve_import_in_wasm(out, rewrite.MAP_FD_BY_NAME)
+    exports, store, seen, _ = served_maps(both, answers=(3,))
+    assert exports["map_fd"](store, 2, 8) == 3 and exports["lookup"](store, 3) == 3
+    assert seen == {"wasm_bpf_map_fd_by_name": [(2, 8)], "wasm_bpf_map_operate": [(3, 1, 16, 32, 0, 0)]}
+    with pytest.raises(RewriteError, match="imports no function wasm_bpf.wasm_bpf_map_operate"):
+        rewrite.serve_map_operate_in_wasm(both)  # once only
+
+
+def test_served_map_imports_have_the_abis_signatures():
+    from wasm_bpf_cli.abi.signatures import REFERENCE_FUNCTIONS, WASM_BPF_MODULE
+    for served in rewrite.HOST_SERVED_IMPORTS:
+        assert served.module == WASM_BPF_MODULE
+        assert REFERENCE_FUNCTIONS[served.name] == (served.params, ("i32",))
+        assert len(served.arg_exports) == len(served.params)
+
+
+@pytest.mark.parametrize("text, message", [
+    (MAP_GUEST.replace("(param i32 i32 i32 i32 i32 i64) (result i32)))\n  (memory",
+                       "(param i32 i32 i32 i32 i32 i32) (result i32)))\n  (memory")
+     .replace("(i64.const 0)))", "(i32.const 0)))").replace("(param i32 i32 i32 i32 i32 i64) (result i32)\n",
+                                                           "(param i32 i32 i32 i32 i32 i32) (result i32)\n"),
+     "is not imported as"),
+    (MAP_GUEST.replace('(memory (export "memory") 1)', '(memory (export "memory") 1) (export "o" (func $operate))'),
+     "exported"),
+    (MAP_GUEST.replace('(memory (export "memory") 1)',
+                       '(memory (export "memory") 1) (export "__wasm_bpf_map_operate_flags" (memory 0))'),
+     "already exports"),
+])
+def test_map_operate_in_wasm_refuses_what_it_cannot_redirect(text, message):
+    with pytest.raises(RewriteError, match=message):
+        rewrite.serve_map_operate_in_wasm(wat(text))
+
+
+MAP_GUESTS = ["tests/guests/build/maps.wasm", "tests/guests/build/mapwalk.wasm",
+              "tests/guests/build/upstream.wasm", "examples/bench/bench.wasm"]
+
+
+@pytest.mark.parametrize("path", MAP_GUESTS)
+def test_map_imports_in_wasm_rewrite_the_built_guests_into_valid_modules(path):
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, path), "rb") as f:  # built by `make build`: missing is a failure
+        wasm = rewrite.serve_fd_write_in_wasm(f.read())
+    for served in rewrite.HOST_SERVED_IMPORTS:
+        wasm = rewrite.serve_import_in_wasm(wasm, served)
+    module = wasmtime.Module(wasmtime.Engine(), wasm)  # validates
+    names = {i.name: i.type for i in module.imports if i.module == "wasm_bpf"}
+    assert "wasm_bpf_map_operate" not in names and "wasm_bpf_map_fd_by_name" not in names
+    for served in rewrite.HOST_SERVED_IMPORTS:
+        t = names[served.stage]
+        assert (list(t.params), [str(r) for r in t.results]) == ([], ["i32"])

@@ -418,7 +418,7 @@ def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table"
 
 # ---------------------------------------------------------------- ring-buffer batch dispatch
 
-REWRITE_VERSION = 7  # bump whenever what compile() adds to a module changes (module cache key)
+REWRITE_VERSION = 8  # bump whenever what compile() adds to a module changes (module cache key)
 
 
 def poll_in_wasm_enabled() -> bool:
@@ -433,15 +433,22 @@ def poll_in_wasm_enabled() -> bool:
 def fd_write_in_wasm_enabled() -> bool:
     """serve_fd_write_in_wasm is applied where it can be (wasmer), unless
     WASM_BPF_FD_WRITE_IN_WASM=0 (comparisons)."""
+    return served_in_wasm_enabled(FD_WRITE)
+
+
+def served_in_wasm_enabled(served: "ServedImport") -> bool:
+    """serve_import_in_wasm(served) is applied where it can be (wasmer),
+    unless its switch (WASM_BPF_MAP_OPERATE_IN_WASM...) is 0 (comparisons)."""
     import os
 
-    return os.environ.get("WASM_BPF_FD_WRITE_IN_WASM", "1") != "0"
+    return os.environ.get(served.switch, "1") != "0"
 
 
 def cache_version() -> str:
     """The module cache's rewrite version: what compile() adds, as configured."""
     return (f"{REWRITE_VERSION}" + ("" if poll_in_wasm_enabled() else "-nopoll")
-            + ("" if fd_write_in_wasm_enabled() else "-nofdwrite"))
+            + ("" if fd_write_in_wasm_enabled() else "-nofdwrite")
+            + "".join(f"-no{s.name}" for s in HOST_SERVED_IMPORTS if not served_in_wasm_enabled(s)))
 
 # The dispatch loops' type: (cb, ctx, data, max_size, hdrs, payload, len, res) -> i32
 RING_DISPATCH_PARAMS = ("i32",) * 8
@@ -637,6 +644,42 @@ FD_WRITE_ARG_EXPORTS = ("__wasm_bpf_fd_write_fd", "__wasm_bpf_fd_write_iovs",
                         "__wasm_bpf_fd_write_iovs_len", "__wasm_bpf_fd_write_nwritten")
 
 
+class ServedImport(NamedTuple):
+    """An import serve_import_in_wasm makes argument-free: module.name of
+    type params -> i32 becomes module.stage () -> i32; the guest's calls go
+    to the added function `export`, which leaves the arguments in the
+    globals exported as `arg_exports` (in param order) first. `switch`: the
+    environment variable that, set to 0, leaves the import as it is."""
+    module: str
+    name: str
+    params: Tuple[str, ...]
+    stage: str
+    export: str
+    arg_exports: Tuple[str, ...]
+    switch: str
+
+
+def _served(module: str, name: str, params: Sequence[Tuple[str, str]], short: str) -> ServedImport:
+    """The usual names: stage `<name>_stage`, `__wasm_bpf_<short>` and
+    `__wasm_bpf_<short>_<param>`, switch WASM_BPF_<SHORT>_IN_WASM."""
+    return ServedImport(module, name, tuple(t for _, t in params), f"{name}_stage", f"__wasm_bpf_{short}",
+                        tuple(f"__wasm_bpf_{short}_{p}" for p, _ in params), f"WASM_BPF_{short.upper()}_IN_WASM")
+
+
+FD_WRITE = ServedImport(WASI_MODULE, "fd_write", ("i32",) * 4, FD_WRITE_STAGE_IMPORT, FD_WRITE_IN_WASM,
+                        FD_WRITE_ARG_EXPORTS, "WASM_BPF_FD_WRITE_IN_WASM")
+# The wasm_bpf imports a guest may call often (signatures.REFERENCE_FUNCTIONS):
+# map_operate is two calls per entry of a map walk; map_fd_by_name comes
+# along (the same code, an i64 handle). The engine serves their stage
+# imports with the host functions themselves (wasmer_engine.instantiate).
+MAP_OPERATE = _served("wasm_bpf", "wasm_bpf_map_operate",
+                      [("fd", "i32"), ("cmd", "i32"), ("key", "i32"), ("value", "i32"), ("next_key", "i32"),
+                       ("flags", "i64")], "map_operate")
+MAP_FD_BY_NAME = _served("wasm_bpf", "wasm_bpf_map_fd_by_name", [("obj", "i64"), ("name", "i32")],
+                         "map_fd_by_name")
+HOST_SERVED_IMPORTS = (MAP_OPERATE, MAP_FD_BY_NAME)
+
+
 def _skip_blocktype(r: _Reader) -> None:
     b = r.data[r.pos] if r.pos < r.end else None
     if b is None:
@@ -800,16 +843,19 @@ def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
     return bytes(b)
 
 
-def _fd_write_in_wasm_body(stage: int, first_global: int) -> bytes:
-    """(fd, iovs, iovs_len, nwritten) -> i32: the arguments into the four
-    globals from `first_global` on (FD_WRITE_ARG_EXPORTS), then stage().
-    Globals, not the staging slot in memory: with no slot yet, one would be
-    grown (a page the guest sees: memory.size, pointers past its old end
-    becoming valid), and fd_write is called long before the first poll.
-    Apart from the poll's arguments: a callback inside the poll's dispatch
-    loop prints."""
-    return b"".join(b"\x20" + encode_u32(i) + b"\x24" + encode_u32(first_global + i) for i in range(4)) \
-        + b"\x10" + encode_u32(stage)
+def _args_in_globals_body(nparams: int) -> Callable[[int, int], bytes]:
+    """A body(stage, first_global) for _serve_import_in_wasm: the import's
+    `nparams` arguments into the globals from `first_global` on (one each,
+    of the param's type), then stage(). Globals, not the staging slot in
+    memory: with no slot yet, one would be grown (a page the guest sees:
+    memory.size, pointers past its old end becoming valid), and these
+    imports are called long before the first poll. Apart from the poll's
+    arguments: a callback inside the poll's dispatch loop prints and reads
+    maps."""
+    def body(stage: int, first_global: int) -> bytes:
+        return b"".join(b"\x20" + encode_u32(i) + b"\x24" + encode_u32(first_global + i)
+                        for i in range(nparams)) + b"\x10" + encode_u32(stage)
+    return body
 
 
 def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_bpf_buffer_poll",
@@ -835,23 +881,44 @@ def serve_poll_in_wasm(wasm: bytes, module: str = "wasm_bpf", poll: str = "wasm_
 
 
 def serve_fd_write_in_wasm(wasm: bytes, stage: str = FD_WRITE_STAGE_IMPORT) -> bytes:
-    """The same for the guest's `wasi_snapshot_preview1.fd_write`: its calls
-    go to FD_WRITE_IN_WASM (see _fd_write_in_wasm_body), the import becomes
-    `stage` () -> i32 in the same module, which reads (fd, iovs, iovs_len,
-    nwritten) from the globals FD_WRITE_ARG_EXPORTS. Why: one host call per
-    line a line-buffered guest prints, each of whose 4 argument objects
-    wasmer-python would keep until the guest exits. RewriteError as
-    serve_poll_in_wasm's."""
-    return _serve_import_in_wasm(wasm, WASI_MODULE, "fd_write", ("i32",) * 4, stage, FD_WRITE_IN_WASM,
-                                 _fd_write_in_wasm_body, 0, FD_WRITE_ARG_EXPORTS)
+    """The same for the guest's `wasi_snapshot_preview1.fd_write` (FD_WRITE,
+    see serve_import_in_wasm): its calls go to FD_WRITE_IN_WASM, the import
+    becomes `stage` () -> i32 in the same module, which reads (fd, iovs,
+    iovs_len, nwritten) from the globals FD_WRITE_ARG_EXPORTS. Why: one host
+    call per line a line-buffered guest prints, each of whose 4 argument
+    objects wasmer-python would keep until the guest exits."""
+    return serve_import_in_wasm(wasm, FD_WRITE, stage)
+
+
+def serve_import_in_wasm(wasm: bytes, served: "ServedImport", stage: Optional[str] = None) -> bytes:
+    """Make the function import served.module.name take no arguments: it
+    becomes `stage` (served.stage by default) of type () -> i32, every call
+    of it in the guest's own code goes to the added function served.export,
+    which leaves the arguments in the exported globals served.arg_exports
+    (one per param, of its type: an i64 stays whole) and calls the stage
+    import, whose answer is the guest's. Why: wasmer-python keeps each host
+    call's argument objects (~48 B each) until the guest's `_start` returns;
+    a call without arguments keeps ~8 B. RewriteError as
+    serve_poll_in_wasm's (the caller keeps the module as it was)."""
+    return _serve_import_in_wasm(wasm, served.module, served.name, served.params, stage or served.stage,
+                                 served.export, _args_in_globals_body(len(served.params)), 0,
+                                 served.arg_exports, served.params)
+
+
+def serve_map_operate_in_wasm(wasm: bytes) -> bytes:
+    """serve_import_in_wasm for `wasm_bpf.wasm_bpf_map_operate` (MAP_OPERATE):
+    a map walk is two calls per entry, each with 6 arguments (~300 B kept
+    per call by wasmer-python without this)."""
+    return serve_import_in_wasm(wasm, MAP_OPERATE)
 
 
 def _serve_import_in_wasm(wasm: bytes, module: str, name: str, params: Sequence[str], stage: str,
                           export: str, body: Callable[[int, int], bytes], nlocals: int,
-                          global_exports: Sequence[str]) -> bytes:
+                          global_exports: Sequence[str], global_types: Sequence[str] = ()) -> bytes:
     """Rename the function import module.name (of type params -> i32) to
     `stage` of type () -> i32 in place (no index moves), add exported
-    mutable i32 globals (= 0) named `global_exports` and `export`, a
+    mutable globals (= 0) named `global_exports`, of the types
+    `global_types` (i32 where none is given), and `export`, a
     function of the import's type whose body is body(import index, index of
     the first added global) with `nlocals` extra i32 locals, and make every
     call of the import in the guest's own code a call of `export`."""
@@ -901,7 +968,7 @@ def _serve_import_in_wasm(wasm: bytes, module: str, name: str, params: Sequence[
     first_global = _count_imported_globals(sections) + _count(sections, GLOBAL, "global")
     for k, gname in enumerate(global_exports):
         gi = _find(sections, GLOBAL)
-        glob = b"\x7f\x01" + b"\x41\x00\x0b"  # mut i32 = 0
+        glob = _ZERO_GLOBALS[global_types[k] if k < len(global_types) else "i32"]
         _put(sections, GLOBAL, _append_to_vec(None if gi is None else sections[gi].payload, glob, "global"))
         ei = _find(sections, EXPORT)
         _put(sections, EXPORT, _append_to_vec(None if ei is None else sections[ei].payload,
@@ -911,6 +978,10 @@ def _serve_import_in_wasm(wasm: bytes, module: str, name: str, params: Sequence[
     wasm, index = add_function(wasm, import_type, ("i32",) * nlocals, body(old, first_global), export)
     assert index == new
     return wasm
+
+
+_ZERO_GLOBALS = {"i32": b"\x7f\x01" + b"\x41\x00\x0b",  # mut i32 = i32.const 0
+                 "i64": b"\x7e\x01" + b"\x42\x00\x0b"}  # mut i64 = i64.const 0
 
 
 def _imports_memory(sections: Sequence[Section]) -> bool:

@@ -29,6 +29,7 @@ import sys
 import threading
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
+from wasm_bpf_cli.abi.errno import EIO_NEG
 from wasm_bpf_cli.abi.signatures import (DEFAULT_CALLBACK_EXPORT, MEMORY_EXPORT, SAMPLE_CALLBACK,
                                          STAGE_POLL_NAME, TABLE_EXPORT, Signature)
 from wasm_bpf_cli.engines import module_cache, rewrite, stdio
@@ -257,8 +258,9 @@ def _signature_of(functype) -> Signature:
 
 def prepare(wasm: bytes) -> Tuple[bytes, bool]:
     """The module as compiled: the table trampoline (if it exports its table)
-    and the ring-buffer batch dispatch loops added, and the poll and fd_write
-    imports made argument-free where they can be. (bytes, has trampoline)."""
+    and the ring-buffer batch dispatch loops added, and the poll, fd_write
+    and map imports (rewrite.HOST_SERVED_IMPORTS) made argument-free where
+    they can be. (bytes, has trampoline)."""
     has_table = rewrite.export_index(wasm, TABLE_EXPORT, rewrite.KIND_TABLE) is not None
     if has_table:
         wasm = rewrite.add_table_trampoline(wasm, TRAMPOLINE_EXPORT, SAMPLE_CALLBACK.params,
@@ -274,14 +276,40 @@ def prepare(wasm: bytes) -> Tuple[bytes, bool]:
             wasm = rewrite.serve_poll_in_wasm(wasm, stage=STAGE_POLL_NAME)
         except rewrite.RewriteError:
             pass  # the host calls the loop (abi/nativepoll.py, driven)
-    if rewrite.fd_write_in_wasm_enabled() and not _go_wrapper_guest(wasm):
+    if _go_wrapper_guest(wasm):
+        return wasm, has_table
+    if rewrite.fd_write_in_wasm_enabled():
         # One host call per printed line (a line-buffered guest): without
         # arguments, it leaves ~8 B in wasmer-python instead of ~150 B.
         try:
             wasm = rewrite.serve_fd_write_in_wasm(wasm, stage=stdio.FD_WRITE_STAGE_NAME)
         except rewrite.RewriteError:
             pass  # fd_write with its arguments (GuestStdio.fd_write)
+    for served in rewrite.HOST_SERVED_IMPORTS:
+        # Two host calls per entry of a map walk: ~8 B left each, not ~300 B.
+        if rewrite.served_in_wasm_enabled(served):
+            try:
+                wasm = rewrite.serve_import_in_wasm(wasm, served)
+            except rewrite.RewriteError:
+                pass  # the import with its arguments (the module does not call it, ...)
     return wasm, has_table
+
+
+_HOST_SERVED = {(s.module, s.name): s for s in rewrite.HOST_SERVED_IMPORTS}
+
+
+def _staged_call(func: Callable[..., int], args: list) -> Callable[[], int]:
+    """The stage import of an import rewrite.serve_import_in_wasm made
+    argument-free: `func`, the host function itself (its checks, its
+    errnos), called with the values of the globals `args` (the guest's
+    arguments, as the import would have had them: i32s signed, the i64
+    whole). EIO if the module has no such globals (a guest that imports
+    the stage by its name itself)."""
+    def stage() -> int:
+        if not args:
+            return EIO_NEG
+        return func(*[g.value for g in args])
+    return stage
 
 
 def _go_wrapper_guest(wasm: bytes) -> bool:
@@ -289,8 +317,8 @@ def _go_wrapper_guest(wasm: bytes) -> bool:
     the wrapper callback): they are left as they were, as for the poll
     (their allocators take pages memory.grow adds as their own, see
     abi/delivery.py's _polls_through_wrapper; fd_write's arguments go
-    through globals and grow nothing, but the rewriter has not been checked
-    against their code)."""
+    through globals and grow nothing, nor do the map imports, but the
+    rewriter has not been checked against their code)."""
     return rewrite.export_index(wasm, DEFAULT_CALLBACK_EXPORT, rewrite.KIND_FUNC) is not None
 
 
@@ -400,8 +428,15 @@ class WasmerEngine(Engine):
             [_wasm_type(wasmer, t) for t in sig.params], [_wasm_type(wasmer, t) for t in sig.results])
         for module_name, name, signature, func in streams.functions() + streams.staged_functions():
             imports.setdefault(module_name, {})[name] = wasmer.Function(store, func, ty(signature))
+        staged = []  # (import served in wasm, the globals its stage reads: filled below)
         for hf in host_functions:
             imports.setdefault(hf.module, {})[hf.name] = wasmer.Function(store, hf.func, ty(hf.signature))
+            served = _HOST_SERVED.get((hf.module, hf.name))
+            if served is not None:  # prepare() may have made the guest call this instead
+                args: list = []
+                imports[hf.module][served.stage] = wasmer.Function(store, _staged_call(hf.func, args),
+                                                                   ty(stdio.STAGED))
+                staged.append((served, args))
         try:
             instance = wasmer.Instance(compiled, imports)
         except RuntimeError as err:
@@ -417,6 +452,10 @@ class WasmerEngine(Engine):
         fd, iovs, count, nwritten = (inst._export(name) for name in rewrite.FD_WRITE_ARG_EXPORTS)
         if isinstance(nwritten, wasmer.Global):  # rewrite.serve_fd_write_in_wasm
             streams.staged_fd_write_args = lambda: (fd.value, iovs.value, count.value, nwritten.value)
+        for served, args in staged:
+            globs = [inst._export(name) for name in served.arg_exports]
+            if all(isinstance(g, wasmer.Global) for g in globs):  # rewrite.serve_import_in_wasm
+                args.extend(globs)
         # wasmer's own WASI functions for every fd other than 0-2 (files, preopens).
         delegate_imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
         delegate_imports["env"] = {"memory": inst.memory._mem}
