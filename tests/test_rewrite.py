@@ -872,3 +872,28 @@ def test_map_imports_in_wasm_rewrite_the_built_guests_into_valid_modules(path):
     for served in rewrite.HOST_SERVED_IMPORTS:
         t = names[served.stage]
         assert (list(t.params), [str(r) for r in t.results]) == ([], ["i32"])
+
+
+@pytest.mark.parametrize("path", GUESTS + MAP_GUESTS + ["tests/guests/build/plainprint.wasm"])
+def test_skipping_bodies_that_cannot_reference_the_import_changes_nothing(path, monkeypatch):
+    # _serve_import_in_wasm decodes only the bodies that contain the bytes of
+    # a call of the import (in any LEB128 form): the same module as decoding all
+    import os
+    from wasm_bpf_cli.engines import wasmer_engine
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, path), "rb") as f:
+        wasm = f.read()
+    fast = wasmer_engine.prepare(wasm)
+    monkeypatch.setattr(rewrite, "_references_to", lambda index: [b""])  # every body
+    assert wasmer_engine.prepare(wasm) == fast
+
+
+def test_references_to_lists_every_leb128_form_of_the_index():
+    assert rewrite._references_to(0)[:3] == [b"\x10\x00", b"\x12\x00", b"\xd2\x00"]
+    assert b"\x10\x85\x80\x80\x80\x00" in rewrite._references_to(5)  # wasm-ld's padded form
+    for index in (0, 127, 128, 300, 2**21, 2**32 - 1):
+        forms = rewrite._references_to(index)
+        assert len(forms) == 3 * (6 - len(rewrite.encode_u32(index)))
+        for form in forms:
+            r = rewrite._Reader(form, 1)
+            assert r.leb_u() == index and r.at_end()

@@ -787,6 +787,20 @@ def _retarget_calls(body: bytes, old: int, new: int) -> Tuple[bytes, int]:
     return bytes(out), changed
 
 
+def _references_to(index: int) -> List[bytes]:
+    """The byte strings one of which a function body that calls function
+    `index` (call, return_call) or takes it as a reference (ref.func) must
+    contain: the opcode and the index in each LEB128 form of 1 to 5 bytes
+    (linkers leave padded ones), the shortest first."""
+    forms = []
+    for length in range(1, 6):
+        if index >> (7 * length) and length < 5:
+            continue
+        groups = [(index >> (7 * i)) & 0x7F for i in range(length)]
+        forms.append(bytes(g | 0x80 for g in groups[:-1]) + bytes([groups[-1]]))
+    return [op + form for form in forms for op in (b"\x10", b"\x12", b"\xd2")]
+
+
 def _find_import(sections: Sequence[Section], module: str,
                  name: str) -> Optional[Tuple[int, int, int, int, int]]:
     """(function index, type index, start, end of its name field, end of its
@@ -952,10 +966,13 @@ def _serve_import_in_wasm(wasm: bytes, module: str, name: str, params: Sequence[
     count, r = _vec_items(sections[ci].payload, "code")
     entries = []
     calls = 0
+    needles = _references_to(old)
     for _ in range(count):
         size = r.leb_u()
-        code, changed = _retarget_calls(r.take(size), old, new)
-        calls += changed
+        code = r.take(size)
+        if any(n in code for n in needles):  # else it cannot call the import (decoding is most of the time)
+            code, changed = _retarget_calls(code, old, new)
+            calls += changed
         entries.append(encode_u32(len(code)) + code)
     if calls == 0:
         raise RewriteError(f"module never calls {module}.{name}")
