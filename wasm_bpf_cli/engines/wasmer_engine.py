@@ -27,6 +27,7 @@ import ctypes
 import os
 import sys
 import threading
+import types
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from wasm_bpf_cli.abi.errno import EIO_NEG
@@ -296,20 +297,35 @@ def prepare(wasm: bytes) -> Tuple[bytes, bool]:
 
 
 _HOST_SERVED = {(s.module, s.name): s for s in rewrite.HOST_SERVED_IMPORTS}
+_UNBOUND = types.SimpleNamespace(value=0)  # a stand-in global until _staged_call's bind
 
 
-def _staged_call(func: Callable[..., int], args: list) -> Callable[[], int]:
-    """The stage import of an import rewrite.serve_import_in_wasm made
-    argument-free: `func`, the host function itself (its checks, its
-    errnos), called with the values of the globals `args` (the guest's
-    arguments, as the import would have had them: i32s signed, the i64
-    whole). EIO if the module has no such globals (a guest that imports
-    the stage by its name itself)."""
+def _staged_call(func: Callable[..., int], nparams: int) -> Tuple[Callable[[], int], Callable[[list], None]]:
+    """(stage, bind) for an import rewrite.serve_import_in_wasm made
+    argument-free: `stage` calls `func`, the host function itself (its
+    checks, its errnos), with the values of the globals `bind` gives it once
+    the instance exists (the guest's arguments as the import would have had
+    them: i32s signed, the i64 whole). Until then, or if the module has no
+    such globals (a guest that imports the stage by its name itself), it
+    answers EIO. Six params are read without a list (a map walk's two calls
+    per entry: ~0.4 us less than a comprehension)."""
+    target: Callable[..., int] = lambda *args: EIO_NEG  # noqa: E731
+    a = b = c = d = e = f = _UNBOUND
+    args: list = []
+
+    def stage6() -> int:
+        return target(a.value, b.value, c.value, d.value, e.value, f.value)
+
     def stage() -> int:
-        if not args:
-            return EIO_NEG
-        return func(*[g.value for g in args])
-    return stage
+        return target(*[g.value for g in args])
+
+    def bind(globs: list) -> None:
+        nonlocal target, a, b, c, d, e, f
+        args[:] = globs
+        if nparams == 6:
+            a, b, c, d, e, f = globs
+        target = func
+    return (stage6 if nparams == 6 else stage), bind
 
 
 def _go_wrapper_guest(wasm: bytes) -> bool:
@@ -428,15 +444,14 @@ class WasmerEngine(Engine):
             [_wasm_type(wasmer, t) for t in sig.params], [_wasm_type(wasmer, t) for t in sig.results])
         for module_name, name, signature, func in streams.functions() + streams.staged_functions():
             imports.setdefault(module_name, {})[name] = wasmer.Function(store, func, ty(signature))
-        staged = []  # (import served in wasm, the globals its stage reads: filled below)
+        staged = []  # (import served in wasm, how its stage learns its globals: below)
         for hf in host_functions:
             imports.setdefault(hf.module, {})[hf.name] = wasmer.Function(store, hf.func, ty(hf.signature))
             served = _HOST_SERVED.get((hf.module, hf.name))
             if served is not None:  # prepare() may have made the guest call this instead
-                args: list = []
-                imports[hf.module][served.stage] = wasmer.Function(store, _staged_call(hf.func, args),
-                                                                   ty(stdio.STAGED))
-                staged.append((served, args))
+                stage, bind = _staged_call(hf.func, len(served.params))
+                imports[hf.module][served.stage] = wasmer.Function(store, stage, ty(stdio.STAGED))
+                staged.append((served, bind))
         try:
             instance = wasmer.Instance(compiled, imports)
         except RuntimeError as err:
@@ -452,10 +467,10 @@ class WasmerEngine(Engine):
         fd, iovs, count, nwritten = (inst._export(name) for name in rewrite.FD_WRITE_ARG_EXPORTS)
         if isinstance(nwritten, wasmer.Global):  # rewrite.serve_fd_write_in_wasm
             streams.staged_fd_write_args = lambda: (fd.value, iovs.value, count.value, nwritten.value)
-        for served, args in staged:
+        for served, bind in staged:
             globs = [inst._export(name) for name in served.arg_exports]
             if all(isinstance(g, wasmer.Global) for g in globs):  # rewrite.serve_import_in_wasm
-                args.extend(globs)
+                bind(globs)
         # wasmer's own WASI functions for every fd other than 0-2 (files, preopens).
         delegate_imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
         delegate_imports["env"] = {"memory": inst.memory._mem}
