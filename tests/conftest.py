@@ -308,3 +308,36 @@ class Lines:
             if re.search(pattern, line):
                 return line
         raise AssertionError(f"no line matching {pattern!r} in {self.all!r}")
+
+
+class Caller:
+    """A process that makes ring-buffer records when told (the test guests
+    record syscalls of the pid they are given): `calls(n, gap)` makes n
+    getppid() calls, `calls("abba", gap)` one call per letter, `a` getppid()
+    and `b` getpgid(); GAP seconds apart."""
+
+    def __init__(self):
+        import sys
+
+        self.p = subprocess.Popen(
+            [sys.executable, "-c",
+             "import os, sys, time\n"
+             "print('ready', flush=True)\n"
+             "for line in sys.stdin:\n"
+             "    pattern, gap = line.split()\n"
+             "    for c in pattern:\n"
+             "        os.getppid() if c == 'a' else os.getpgid(0)\n"
+             "        time.sleep(float(gap))\n"
+             "    print('done', flush=True)\n"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout.readline().strip() == "ready"
+
+    def calls(self, what, gap: float) -> None:
+        pattern = "a" * what if isinstance(what, int) else what
+        self.p.stdin.write(f"{pattern} {gap}\n")
+        self.p.stdin.flush()
+        assert self.p.stdout.readline().strip() == "done"
+
+    def close(self) -> None:
+        self.p.kill()
+        self.p.wait()

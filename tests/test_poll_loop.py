@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ENGINE, Lines, example, guest, run_cli, skip_or_fail
+from conftest import ENGINE, Caller, Lines, example, guest, run_cli, skip_or_fail
 from wasm_bpf_cli import Outcome, RunOptions, Runner
 from wasm_bpf_cli.abi import nativepoll
 
@@ -23,32 +23,6 @@ PATHS = ["c", "python"] if nativepoll.library() is not None else ["python"]
 if ENGINE == "wasmer" and "c" in PATHS:
     # the C loop calling the dispatch export (a module the rewriter leaves as it was)
     PATHS.append("c-driven")
-
-
-class Caller:
-    """A process that calls getppid() (one ring record each) when told."""
-
-    def __init__(self):
-        self.p = subprocess.Popen(
-            [sys.executable, "-c",
-             "import os, sys, time\n"
-             "print('ready', flush=True)\n"
-             "for line in sys.stdin:\n"
-             "    n, gap = line.split()\n"
-             "    for _ in range(int(n)):\n"
-             "        os.getppid(); time.sleep(float(gap))\n"
-             "    print('done', flush=True)\n"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.p.stdout.readline().strip() == "ready"
-
-    def calls(self, n: int, gap: float) -> None:
-        self.p.stdin.write(f"{n} {gap}\n")
-        self.p.stdin.flush()
-        assert self.p.stdout.readline().strip() == "done"
-
-    def close(self) -> None:
-        self.p.kill()
-        self.p.wait()
 
 
 @pytest.fixture(params=PATHS)

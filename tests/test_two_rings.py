@@ -10,13 +10,11 @@ Last, the same guest on the upstream C++ runtime, which keeps one buffer
 per object (test_reference_runtime.py has the runtime)."""
 import random
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import ENGINE, Lines, guest
+from conftest import ENGINE, Caller, Lines, guest
 from test_poll_loop import poll_path  # noqa: F401 (fixture: c, python and on wasmer c-driven)
 from test_reference_runtime import cpp_guests  # noqa: F401 (fixture)
 from wasm_bpf_cli import Outcome, RunOptions, Runner
@@ -24,35 +22,6 @@ from wasm_bpf_cli import Outcome, RunOptions, Runner
 pytestmark = pytest.mark.kernel
 
 RECORD = re.compile(r"^cb=(\w+) tag=(\S+) seq=(\d+)$")
-
-
-class Caller:
-    """A process that makes records when told: a line "PATTERN GAP" makes one
-    record per letter, `a` with getppid() (rb_a), `b` with getpgid() (rb_b),
-    GAP seconds apart."""
-
-    def __init__(self):
-        self.p = subprocess.Popen(
-            [sys.executable, "-c",
-             "import os, sys, time\n"
-             "print('ready', flush=True)\n"
-             "for line in sys.stdin:\n"
-             "    pattern, gap = line.split()\n"
-             "    for c in pattern:\n"
-             "        os.getppid() if c == 'a' else os.getpgid(0)\n"
-             "        time.sleep(float(gap))\n"
-             "    print('done', flush=True)\n"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.p.stdout.readline().strip() == "ready"
-
-    def calls(self, pattern: str, gap: float) -> None:
-        self.p.stdin.write(f"{pattern} {gap}\n")
-        self.p.stdin.flush()
-        assert self.p.stdout.readline().strip() == "done"
-
-    def close(self) -> None:
-        self.p.kill()
-        self.p.wait()
 
 
 @pytest.fixture
