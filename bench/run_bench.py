@@ -72,7 +72,7 @@ CPP_CASES = ("paced", "even")  # what the C++ runtime is measured in
 EVEN_RATES = (100000, 10000)  # records/s of the evenly paced case
 EVEN_S = 5.0
 EVEN_DELAY = "1ms"  # the coalescing variant of even 100k/s (runners only)
-CPP_DEFAULT = os.path.join(os.path.dirname(os.path.dirname(ROOT)), "shared", "anchors", "wasm-bpf-cpp")
+CPP_DEFAULT = os.path.join(os.path.dirname(ROOT), "shared", "anchors", "wasm-bpf-cpp")  # ../shared beside the repository
 # perf buffer: 64 pages per CPU (the runner's PerfBuffer and native_consumer), a
 # sample = 8-byte header + 4-byte size + 64 bytes, 8-aligned = 80 bytes
 PERF_RECORDS_PER_CPU = 64 * 4096 // 80
