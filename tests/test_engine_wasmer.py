@@ -495,3 +495,73 @@ def test_a_guest_that_imports_a_stage_by_its_name_gets_eio(engine):
       (func (export "_start") (call $proc_exit (i32.sub (i32.const 0) (call $stage))) unreachable))"""
     host = [HostFunction("wasm_bpf", "wasm_bpf_map_operate", OPERATE, lambda *args: 0)]
     assert run(engine, guest, host)[1] == 29  # WASI EIO
+
+
+def test_map_calls_take_one_page_for_their_arguments_slot(engine):
+    from wasm_bpf_cli.engines import rewrite
+    host = [HostFunction("wasm_bpf", "wasm_bpf_map_operate", OPERATE, lambda *args: 0),
+            HostFunction("wasm_bpf", "wasm_bpf_map_fd_by_name", MAP_FD, lambda *args: 0)]
+    inst, _ = run(engine, MAP_GUEST, host)
+    assert inst.memory.size() == 65536
+    operate = inst.export_caller("operate", OPERATE)
+    assert [operate(*args) for args in MAP_CALLS] == [0] * len(MAP_CALLS)
+    assert inst.memory.size() == 2 * 65536  # grown once
+    assert inst._export(rewrite.ARGS_SLOT_EXPORT).value == 65536 + rewrite.ARGS_SLOT_OFFSET
+
+
+def test_map_calls_in_a_memory_that_cannot_grow_bring_the_same_arguments(engine, monkeypatch):
+    # no page for a slot (maximum == initial): the arguments go through the
+    # globals, every call still served
+    guest = MAP_GUEST.replace('(memory (export "memory") 1)', '(memory (export "memory") 1 1)')
+    monkeypatch.setitem(globals(), "MAP_GUEST", guest)
+    seen, got = _map_calls(engine)
+    assert seen == [("operate",) + c for c in MAP_CALLS] + [("map_fd",) + c for c in FD_CALLS]
+    assert got == [-1, -2, -3, -4, -5, 6, 7, 8, 9]
+
+
+STAGED_GUEST = r"""(module
+  (import "wasm_bpf" "wasm_bpf_map_operate_stage" (func $stage (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "\07\00\00\00\01\00\00\00\10\00\00\00\20\00\00\00\00\00\00\00\00\00\00\00\ff\ff\ff\ff\ff\ff\ff\ff")
+  (global (export "__wasm_bpf_map_operate_fd") (mut i32) (i32.const 0))
+  (global (export "__wasm_bpf_map_operate_cmd") (mut i32) (i32.const 0))
+  (global (export "__wasm_bpf_map_operate_key") (mut i32) (i32.const 0))
+  (global (export "__wasm_bpf_map_operate_value") (mut i32) (i32.const 0))
+  (global (export "__wasm_bpf_map_operate_next_key") (mut i32) (i32.const 0))
+  (global (export "__wasm_bpf_map_operate_flags") (mut i64) (i64.const 0))
+  (global (export "__wasm_bpf_args_slot") (mut i32) (i32.const %d))
+  (func (export "_start") (call $proc_exit (i32.sub (i32.const 0) (call $stage))) unreachable))"""
+
+
+@pytest.mark.parametrize("slot, code", [(1024, 7), (0xFFFFFFF0, 21), (0x7FFFFFFF, 21), (65536 - 8, 21),
+                                        (65536, 21)])
+def test_a_wild_arguments_slot_is_efault_never_a_host_crash(engine, slot, code):
+    # the slot's global is the guest's to write: the host reads the slot
+    # only inside the memory, as it is now (a slot at 1024 holds fd 7: the
+    # host function answers -7; one past the memory: WASI EFAULT)
+    seen = []
+
+    def operate(*args):
+        seen.append(args)
+        return -args[0]
+    host = [HostFunction("wasm_bpf", "wasm_bpf_map_operate", OPERATE, operate)]
+    assert run(engine, STAGED_GUEST % (slot - (1 << 32) if slot >= 1 << 31 else slot), host)[1] == code
+    assert seen == ([(7, 1, 16, 32, 0, -1)] if code == 7 else [])
+
+
+def test_the_arguments_slot_is_read_where_the_memory_is_after_it_grew(engine):
+    # growing may move the memory: the slot is read through wasmer's buffer,
+    # which says where it is now
+    from wasm_bpf_cli.engines import rewrite
+    seen = []
+    host = [HostFunction("wasm_bpf", "wasm_bpf_map_operate", OPERATE, lambda *args: seen.append(args) or 0),
+            HostFunction("wasm_bpf", "wasm_bpf_map_fd_by_name", MAP_FD, lambda *args: 0)]
+    inst, _ = run(engine, MAP_GUEST, host)
+    operate = inst.export_caller("operate", OPERATE)
+    operate(*MAP_CALLS[0])
+    for pages in (1, 15, 200):
+        assert inst.memory.grow(pages) is not None
+        operate(*MAP_CALLS[1])
+    assert seen == [MAP_CALLS[0]] + [MAP_CALLS[1]] * 3
+    assert inst._export(rewrite.ARGS_SLOT_EXPORT).value == 65536 + rewrite.ARGS_SLOT_OFFSET

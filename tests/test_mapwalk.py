@@ -113,7 +113,7 @@ def test_a_new_object_after_close_is_walked_from_its_own_maps(steps):
 # ---------------------------------------------------------------- wasmer: map calls without arguments
 
 # On wasmer the guest's map calls reach the host without arguments
-# (rewrite.serve_import_in_wasm: they are left in globals); these switches
+# (rewrite.serve_import_in_wasm: they are left in a slot in memory); these switches
 # give them their arguments again.
 ARGUMENTS = {"WASM_BPF_MAP_OPERATE_IN_WASM": "0", "WASM_BPF_MAP_FD_BY_NAME_IN_WASM": "0"}
 

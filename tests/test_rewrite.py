@@ -744,7 +744,7 @@ def test_fd_write_in_wasm_rewrites_the_built_guests_into_valid_modules(path):
     assert (list(t.params), [str(r) for r in t.results]) == ([], ["i32"])
 
 
-# ---------------------------------------------------------------- map imports served through globals
+# ---------------------------------------------------------------- map imports served through a slot in memory
 
 MAP_GUEST = """(module
   (import "wasm_bpf" "wasm_bpf_map_fd_by_name" (func $map_fd (param i64 i32) (result i32)))
@@ -758,16 +758,24 @@ MAP_GUEST = """(module
     (call $map_fd (local.get 0) (local.get 1))))
 """
 I32_MIN, I32_MAX, I64_MIN, I64_MAX = -2**31, 2**31 - 1, -2**63, 2**63 - 1
+MAP_CALLS = [(3, 1, 16, 32, 0, 0), (5, 4, -1, I32_MIN, I32_MAX, I64_MIN), (7, 2, -16, 65536, 0, I64_MAX),
+             (I32_MAX, -1, 0, 0, -8, -1), (-9, 99, 1 << 30, 12, 4, 1 << 40)]
+FD_CALLS = [(1, 64), (I64_MAX, -1), (I64_MIN, I32_MIN), (-1, 0)]
 
 
-def served_maps(wasm: bytes, answers=(0,)):
+def served_maps(wasm: bytes, answers=(0,), limits=None):
     """Instantiate `wasm` (map imports served by serve_import_in_wasm) with
-    stage imports that record the arguments in the added globals and answer
-    `answers` in turn (the last one then on); (exports, store, {import
-    name: [args seen]}, module)."""
+    stage imports that record the arguments, read as the wasmer engine does
+    (from the slot while its global is set, else from the globals), and
+    answer `answers` in turn (the last one then on); (exports, store,
+    {import name: [args seen]}, module, [where each call's arguments were:
+    the slot's address or "globals"]). `limits`: a wasmtime store limit on
+    the memory (bytes)."""
     store = wasmtime.Store()
+    if limits is not None:
+        store.set_limits(memory_size=limits)
     module = wasmtime.Module(store.engine, wasm)  # validates
-    exports, seen, replies = {}, {}, list(answers)
+    exports, seen, where, replies = {}, {}, [], list(answers)
     funcs = []
     for imp in module.imports:
         served = next((s for s in rewrite.HOST_SERVED_IMPORTS if s.stage == imp.name), None)
@@ -777,39 +785,127 @@ def served_maps(wasm: bytes, answers=(0,)):
         seen[served.name] = []
 
         def stage(caller, served=served):
-            seen[served.name].append(tuple(exports[g].value(caller) for g in served.arg_exports))
+            slot = exports[rewrite.ARGS_SLOT_EXPORT].value(caller) & 0xFFFFFFFF
+            if slot:
+                fmt = rewrite.slot_layout(served.params)[1]
+                raw = exports["memory"].read(caller, slot, slot + struct.calcsize(fmt))
+                args = struct.unpack(fmt, raw)
+            else:
+                args = tuple(exports[g].value(caller) for g in served.arg_exports)
+            where.append(slot or "globals")
+            seen[served.name].append(args)
             return replies.pop(0) if len(replies) > 1 else replies[0]
 
         funcs.append(wasmtime.Func(store, stage_type(), stage, access_caller=True))
     exports.update(wasmtime.Instance(store, module, funcs).exports(store))
-    return exports, store, seen, module
+    return exports, store, seen, module, where
 
 
-def test_map_operate_in_wasm_passes_every_argument_whole_in_typed_globals():
+SLOT = 65536 + rewrite.ARGS_SLOT_OFFSET  # in the page the first call grows, past the guest's one
+
+
+def test_map_operate_in_wasm_passes_every_argument_whole_in_a_slot_of_a_page_of_its_own():
     wasm = rewrite.serve_map_operate_in_wasm(wat(MAP_GUEST))
-    exports, store, seen, module = served_maps(wasm, answers=(-44, 0, -21, 7, 0))
+    exports, store, seen, module, where = served_maps(wasm, answers=(-44, 0, -21, 7, 3, 0))
     stage = [(i.module, i.name, list(i.type.params), [str(r) for r in i.type.results])
              for i in module.imports if "operate" in i.name]
     assert stage == [("wasm_bpf", "wasm_bpf_map_operate_stage", [], ["i32"])]
     globals_ = [(e.name, str(e.type.content)) for e in module.exports if isinstance(e.type, wasmtime.GlobalType)]
     assert globals_ == [(name, "i32") for name in rewrite.MAP_OPERATE.arg_exports[:5]] + [
-        (rewrite.MAP_OPERATE.arg_exports[5], "i64")]
-    calls = [(3, 1, 16, 32, 0, 0), (5, 4, -1, I32_MIN, I32_MAX, I64_MIN), (7, 2, -16, 65536, 0, I64_MAX),
-             (I32_MAX, -1, 0, 0, -8, -1)]
-    results = [exports["operate"](store, *args) for args in calls]
+        (rewrite.MAP_OPERATE.arg_exports[5], "i64"), (rewrite.ARGS_SLOT_EXPORT, "i32")]
+    assert exports[rewrite.ARGS_SLOT_EXPORT].value(store) == 0  # no slot before the first call
+    results = [exports["operate"](store, *args) for args in MAP_CALLS]
     results.append(exports["lookup"](store, 9))  # a call site with constants
-    assert results == [-44, 0, -21, 7, 0]  # the host's answers are the guest's
-    assert seen["wasm_bpf_map_operate"] == calls + [(9, 1, 16, 32, 0, 0)]
-    assert exports["memory"].size(store) == 1  # nothing grown: the guest's memory is its own
+    assert results == [-44, 0, -21, 7, 3, 0]  # the host's answers are the guest's
+    assert seen["wasm_bpf_map_operate"] == MAP_CALLS + [(9, 1, 16, 32, 0, 0)]
+    assert where == [SLOT] * 6
+    assert exports["memory"].size(store) == 2  # one page grown, once
+    assert [exports[g].value(store) for g in rewrite.MAP_OPERATE.arg_exports] == [0] * 6  # unused
 
 
 def test_map_fd_by_name_in_wasm_passes_the_whole_i64_handle():
     wasm = rewrite.serve_import_in_wasm(wat(MAP_GUEST), rewrite.MAP_FD_BY_NAME)
-    exports, store, seen, module = served_maps(wasm, answers=(5, -44, -28))
-    assert [exports["map_fd"](store, h, p) for h, p in ((1, 64), (I64_MAX, -1), (I64_MIN, I32_MIN))] == [5, -44, -28]
-    assert seen["wasm_bpf_map_fd_by_name"] == [(1, 64), (I64_MAX, -1), (I64_MIN, I32_MIN)]
+    exports, store, seen, module, where = served_maps(wasm, answers=(5, -44, -28, 1))
+    assert [exports["map_fd"](store, *args) for args in FD_CALLS] == [5, -44, -28, 1]
+    assert seen["wasm_bpf_map_fd_by_name"] == FD_CALLS
+    assert where == [SLOT] * 4
     # map_operate was left as it was
     assert [i.name for i in module.imports] == ["wasm_bpf_map_fd_by_name_stage", "wasm_bpf_map_operate"]
+
+
+def test_slot_layout_puts_each_param_at_its_natural_alignment():
+    assert rewrite.slot_layout(rewrite.MAP_OPERATE.params) == ((0, 4, 8, 12, 16, 24), "<iiiii4xq")
+    assert rewrite.slot_layout(rewrite.MAP_FD_BY_NAME.params) == ((0, 8), "<qi")
+    assert rewrite.slot_layout(("i32", "i64", "i32", "i32", "i64")) == ((0, 8, 16, 20, 24), "<i4xqiiq")
+
+
+def test_map_imports_share_one_slot_and_one_page():
+    wasm = rewrite.serve_import_in_wasm(rewrite.serve_map_operate_in_wasm(wat(MAP_GUEST)), rewrite.MAP_FD_BY_NAME)
+    module = wasmtime.Module(wasmtime.Engine(), wasm)
+    slots = [e.name for e in module.exports if e.name == rewrite.ARGS_SLOT_EXPORT]
+    assert slots == [rewrite.ARGS_SLOT_EXPORT]
+    exports, store, seen, _, where = served_maps(wasm, answers=(4,))
+    assert exports["map_fd"](store, 2, 8) == 4 and exports["lookup"](store, 3) == 4
+    assert exports["operate"](store, *MAP_CALLS[1]) == 4 and exports["map_fd"](store, *FD_CALLS[2]) == 4
+    assert seen == {"wasm_bpf_map_fd_by_name": [(2, 8), FD_CALLS[2]],
+                    "wasm_bpf_map_operate": [(3, 1, 16, 32, 0, 0), MAP_CALLS[1]]}
+    assert where == [SLOT] * 4 and exports["memory"].size(store) == 2
+
+
+@pytest.mark.parametrize("memory, limits", [("(memory (export \"memory\") 1 1)", None),  # max == initial
+                                            ("(memory (export \"memory\") 1)", 65536)])  # a store's limit
+def test_map_calls_go_through_the_globals_when_the_memory_cannot_grow(memory, limits):
+    # no slot, and no map call lost: the arguments go to the globals, the
+    # slot's global stays 0
+    text = MAP_GUEST.replace('(memory (export "memory") 1)', memory)
+    wasm = rewrite.serve_import_in_wasm(rewrite.serve_map_operate_in_wasm(wat(text)), rewrite.MAP_FD_BY_NAME)
+    exports, store, seen, _, where = served_maps(wasm, answers=(-44, 0, -21, 7, 3, 5, 6, 8, 9), limits=limits)
+    results = [exports["operate"](store, *args) for args in MAP_CALLS]
+    results += [exports["map_fd"](store, *args) for args in FD_CALLS]
+    assert results == [-44, 0, -21, 7, 3, 5, 6, 8, 9]
+    assert seen == {"wasm_bpf_map_operate": MAP_CALLS, "wasm_bpf_map_fd_by_name": FD_CALLS}
+    assert where == ["globals"] * 9
+    assert exports["memory"].size(store) == 1 and exports[rewrite.ARGS_SLOT_EXPORT].value(store) == 0
+
+
+def test_a_failed_grow_is_tried_again_at_the_next_call():
+    # the globals path does not stick: once the memory can grow, the next
+    # call takes its slot
+    wasm = rewrite.serve_map_operate_in_wasm(wat(MAP_GUEST))
+    exports, store, seen, _, where = served_maps(wasm, answers=(1,), limits=65536)
+    assert exports["operate"](store, *MAP_CALLS[0]) == 1
+    store.set_limits(memory_size=2 * 65536)
+    assert [exports["operate"](store, *args) for args in MAP_CALLS[1:3]] == [1, 1]
+    assert where == ["globals", SLOT, SLOT] and exports["memory"].size(store) == 2
+    assert seen["wasm_bpf_map_operate"] == MAP_CALLS[:3]
+
+
+def test_a_memory_that_had_no_page_never_has_its_slot_at_address_0():
+    text = MAP_GUEST.replace('(memory (export "memory") 1)', '(memory (export "memory") 0)')
+    wasm = rewrite.serve_map_operate_in_wasm(wat(text))
+    exports, store, seen, _, where = served_maps(wasm, answers=(2,))
+    assert [exports["operate"](store, *args) for args in MAP_CALLS[:3]] == [2, 2, 2]
+    assert where == [rewrite.ARGS_SLOT_OFFSET] * 3 and exports["memory"].size(store) == 1  # one page, once
+    assert seen["wasm_bpf_map_operate"] == MAP_CALLS[:3]
+
+
+@pytest.mark.parametrize("wild", [0xFFFFFFF0, 65536 - 8, -1])
+def test_a_wild_slot_address_traps_in_the_guest(wild):
+    # the slot's global is the guest's to write: a store out of its memory
+    # traps in wasm (the engine's host side checks again, see
+    # test_engine_wasmer), nothing reaches the host
+    wasm = rewrite.serve_map_operate_in_wasm(wat(MAP_GUEST))
+    exports, store, seen, _, where = served_maps(wasm)
+    exports[rewrite.ARGS_SLOT_EXPORT].set_value(store, wild)
+    with pytest.raises(wasmtime.Trap, match="out of bounds"):
+        exports["operate"](store, *MAP_CALLS[1])
+    assert where == [] and exports["memory"].size(store) == 1
+
+
+def test_map_imports_in_a_64_bit_memory_are_refused():
+    text = MAP_GUEST.replace('(memory (export "memory") 1)', '(memory (export "memory") i64 1)')
+    with pytest.raises(RewriteError, match="64-bit memory"):
+        rewrite.serve_map_operate_in_wasm(wat(text))
 
 
 def test_map_imports_retarget_only_their_own_calls():
@@ -818,11 +914,11 @@ def test_map_imports_retarget_only_their_own_calls():
     bodies = _bodies(out)
     calls = lambda f: [rewrite._retarget_calls(b, f, 10**6)[1] for b in bodies]  # noqa: E731
     added = 2 + 3  # 2 imports, 3 functions: the added one is index 5, the last body
-    assert calls(1) == [0, 0, 0, 1]  # only the added function calls the (renamed) import
+    assert calls(1) == [0, 0, 0, 2]  # only the added function calls the (renamed) import (slot, globals)
     assert calls(added) == [1, 1, 0, 0]  # the guest's two call sites go to it
     assert calls(0) == [0, 0, 1, 0]  # map_fd_by_name's call unchanged
     both = rewrite.serve_import_in_wasm(out, rewrite.MAP_FD_BY_NAME)
-    exports, store, seen, _ = served_maps(both, answers=(3,))
+    exports, store, seen, _, _ = served_maps(both, answers=(3,))
     assert exports["map_fd"](store, 2, 8) == 3 and exports["lookup"](store, 3) == 3
     assert seen == {"wasm_bpf_map_fd_by_name": [(2, 8)], "wasm_bpf_map_operate": [(3, 1, 16, 32, 0, 0)]}
     with pytest.raises(RewriteError, match="imports no function wasm_bpf.wasm_bpf_map_operate"):

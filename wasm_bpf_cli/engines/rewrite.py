@@ -418,7 +418,7 @@ def add_table_trampoline(wasm: bytes, export_name: str = "__wasm_bpf_call_table"
 
 # ---------------------------------------------------------------- ring-buffer batch dispatch
 
-REWRITE_VERSION = 8  # bump whenever what compile() adds to a module changes (module cache key)
+REWRITE_VERSION = 9  # bump whenever what compile() adds to a module changes (module cache key)
 
 
 def poll_in_wasm_enabled() -> bool:
@@ -648,8 +648,11 @@ class ServedImport(NamedTuple):
     """An import serve_import_in_wasm makes argument-free: module.name of
     type params -> i32 becomes module.stage () -> i32; the guest's calls go
     to the added function `export`, which leaves the arguments in the
-    globals exported as `arg_exports` (in param order) first. `switch`: the
-    environment variable that, set to 0, leaves the import as it is."""
+    globals exported as `arg_exports` (in param order) first, or, with
+    `in_slot`, in the arguments slot in memory while it has one (see
+    _args_in_slot_body; the globals then only when the memory cannot grow).
+    `switch`: the environment variable that, set to 0, leaves the import as
+    it is."""
     module: str
     name: str
     params: Tuple[str, ...]
@@ -657,13 +660,45 @@ class ServedImport(NamedTuple):
     export: str
     arg_exports: Tuple[str, ...]
     switch: str
+    in_slot: bool = False
 
 
-def _served(module: str, name: str, params: Sequence[Tuple[str, str]], short: str) -> ServedImport:
+def _served(module: str, name: str, params: Sequence[Tuple[str, str]], short: str,
+            in_slot: bool = False) -> ServedImport:
     """The usual names: stage `<name>_stage`, `__wasm_bpf_<short>` and
     `__wasm_bpf_<short>_<param>`, switch WASM_BPF_<SHORT>_IN_WASM."""
     return ServedImport(module, name, tuple(t for _, t in params), f"{name}_stage", f"__wasm_bpf_{short}",
-                        tuple(f"__wasm_bpf_{short}_{p}" for p, _ in params), f"WASM_BPF_{short.upper()}_IN_WASM")
+                        tuple(f"__wasm_bpf_{short}_{p}" for p, _ in params), f"WASM_BPF_{short.upper()}_IN_WASM",
+                        in_slot)
+
+
+# The arguments slot of the imports served with `in_slot`: a mutable i32
+# global exported as ARGS_SLOT_EXPORT holds its address (0: none yet). The
+# first call grows the memory by a page of its own for it (as the poll's
+# staging slot; wasi-libc's sbrk and Rust's allocator only use what their own
+# memory.grow returns) and puts the slot ARGS_SLOT_OFFSET bytes into it (never
+# address 0, even in a memory that had no page). The imports share it: the
+# host reads the arguments on entry, before anything can call the guest.
+ARGS_SLOT_EXPORT = "__wasm_bpf_args_slot"
+ARGS_SLOT_OFFSET = 16
+_SLOT_CODES = {"i32": ("i", 4), "i64": ("q", 8)}
+
+
+def slot_layout(params: Sequence[str]) -> Tuple[Tuple[int, ...], str]:
+    """(offset of each param in the arguments slot, the slot's `struct`
+    format): little endian, each at its natural alignment, i32s signed and
+    the i64s whole as the import would have had them."""
+    offsets, fmt, at = [], "<", 0
+    for t in params:
+        code, size = _SLOT_CODES[t]
+        pad = -at % size
+        if pad:
+            fmt += f"{pad}x"
+            at += pad
+        offsets.append(at)
+        fmt += code
+        at += size
+    return tuple(offsets), fmt
 
 
 FD_WRITE = ServedImport(WASI_MODULE, "fd_write", ("i32",) * 4, FD_WRITE_STAGE_IMPORT, FD_WRITE_IN_WASM,
@@ -674,9 +709,9 @@ FD_WRITE = ServedImport(WASI_MODULE, "fd_write", ("i32",) * 4, FD_WRITE_STAGE_IM
 # imports with the host functions themselves (wasmer_engine.instantiate).
 MAP_OPERATE = _served("wasm_bpf", "wasm_bpf_map_operate",
                       [("fd", "i32"), ("cmd", "i32"), ("key", "i32"), ("value", "i32"), ("next_key", "i32"),
-                       ("flags", "i64")], "map_operate")
+                       ("flags", "i64")], "map_operate", in_slot=True)
 MAP_FD_BY_NAME = _served("wasm_bpf", "wasm_bpf_map_fd_by_name", [("obj", "i64"), ("name", "i32")],
-                         "map_fd_by_name")
+                         "map_fd_by_name", in_slot=True)
 HOST_SERVED_IMPORTS = (MAP_OPERATE, MAP_FD_BY_NAME)
 
 
@@ -860,15 +895,55 @@ def _poll_in_wasm_body(stage: int, dispatch: int, slot_global: int) -> bytes:
 def _args_in_globals_body(nparams: int) -> Callable[[int, int], bytes]:
     """A body(stage, first_global) for _serve_import_in_wasm: the import's
     `nparams` arguments into the globals from `first_global` on (one each,
-    of the param's type), then stage(). Globals, not the staging slot in
-    memory: with no slot yet, one would be grown (a page the guest sees:
-    memory.size, pointers past its old end becoming valid), and these
-    imports are called long before the first poll. Apart from the poll's
-    arguments: a callback inside the poll's dispatch loop prints and reads
-    maps."""
+    of the param's type), then stage(). Globals, not a slot in memory:
+    nothing grown (a page the guest sees: memory.size, pointers past its old
+    end becoming valid), for fd_write, whose host side reads few arguments
+    per byte written; the map imports take a slot (_args_in_slot_body)."""
     def body(stage: int, first_global: int) -> bytes:
         return b"".join(b"\x20" + encode_u32(i) + b"\x24" + encode_u32(first_global + i)
                         for i in range(nparams)) + b"\x10" + encode_u32(stage)
+    return body
+
+
+def _args_in_slot_body(params: Sequence[str], slot_global: int) -> Callable[[int, int], bytes]:
+    """A body(stage, first_global) for _serve_import_in_wasm, with one
+    extra i32 local (the slot): with no slot yet (the global
+    ARGS_SLOT_EXPORT, index `slot_global`, is 0), grow the memory by a page
+    and put the slot ARGS_SLOT_OFFSET bytes into it; then store the params
+    into the slot (slot_layout) and call stage(). If the memory cannot grow
+    (at its maximum), the same as _args_in_globals_body: the params into the
+    globals from `first_global` on and stage() with the slot global still 0,
+    which tells the host where to read them; the next call tries to grow
+    again. Why a slot: the host reads it with one struct unpack, where a
+    global is one call into the engine each."""
+    offsets, _ = slot_layout(params)
+    n = len(params)
+    g = lambda i: b"\x20" + encode_u32(i)  # noqa: E731 local.get
+    s = lambda i: b"\x21" + encode_u32(i)  # noqa: E731 local.set
+    t = lambda i: b"\x22" + encode_u32(i)  # noqa: E731 local.tee
+    c = lambda v: b"\x41" + encode_s32(v)  # noqa: E731 i32.const
+    get_slot, set_slot = b"\x23" + encode_u32(slot_global), b"\x24" + encode_u32(slot_global)
+    EQ, EQZ, SHL, ADD, IF, IF_I32, ELSE, END = b"\x46", b"\x45", b"\x74", b"\x6a", b"\x04\x40", b"\x04\x7f", b"\x05", b"\x0b"
+    SLOT = n
+    store = {"i32": lambda off: b"\x36\x02" + encode_u32(off),  # i32.store align=4
+             "i64": lambda off: b"\x37\x03" + encode_u32(off)}  # i64.store align=8
+
+    def body(stage: int, first_global: int) -> bytes:
+        call = b"\x10" + encode_u32(stage)
+        b = bytearray()
+        b += get_slot + t(SLOT) + EQZ + IF  # no slot yet: a page of its own
+        b += c(1) + b"\x40\x00" + t(SLOT) + c(-1) + EQ + IF
+        b += c(0) + s(SLOT)  # cannot grow: no slot (the globals below)
+        b += ELSE + g(SLOT) + c(16) + SHL + c(ARGS_SLOT_OFFSET) + ADD + t(SLOT) + set_slot + END
+        b += END
+        b += g(SLOT) + IF_I32
+        b += b"".join(g(SLOT) + g(i) + store[ty](off) for i, (ty, off) in enumerate(zip(params, offsets)))
+        b += call
+        b += ELSE
+        b += b"".join(g(i) + b"\x24" + encode_u32(first_global + i) for i in range(n))
+        b += call
+        b += END
+        return bytes(b)
     return body
 
 
@@ -910,13 +985,28 @@ def serve_import_in_wasm(wasm: bytes, served: "ServedImport", stage: Optional[st
     of it in the guest's own code goes to the added function served.export,
     which leaves the arguments in the exported globals served.arg_exports
     (one per param, of its type: an i64 stays whole) and calls the stage
-    import, whose answer is the guest's. Why: wasmer-python keeps each host
+    import, whose answer is the guest's. With served.in_slot, it leaves
+    them in the arguments slot in memory instead (ARGS_SLOT_EXPORT, added
+    once for all such imports; _args_in_slot_body), the globals only while
+    the memory cannot grow for one. Why: wasmer-python keeps each host
     call's argument objects (~48 B each) until the guest's `_start` returns;
     a call without arguments keeps ~8 B. RewriteError as
-    serve_poll_in_wasm's (the caller keeps the module as it was)."""
+    serve_poll_in_wasm's (the caller keeps the module as it was; with
+    in_slot also for a 64-bit memory)."""
+    if not served.in_slot:
+        return _serve_import_in_wasm(wasm, served.module, served.name, served.params, stage or served.stage,
+                                     served.export, _args_in_globals_body(len(served.params)), 0,
+                                     served.arg_exports, served.params)
+    sections = split_sections(wasm)
+    if _memory_is_64(sections):
+        raise RewriteError("module has a 64-bit memory")
+    slot = export_index(wasm, ARGS_SLOT_EXPORT, KIND_GLOBAL)  # another import's, shared
+    globals_, types = served.arg_exports, served.params
+    if slot is None:
+        slot = _count_imported_globals(sections) + _count(sections, GLOBAL, "global") + len(globals_)
+        globals_, types = globals_ + (ARGS_SLOT_EXPORT,), types + ("i32",)
     return _serve_import_in_wasm(wasm, served.module, served.name, served.params, stage or served.stage,
-                                 served.export, _args_in_globals_body(len(served.params)), 0,
-                                 served.arg_exports, served.params)
+                                 served.export, _args_in_slot_body(served.params, slot), 1, globals_, types)
 
 
 def serve_map_operate_in_wasm(wasm: bytes) -> bytes:
@@ -1005,6 +1095,19 @@ _ZERO_GLOBALS = {"i32": b"\x7f\x01" + b"\x41\x00\x0b",  # mut i32 = i32.const 0
 
 def _imports_memory(sections: Sequence[Section]) -> bool:
     return any(e.kind == KIND_MEMORY for e in _import_entries(sections))
+
+
+def _memory_is_64(sections: Sequence[Section]) -> bool:
+    """Whether memory 0 (imported or the module's own) is a 64-bit one."""
+    for e in _import_entries(sections):
+        if e.kind == KIND_MEMORY:
+            i = _find(sections, IMPORT)
+            return bool(sections[i].payload[e.name_end + 1] & 0x04)  # the limits' flags, after the kind
+    i = _find(sections, MEMORY)
+    if i is None or _count(sections, MEMORY, "memory") == 0:
+        return False
+    _, r = _vec_items(sections[i].payload, "memory")
+    return bool(r.byte() & 0x04)
 
 
 def _count_imported_globals(sections: Sequence[Section]) -> int:

@@ -25,12 +25,13 @@ told apart by having no Python frame below the call that entered wasm.
 """
 import ctypes
 import os
+import struct
 import sys
 import threading
 import types
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from wasm_bpf_cli.abi.errno import EIO_NEG
+from wasm_bpf_cli.abi.errno import EFAULT, EIO_NEG
 from wasm_bpf_cli.abi.signatures import (DEFAULT_CALLBACK_EXPORT, MEMORY_EXPORT, SAMPLE_CALLBACK,
                                          STAGE_POLL_NAME, TABLE_EXPORT, Signature)
 from wasm_bpf_cli.engines import module_cache, rewrite, stdio
@@ -300,15 +301,26 @@ _HOST_SERVED = {(s.module, s.name): s for s in rewrite.HOST_SERVED_IMPORTS}
 _UNBOUND = types.SimpleNamespace(value=0)  # a stand-in global until _staged_call's bind
 
 
-def _staged_call(func: Callable[..., int], nparams: int) -> Tuple[Callable[[], int], Callable[[list], None]]:
+def _staged_call(func: Callable[..., int], served: "rewrite.ServedImport"
+                 ) -> Tuple[Callable[[], int], Callable[..., None]]:
     """(stage, bind) for an import rewrite.serve_import_in_wasm made
     argument-free: `stage` calls `func`, the host function itself (its
-    checks, its errnos), with the values of the globals `bind` gives it once
-    the instance exists (the guest's arguments as the import would have had
-    them: i32s signed, the i64 whole). Until then, or if the module has no
-    such globals (a guest that imports the stage by its name itself), it
-    answers EIO. Six params are read without a list (a map walk's two calls
-    per entry: ~0.4 us less than a comprehension)."""
+    checks, its errnos), with the guest's arguments as the import would have
+    had them (i32s signed, the i64s whole), read where `bind` says once the
+    instance exists. Until then, or if the module has no such globals (a
+    guest that imports the stage by its name itself), it answers EIO.
+
+    served.in_slot (see rewrite._args_in_slot_body): from the arguments
+    slot in memory, with one struct unpack over wasmer's Buffer of the
+    memory, which gives the memory's current address and size each time it
+    is read (growing may move the memory): nothing cached can outlive the
+    memory, and a slot not wholly inside it answers EFAULT. The slot's
+    address is read from its global until the guest's first call sets it,
+    then kept (the global is the guest's to write, but only the added
+    function does: one that moves the slot itself gets its arguments read
+    from the old one, each pointer among them still checked as any). While
+    the global is 0 (the memory could not grow for a slot): from the
+    argument globals, as without in_slot."""
     target: Callable[..., int] = lambda *args: EIO_NEG  # noqa: E731
     a = b = c = d = e = f = _UNBOUND
     args: list = []
@@ -319,13 +331,36 @@ def _staged_call(func: Callable[..., int], nparams: int) -> Tuple[Callable[[], i
     def stage() -> int:
         return target(*[g.value for g in args])
 
-    def bind(globs: list) -> None:
-        nonlocal target, a, b, c, d, e, f
+    unpack = struct.Struct(rewrite.slot_layout(served.params)[1]).unpack_from
+    slot_global = _UNBOUND
+    buffer = b""
+    slot = 0
+
+    def slot_stage() -> int:
+        nonlocal slot
+        if not slot:
+            slot = slot_global.value & 0xFFFFFFFF
+            if not slot:
+                return target(*[g.value for g in args])
+        try:
+            values = unpack(buffer, slot)
+        except struct.error:  # not wholly inside the memory
+            return EFAULT
+        return target(*values)
+
+    def bind(globs: list, slot_glob=None, memory=None) -> None:
+        """The argument globals; with in_slot also the slot's global and
+        the memory (wasmer's)."""
+        nonlocal target, a, b, c, d, e, f, slot_global, buffer
         args[:] = globs
-        if nparams == 6:
+        if len(globs) == 6:
             a, b, c, d, e, f = globs
+        if slot_glob is not None:
+            slot_global, buffer = slot_glob, memory.buffer
         target = func
-    return (stage6 if nparams == 6 else stage), bind
+    if served.in_slot:
+        return slot_stage, bind
+    return (stage6 if len(served.params) == 6 else stage), bind
 
 
 def _go_wrapper_guest(wasm: bytes) -> bool:
@@ -333,8 +368,9 @@ def _go_wrapper_guest(wasm: bytes) -> bool:
     the wrapper callback): they are left as they were, as for the poll
     (their allocators take pages memory.grow adds as their own, see
     abi/delivery.py's _polls_through_wrapper; fd_write's arguments go
-    through globals and grow nothing, nor do the map imports, but the
-    rewriter has not been checked against their code)."""
+    through globals and grow nothing, but the map imports' slot takes a
+    page as the poll's does, and the rewriter has not been checked against
+    their code)."""
     return rewrite.export_index(wasm, DEFAULT_CALLBACK_EXPORT, rewrite.KIND_FUNC) is not None
 
 
@@ -449,7 +485,7 @@ class WasmerEngine(Engine):
             imports.setdefault(hf.module, {})[hf.name] = wasmer.Function(store, hf.func, ty(hf.signature))
             served = _HOST_SERVED.get((hf.module, hf.name))
             if served is not None:  # prepare() may have made the guest call this instead
-                stage, bind = _staged_call(hf.func, len(served.params))
+                stage, bind = _staged_call(hf.func, served)
                 imports[hf.module][served.stage] = wasmer.Function(store, stage, ty(stdio.STAGED))
                 staged.append((served, bind))
         try:
@@ -467,9 +503,15 @@ class WasmerEngine(Engine):
         fd, iovs, count, nwritten = (inst._export(name) for name in rewrite.FD_WRITE_ARG_EXPORTS)
         if isinstance(nwritten, wasmer.Global):  # rewrite.serve_fd_write_in_wasm
             streams.staged_fd_write_args = lambda: (fd.value, iovs.value, count.value, nwritten.value)
+        slot = inst._export(rewrite.ARGS_SLOT_EXPORT)
         for served, bind in staged:
             globs = [inst._export(name) for name in served.arg_exports]
-            if all(isinstance(g, wasmer.Global) for g in globs):  # rewrite.serve_import_in_wasm
+            if not all(isinstance(g, wasmer.Global) for g in globs):  # rewrite.serve_import_in_wasm
+                continue
+            if served.in_slot:
+                if isinstance(slot, wasmer.Global):
+                    bind(globs, slot, inst.memory._mem)
+            else:
                 bind(globs)
         # wasmer's own WASI functions for every fd other than 0-2 (files, preopens).
         delegate_imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
