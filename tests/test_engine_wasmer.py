@@ -565,3 +565,12 @@ def test_the_arguments_slot_is_read_where_the_memory_is_after_it_grew(engine):
         operate(*MAP_CALLS[1])
     assert seen == [MAP_CALLS[0]] + [MAP_CALLS[1]] * 3
     assert inst._export(rewrite.ARGS_SLOT_EXPORT).value == 65536 + rewrite.ARGS_SLOT_OFFSET
+
+
+def test_a_stage_without_a_slot_global_reads_the_argument_globals(engine):
+    guest = (STAGED_GUEST % 0).replace('(global (export "__wasm_bpf_args_slot") (mut i32) (i32.const 0))', "")
+    guest = guest.replace('(export "__wasm_bpf_map_operate_fd") (mut i32) (i32.const 0)',
+                          '(export "__wasm_bpf_map_operate_fd") (mut i32) (i32.const 5)')
+    assert "args_slot" not in guest
+    host = [HostFunction("wasm_bpf", "wasm_bpf_map_operate", OPERATE, lambda *args: -args[0])]
+    assert run(engine, guest, host)[1] == 5

@@ -508,10 +508,9 @@ class WasmerEngine(Engine):
             globs = [inst._export(name) for name in served.arg_exports]
             if not all(isinstance(g, wasmer.Global) for g in globs):  # rewrite.serve_import_in_wasm
                 continue
-            if served.in_slot:
-                if isinstance(slot, wasmer.Global):
-                    bind(globs, slot, inst.memory._mem)
-            else:
+            if served.in_slot and isinstance(slot, wasmer.Global):
+                bind(globs, slot, inst.memory._mem)
+            else:  # the globals only (a guest that imports the stage itself, with globals of these names)
                 bind(globs)
         # wasmer's own WASI functions for every fd other than 0-2 (files, preopens).
         delegate_imports = wasi_env.generate_imports(store, wasmer.wasi.Version.SNAPSHOT1)
