@@ -322,26 +322,18 @@ def _staged_call(func: Callable[..., int], served: "rewrite.ServedImport"
     the global is 0 (the memory could not grow for a slot): from the
     argument globals, as without in_slot."""
     target: Callable[..., int] = lambda *args: EIO_NEG  # noqa: E731
-    a = b = c = d = e = f = _UNBOUND
-    args: list = []
-
-    def stage6() -> int:
-        return target(a.value, b.value, c.value, d.value, e.value, f.value)
-
-    def stage() -> int:
-        return target(*[g.value for g in args])
-
-    unpack = struct.Struct(rewrite.slot_layout(served.params)[1]).unpack_from
-    slot_global = _UNBOUND
+    arg_globals: list = []
+    slot_global = _UNBOUND  # its value 0: no slot (the argument globals); without in_slot, always
     buffer = b""
     slot = 0
+    unpack = struct.Struct(rewrite.slot_layout(served.params)[1]).unpack_from
 
-    def slot_stage() -> int:
+    def stage() -> int:
         nonlocal slot
         if not slot:
             slot = slot_global.value & 0xFFFFFFFF
             if not slot:
-                return target(*[g.value for g in args])
+                return target(*[g.value for g in arg_globals])
         try:
             values = unpack(buffer, slot)
         except struct.error:  # not wholly inside the memory
@@ -351,16 +343,12 @@ def _staged_call(func: Callable[..., int], served: "rewrite.ServedImport"
     def bind(globs: list, slot_glob=None, memory=None) -> None:
         """The argument globals; with in_slot also the slot's global and
         the memory (wasmer's)."""
-        nonlocal target, a, b, c, d, e, f, slot_global, buffer
-        args[:] = globs
-        if len(globs) == 6:
-            a, b, c, d, e, f = globs
+        nonlocal target, slot_global, buffer
+        arg_globals[:] = globs
         if slot_glob is not None:
             slot_global, buffer = slot_glob, memory.buffer
         target = func
-    if served.in_slot:
-        return slot_stage, bind
-    return (stage6 if len(served.params) == 6 else stage), bind
+    return stage, bind
 
 
 def _go_wrapper_guest(wasm: bytes) -> bool:
