@@ -221,6 +221,41 @@ def test_a_callback_that_closes_its_object_mid_batch_ends_the_poll_cleanly(kind,
     assert out.all[-1] in ("poll ret=1", "poll ret=2", "poll ret=3"), out.all
 
 
+class SampledRunner:
+    """A runner script (RSS_RUNNER, PRINT_RSS_RUNNER) in a fresh process, so
+    that its peak RSS is its own: it prints READY once its guest runs, then
+    answers each line on stdin with a line of numbers, the first its peak RSS
+    in KB, the second a count that grows (records delivered, lines printed);
+    the end of stdin stops it, and it prints "exit CODE"."""
+
+    def __init__(self, script: str, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-c", script, *args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ready(self) -> str:
+        return self.proc.stdout.readline().strip()
+
+    def when_counted(self, n: int) -> tuple:
+        """The numbers once the count reaches n (or after 30 s)."""
+        deadline = time.monotonic() + 30
+        while True:
+            self.proc.stdin.write("s\n")
+            self.proc.stdin.flush()
+            got = tuple(int(x) for x in self.proc.stdout.readline().split())
+            if got[1] >= n or time.monotonic() > deadline:
+                return got
+            time.sleep(0.1)
+
+    def finish(self) -> list:
+        """Stop it: what it said last ("exit", CODE)."""
+        self.proc.stdin.close()
+        return self.proc.stdout.read().split()
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 # A runner in a fresh process (its peak RSS is its own): bench.wasm in ring
 # mode on the pid given; each line on stdin is answered with "peak_rss_kb
 # records_delivered polls_served"; end of stdin stops it.
@@ -256,31 +291,16 @@ def test_wake_ups_on_wasmer_do_not_grow_the_peak_rss_by_more_than_a_few_bytes_ea
     # (rewrite.serve_poll_in_wasm): two per wake-up, ~17 B; the poll import's
     # 7 arguments cost ~170 B per wake-up (WASM_BPF_POLL_IN_WASM=0 fails here).
     caller = Caller()
-    proc = subprocess.Popen([sys.executable, "-c", RSS_RUNNER, example("bench"), ENGINE, str(caller.p.pid)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    runner = SampledRunner(RSS_RUNNER, example("bench"), ENGINE, str(caller.p.pid))
     try:
-        assert proc.stdout.readline().strip() == "attached"
-
-        def sample():
-            proc.stdin.write("s\n")
-            proc.stdin.flush()
-            return tuple(int(x) for x in proc.stdout.readline().split())
-
-        def delivered(n):
-            deadline = time.monotonic() + 30
-            while (got := sample())[1] < n and time.monotonic() < deadline:
-                time.sleep(0.1)
-            return got
-
+        assert runner.ready() == "attached"
         caller.calls(3000, 0.0001)  # warm-up: the allocator, the staging pages, the engine's caches
-        rss0, records0, polls0 = delivered(3000)
+        rss0, records0, polls0 = runner.when_counted(3000)
         caller.calls(60000, 0.0001)  # ~one wake-up each (~10 s)
-        rss1, records1, polls1 = delivered(63000)
-        proc.stdin.close()
-        assert proc.stdout.read().split() == ["exit", "0"]
+        rss1, records1, polls1 = runner.when_counted(63000)
+        assert runner.finish() == ["exit", "0"]
     finally:
-        proc.kill()
-        proc.wait()
+        runner.close()
         caller.close()
     assert records1 - records0 == 60000
     wake_ups = polls1 - polls0
@@ -323,30 +343,16 @@ def test_printed_lines_on_wasmer_do_not_grow_the_peak_rss_by_more_than_a_few_byt
     # ~160 B per line, fails here). Polls hold their records up to 50 ms
     # (max_delivery_delay): a wake-up's own cost is spread over many lines.
     caller = Caller()
-    proc = subprocess.Popen([sys.executable, "-c", PRINT_RSS_RUNNER, guest("plainprint"), ENGINE,
-                             str(caller.p.pid)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    runner = SampledRunner(PRINT_RSS_RUNNER, guest("plainprint"), ENGINE, str(caller.p.pid))
     try:
-        assert proc.stdout.readline().strip() == "ready"
-
-        def printed(n):
-            deadline = time.monotonic() + 30
-            while True:
-                proc.stdin.write("s\n")
-                proc.stdin.flush()
-                got = tuple(int(x) for x in proc.stdout.readline().split())
-                if got[1] >= n or time.monotonic() > deadline:
-                    return got
-                time.sleep(0.1)
-
+        assert runner.ready() == "ready"
         caller.calls(5000, 0.0001)  # warm-up: the allocator, the staging pages, the engine's caches
-        rss0, lines0 = printed(5000)
+        rss0, lines0 = runner.when_counted(5000)
         caller.calls(40000, 0.0001)
-        rss1, lines1 = printed(45000)
-        proc.stdin.close()
-        assert proc.stdout.read().split() == ["exit", "130"]  # stopped: interrupted
+        rss1, lines1 = runner.when_counted(45000)
+        assert runner.finish() == ["exit", "130"]  # stopped: interrupted
     finally:
-        proc.kill()
-        proc.wait()
+        runner.close()
         caller.close()
     assert lines1 - lines0 == 40000
     per_line = (rss1 - rss0) * 1024 / (lines1 - lines0)
